@@ -1,0 +1,10 @@
+"""icarena: environments, datasets, backbones and evaluation for in-context learning.
+
+``import icarena`` registers every environment id with Gymnasium (``icarena/MatrixGame-v0``, ...)
+and PettingZoo (``icarena/matrix_game-v0``, ...).
+"""
+
+from icarena import envs  # noqa: F401  (registers the environment ids)
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "envs"]

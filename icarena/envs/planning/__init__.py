@@ -1,0 +1,5 @@
+"""The planning track's environments."""
+
+
+def register_envs() -> None:
+    """Register this track's env ids (idempotent)."""

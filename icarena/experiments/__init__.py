@@ -1,0 +1,36 @@
+"""Named experiments that chain generate -> pretrain -> evaluate (``icarena run NAME``).
+
+Each experiment module exposes a ``Config`` dataclass (with at least ``out_dir`` and ``seed``; its
+field docstrings become the CLI help) and ``run(cfg) -> dict``, which writes ``config.json``,
+``metrics.json``, ``report.md`` and PNG plots into ``cfg.out_dir`` and returns a summary
+(``{"report": path, "rows": [...] }``) for the printed table.
+Adding an experiment = one module + one line in ``EXPERIMENTS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from icarena.errors import ConfigError
+
+# name -> (module, one-line help)
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "quickstart": (
+        "icarena.experiments.quickstart",
+        "A small version of every experiment (the `make demo` job, < 5 min on 2 cores).",
+    ),
+    "regression-linear": (
+        "icarena.experiments.regression_linear",
+        "GPT learns linear regression in context (Garg et al., d=5, k=11) vs LS / 3-NN / avg.",
+    ),
+}
+
+
+def experiment_module(name: str) -> ModuleType:
+    """Import and return the module of experiment ``name``."""
+    if name not in EXPERIMENTS:
+        raise ConfigError(
+            f"unknown experiment {name!r}; available: {', '.join(sorted(EXPERIMENTS))}"
+        )
+    return importlib.import_module(EXPERIMENTS[name][0])
