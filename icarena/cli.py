@@ -1,0 +1,168 @@
+"""The ``icarena`` command.
+
+    icarena list                         envs, backbones, generators, tasks, experiments
+    icarena generate NAME [--flags]      task -> dataset on disk
+    icarena pretrain NAME [--flags]      dataset/task -> trained run dir (--train.resume continues)
+    icarena evaluate NAME [--flags]      run dir -> metrics.json + report.md
+    icarena run NAME [--flags]           a named experiment chaining the stages
+    icarena search [--flags]             S3-style evolutionary search over the supernet
+
+Every NAME's flags come from its config dataclass (``icarena run NAME --help`` documents every
+field); the resolved config is saved in the output directory. Errors in the user's input print
+one line (``icarena: error: ...``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from icarena.errors import IcarenaError
+
+# stage -> (registry module, registry attribute, config attribute, function attribute)
+STAGES: dict[str, tuple[str, str, str, str]] = {
+    "generate": ("icarena.pretraining.generate", "GENERATORS", "Config", "generate"),
+    "pretrain": ("icarena.pretraining.pretrain", "PRETRAINERS", "PretrainConfig", "pretrain"),
+    "evaluate": ("icarena.evaluation.evaluate", "EVALUATORS", "EvalConfig", "evaluate"),
+    "run": ("icarena.experiments", "EXPERIMENTS", "Config", "run"),
+}
+SEARCH = ("icarena.pretraining.search", "SearchConfig", "search")
+
+
+def _registry(stage: str) -> dict[str, tuple[str, str]]:
+    module, attr, _, _ = STAGES[stage]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _usage() -> str:
+    lines = [__doc__.strip().splitlines()[0], "", "usage:"]
+    lines += ["  " + line.strip() for line in __doc__.split("\n\n")[1].splitlines()]
+    return "\n".join(lines)
+
+
+def _stage_usage(stage: str) -> str:
+    reg = _registry(stage)
+    width = max((len(n) for n in reg), default=0)
+    rows = [f"  {n.ljust(width)}  {h}" for n, (_, h) in sorted(reg.items())]
+    return f"usage: icarena {stage} NAME [--flags]   (icarena {stage} NAME --help)\n\n" + (
+        "\n".join(rows) or "  (none registered)"
+    )
+
+
+def _parse(config_cls: type, args: Sequence[str], prog: str) -> Any:
+    import tyro
+
+    return tyro.cli(config_cls, args=list(args), prog=prog,
+                    config=(tyro.conf.FlagConversionOff,))
+
+
+def _print_summary(result: Any) -> None:
+    if not isinstance(result, dict):
+        return
+    rows = result.get("rows") or []
+    if rows:
+        from icarena.evaluation.report import markdown_table
+
+        headers = list(dict.fromkeys(k for row in rows for k in row))
+        print(markdown_table(headers, [[row.get(h, "") for h in headers] for row in rows]))
+    if result.get("report"):
+        print(f"\nreport: {result['report']}")
+
+
+def run_stage(stage: str, name: str, args: Sequence[str]) -> Any:
+    """Parse ``args`` into the config of ``stage`` entry ``name`` and run it."""
+    reg = _registry(stage)
+    if name not in reg:
+        raise IcarenaError(
+            f"unknown {stage} name {name!r}; available: {', '.join(sorted(reg)) or 'none'} "
+            "(see `icarena list`)"
+        )
+    _, _, cfg_attr, fn_attr = STAGES[stage]
+    module = importlib.import_module(reg[name][0])
+    cfg = _parse(getattr(module, cfg_attr), args, prog=f"icarena {stage} {name}")
+    return getattr(module, fn_attr)(cfg)
+
+
+def list_everything() -> str:
+    """The text of ``icarena list``."""
+    import gymnasium
+
+    import icarena  # noqa: F401  (registers the envs)
+    from icarena.pretraining import backbones
+
+    out = ["envs (gymnasium.make / pettingzoo.make):"]
+    for env_id, spec in sorted(gymnasium.registry.items()):
+        if env_id.startswith("icarena/"):
+            out.append(f"  {env_id:28s} {_first_doc_line(spec.entry_point)}")
+    try:
+        import pettingzoo
+
+        for env_id, spec in sorted(pettingzoo.registry.items()):
+            if env_id.startswith("icarena/"):
+                out.append(f"  {env_id:28s} (pettingzoo parallel) "
+                           f"{_first_doc_line(spec.entry_point)}")
+    except (ImportError, AttributeError):
+        pass
+    out.append("\nbackbones (--backbone NAME):")
+    out += [f"  {n:28s} {backbones.describe(n)}" for n in backbones.available()]
+    for stage, title in (("generate", "generators (icarena generate NAME)"),
+                         ("pretrain", "pretraining tasks (icarena pretrain NAME)"),
+                         ("evaluate", "evaluations (icarena evaluate NAME)"),
+                         ("run", "experiments (icarena run NAME)")):
+        out.append(f"\n{title}:")
+        out += [f"  {n:28s} {h}" for n, (_, h) in sorted(_registry(stage).items())]
+    return "\n".join(out)
+
+
+def _first_doc_line(entry_point: Any) -> str:
+    try:
+        if isinstance(entry_point, str):
+            mod, _, attr = entry_point.partition(":")
+            obj = getattr(importlib.import_module(mod), attr)
+        else:
+            obj = entry_point
+        return (obj.__doc__ or "").strip().splitlines()[0]
+    except Exception:  # an env's help line must never break `icarena list`
+        return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``icarena`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "list":
+            print(list_everything())
+            return 0
+        if command == "search":
+            module = importlib.import_module(SEARCH[0])
+            cfg = _parse(getattr(module, SEARCH[1]), rest, prog="icarena search")
+            _print_summary(getattr(module, SEARCH[2])(cfg))
+            return 0
+        if command not in STAGES:
+            raise IcarenaError(
+                f"unknown command {command!r}; use one of: list, {', '.join(STAGES)}, search"
+            )
+        if not rest or rest[0] in ("-h", "--help"):
+            print(_stage_usage(command))
+            return 0 if rest else 2
+        _print_summary(run_stage(command, rest[0], rest[1:]))
+        return 0
+    except IcarenaError as e:
+        print(f"icarena: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("icarena: interrupted (rerun with --train.resume / --resume to continue)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

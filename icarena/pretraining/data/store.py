@@ -1,0 +1,273 @@
+"""Dataset store: shards of flat numpy arrays plus a JSON manifest.
+
+Layout of a dataset directory::
+
+    manifest.json                 schema version, generator name + config, seed, arrays, files
+    <array>.<shard:05d>.npy       one .npy per array per shard (rows split along axis 0)
+    files/<name>                  extra payloads saved beside the arrays (a graph, games, ...)
+
+Array names may contain ``/`` (``train/tokens``); on disk it becomes ``__``. Every shard and extra
+file carries its SHA-256 in the manifest; :func:`load_dataset` verifies them and memory-maps the
+shards with ``allow_pickle=False``. Writing goes to a temporary sibling directory that is renamed
+into place only when complete, so an interrupted write never leaves a half-written dataset and
+an existing dataset is replaced only by a complete new one.
+
+The same arrays, config and seed give byte-identical files (``.npy`` headers are deterministic
+and the manifest is written with sorted keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from icarena.errors import DatasetError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _disk_name(name: str) -> str:
+    if not name or name.startswith(".") or ".." in name or "\\" in name:
+        raise DatasetError(f"invalid array name {name!r}: use letters, digits, '_' and '/'")
+    return name.replace("/", "__")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_dataset(
+    path: str | os.PathLike,
+    arrays: Mapping[str, np.ndarray],
+    *,
+    generator: str,
+    config: Mapping[str, Any],
+    seed: int,
+    shard_rows: int | None = None,
+    files: Mapping[str, bytes] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a dataset directory atomically and return its path.
+
+    Args:
+        path: the dataset directory to create.
+        arrays: name -> array; each is split along axis 0 into shards of ``shard_rows`` rows
+            (one shard when None). Object arrays are refused (they would need pickle).
+        generator: name of the generator that made the data (e.g. ``"alpine"``).
+        config: the generator's resolved config (JSON-serialisable).
+        seed: the seed the data was generated from.
+        shard_rows: rows per shard, or None for a single shard per array.
+        files: extra payloads (name -> bytes) stored under ``files/`` with their checksums.
+        overwrite: replace an existing dataset at ``path`` (only once the new one is complete).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DatasetError(
+            f"{path} already exists; choose another output path or pass overwrite=True "
+            "(--overwrite on the CLI)"
+        )
+    if shard_rows is not None and shard_rows < 1:
+        raise DatasetError(f"shard_rows must be >= 1, got {shard_rows}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        manifest_arrays: dict[str, Any] = {}
+        for name in sorted(arrays):
+            arr = np.asarray(arrays[name])
+            if arr.dtype == object:
+                raise DatasetError(f"array {name!r} has dtype object; store numeric arrays only")
+            arr = np.ascontiguousarray(arr)
+            rows = arr.shape[0] if arr.ndim else 1
+            step = rows if (shard_rows is None or arr.ndim == 0) else shard_rows
+            shards = []
+            starts = range(0, max(rows, 1), max(step, 1)) if arr.ndim else [0]
+            for i, start in enumerate(starts):
+                part = arr if arr.ndim == 0 else arr[start : start + step]
+                fname = f"{_disk_name(name)}.{i:05d}.npy"
+                np.save(tmp / fname, part, allow_pickle=False)
+                shards.append(
+                    {"file": fname, "rows": int(part.shape[0]) if part.ndim else 1,
+                     "sha256": sha256_file(tmp / fname)}
+                )
+            manifest_arrays[name] = {
+                "dtype": arr.dtype.str,
+                "shape": list(arr.shape),
+                "shards": shards,
+            }
+        manifest_files = {}
+        for name in sorted(files or {}):
+            fpath = tmp / "files" / _disk_name(name)
+            fpath.parent.mkdir(exist_ok=True)
+            fpath.write_bytes(files[name])
+            manifest_files[name] = {"file": f"files/{fpath.name}", "sha256": sha256_file(fpath)}
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "generator": generator,
+            "config": dict(config),
+            "seed": int(seed),
+            "arrays": manifest_arrays,
+            "files": manifest_files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
+            os.replace(path, old / "d")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: memory-mapped shards plus the manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+    _shards: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+
+    @property
+    def generator(self) -> str:
+        return self.manifest["generator"]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest["config"]
+
+    @property
+    def seed(self) -> int:
+        return self.manifest["seed"]
+
+    def names(self) -> list[str]:
+        return sorted(self.manifest["arrays"])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.manifest["arrays"]
+
+    def shards(self, name: str) -> list[np.ndarray]:
+        """The memory-mapped shards of array ``name``."""
+        if name not in self.manifest["arrays"]:
+            raise DatasetError(
+                f"dataset {self.path} has no array {name!r}; it has: {', '.join(self.names())}"
+            )
+        return self._shards[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Array ``name``: the memory map itself when it has one shard, else a concatenation."""
+        parts = self.shards(name)
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts, axis=0)
+
+    def file_bytes(self, name: str) -> bytes:
+        """Bytes of the extra file ``name`` (checksum verified at load time)."""
+        if name not in self.manifest["files"]:
+            raise DatasetError(
+                f"dataset {self.path} has no file {name!r}; it has: "
+                f"{', '.join(sorted(self.manifest['files'])) or 'none'}"
+            )
+        return (self.path / self.manifest["files"][name]["file"]).read_bytes()
+
+
+def load_dataset(
+    path: str | os.PathLike, *, verify: bool = True, generator: str | None = None
+) -> Dataset:
+    """Load a dataset directory: memory-mapped, ``allow_pickle=False``, checksums verified.
+
+    Args:
+        path: the dataset directory.
+        verify: check every shard's and file's SHA-256 against the manifest.
+        generator: if given, the dataset must have been made by this generator.
+    """
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise DatasetError(
+            f"no dataset at {path} (missing {MANIFEST}); create it with `icarena generate ...`"
+        )
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{mpath} is not valid JSON ({e}); regenerate the dataset") from e
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise DatasetError(
+            f"{mpath} has schema version {manifest.get('schema_version')!r}, this icarena reads "
+            f"{SCHEMA_VERSION}; regenerate the dataset"
+        )
+    if generator is not None and manifest.get("generator") != generator:
+        raise DatasetError(
+            f"{path} was made by generator {manifest.get('generator')!r}, expected "
+            f"{generator!r}; pass a dataset from `icarena generate {generator}`"
+        )
+    ds = Dataset(path=path, manifest=manifest)
+    for name, spec in manifest["arrays"].items():
+        parts = []
+        for shard in spec["shards"]:
+            fpath = path / shard["file"]
+            if not fpath.is_file():
+                raise DatasetError(f"missing shard {fpath}; regenerate the dataset")
+            if verify and sha256_file(fpath) != shard["sha256"]:
+                raise DatasetError(
+                    f"checksum mismatch in {fpath}: the shard is corrupt or truncated; "
+                    "regenerate the dataset"
+                )
+            try:
+                arr = np.load(fpath, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as e:
+                raise DatasetError(
+                    f"cannot read shard {fpath} ({e}); regenerate the dataset"
+                ) from e
+            if arr.dtype.str != spec["dtype"] or (arr.ndim and arr.shape[0] != shard["rows"]):
+                raise DatasetError(
+                    f"shard {fpath} has dtype/shape {arr.dtype.str}{arr.shape}, manifest says "
+                    f"{spec['dtype']} with {shard['rows']} rows; regenerate the dataset"
+                )
+            parts.append(arr)
+        ds._shards[name] = parts
+    for spec in manifest.get("files", {}).values():
+        fpath = path / spec["file"]
+        if not fpath.is_file():
+            raise DatasetError(f"missing file {fpath}; regenerate the dataset")
+        if verify and sha256_file(fpath) != spec["sha256"]:
+            raise DatasetError(f"checksum mismatch in {fpath}; regenerate the dataset")
+    return ds

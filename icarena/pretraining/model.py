@@ -1,0 +1,149 @@
+"""Task model = read-in -> backbone -> read-out.
+
+The backbone (any registered architecture) knows nothing about the task; the read-in turns task
+inputs into (B, T, D) states (an ``Embedding`` for token ids, a ``Linear`` for feature vectors)
+and the read-out maps states to task outputs (next-token logits, a regression value, action
+logits). :func:`load_model` rebuilds a trained model from a run dir's ``config.json`` and
+``model.safetensors`` without pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from icarena.errors import CheckpointError, ConfigError, check
+from icarena.pretraining import backbones
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a task model."""
+
+    backbone: str = "gpt"
+    """Registered backbone name (see `icarena list`)."""
+    backbone_cfg: dict[str, Any] = field(default_factory=dict)
+    """Backbone options (d_model, n_layers, n_heads, causal, max_len, ...)."""
+    input_kind: str = "tokens"
+    """'tokens' (integer ids -> Embedding) or 'vectors' (features -> Linear)."""
+    input_dim: int = 0
+    """Vocabulary size (tokens) or feature width (vectors)."""
+    output_dim: int = 0
+    """Width of the read-out (vocabulary size, 1 for regression, #actions, ...)."""
+    tie_weights: bool = False
+    """Tie the read-out to the token embedding (tokens only; needs output_dim == input_dim)."""
+
+    def validate(self) -> None:
+        check(self.input_kind in ("tokens", "vectors"),
+              f"input_kind must be 'tokens' or 'vectors', got {self.input_kind!r}")
+        check(self.input_dim >= 1, f"input_dim must be >= 1, got {self.input_dim}")
+        check(self.output_dim >= 1, f"output_dim must be >= 1, got {self.output_dim}")
+        if self.tie_weights:
+            check(self.input_kind == "tokens" and self.input_dim == self.output_dim,
+                  "tie_weights needs input_kind='tokens' and output_dim == input_dim")
+
+
+class SequenceModel(nn.Module):
+    """read-in -> backbone -> read-out over a sequence.
+
+    ``forward(x, *, pad_mask=None, special_mask=None)``: x is (B, T) int64 token ids or
+    (B, T, input_dim) floats; returns (B, T, output_dim).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.backbone = backbones.build(cfg.backbone, **cfg.backbone_cfg)
+        d = self.backbone.d_model
+        if cfg.input_kind == "tokens":
+            self.read_in: nn.Module = nn.Embedding(cfg.input_dim, d)
+            nn.init.normal_(self.read_in.weight, std=0.02)
+        else:
+            self.read_in = nn.Linear(cfg.input_dim, d)
+        self.read_out = nn.Linear(d, cfg.output_dim, bias=not cfg.tie_weights)
+        if cfg.tie_weights:
+            self.read_out.weight = self.read_in.weight
+
+    def hidden(
+        self,
+        x: torch.Tensor,
+        *,
+        pad_mask: torch.Tensor | None = None,
+        special_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Backbone states (B, T, D) for inputs x."""
+        if self.cfg.input_kind == "tokens":
+            check(x.dtype in (torch.int64, torch.int32),
+                  f"token inputs must be integer ids, got dtype {x.dtype}")
+            if x.numel():
+                lo, hi = int(x.min()), int(x.max())
+                check(0 <= lo and hi < self.cfg.input_dim,
+                      f"token ids must lie in [0, {self.cfg.input_dim}), got [{lo}, {hi}]")
+        else:
+            check(x.dim() == 3 and x.shape[-1] == self.cfg.input_dim,
+                  f"vector inputs must be (B, T, {self.cfg.input_dim}), got {tuple(x.shape)}")
+        return self.backbone(self.read_in(x), pad_mask=pad_mask, special_mask=special_mask)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        pad_mask: torch.Tensor | None = None,
+        special_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.read_out(self.hidden(x, pad_mask=pad_mask, special_mask=special_mask))
+
+    def num_params(self) -> int:
+        """Trainable parameters, tied tensors counted once."""
+        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    """ModelConfig from its JSON form, with a clear error for unknown keys."""
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown model config key(s) {unknown}; valid: {sorted(names)}")
+    return ModelConfig(**d)
+
+
+def load_model(
+    run_dir: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[SequenceModel, dict[str, Any]]:
+    """Rebuild a trained model from ``run_dir`` (config.json + model.safetensors).
+
+    Returns the model in eval mode and the run's full config dict.
+    """
+    from safetensors.torch import load_model as load_safetensors
+
+    run_dir = Path(run_dir)
+    cfg_path, weights = run_dir / "config.json", run_dir / "model.safetensors"
+    for p in (cfg_path, weights):
+        if not p.is_file():
+            raise CheckpointError(
+                f"{p} not found: {run_dir} is not a finished run dir; train one with "
+                "`icarena pretrain` or `icarena run ...`"
+            )
+    config = json.loads(cfg_path.read_text())
+    if "model" not in config:
+        raise CheckpointError(f"{cfg_path} has no 'model' section; it is not a model run dir")
+    model = SequenceModel(model_config_from_dict(config["model"]))
+    try:
+        missing, unexpected = load_safetensors(model, str(weights), strict=False,
+                                               device=str(map_location))
+    except Exception as e:  # safetensors raises RuntimeError / SafetensorError on shape mismatch
+        raise CheckpointError(f"{weights} does not fit the model in {cfg_path}: {e}") from e
+    missing = [k for k in missing if k != "read_out.weight" or not model.cfg.tie_weights]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{weights} does not match {cfg_path}: missing {missing}, unexpected {unexpected}"
+        )
+    return model.eval(), config

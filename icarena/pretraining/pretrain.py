@@ -1,0 +1,12 @@
+"""Dataset/task -> trained run dir: the registry behind ``icarena pretrain TASK``.
+
+Each entry's module exposes a ``PretrainConfig`` dataclass (with at least ``out_dir`` and
+``seed``, a ``train: TrainConfig`` section and a ``resume`` route through it; field docstrings
+become the CLI help) and ``pretrain(cfg) -> TrainResult``.
+Adding a task = one module + one line in ``PRETRAINERS``.
+"""
+
+from __future__ import annotations
+
+# name -> (module, one-line help)
+PRETRAINERS: dict[str, tuple[str, str]] = {}

@@ -1,0 +1,409 @@
+"""Trainer: AdamW + warm-up/cosine schedule + clipping, TensorBoard, checkpoints, resume, DDP.
+
+``train(model, task, cfg, out_dir, config=...)`` runs ``cfg.steps`` optimisation steps. The
+batch of step ``i`` on rank ``r`` is ``task.sample_batch(np.random.default_rng([seed, r, i]),
+batch_size)``, so the data stream is a pure function of (seed, rank, step): a resumed run sees
+exactly the batches an uninterrupted run would, and reaches the same weights.
+
+A task implements::
+
+    sample_batch(rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]
+    loss(model, batch) -> scalar tensor
+    evaluate(model) -> dict[str, float]        # logged as eval/<key>
+    tokens_per_sample: int                     # optional, for the tokens/s figure
+
+Run dir written (rank 0 only, each file atomically): ``config.json`` (the caller's resolved
+config plus the train config), ``model.safetensors`` (releasable weights), ``ckpt.pt``
+(model, optimizer, scheduler, step, torch RNG state, loss history: plain data, loadable with
+``torch.load(weights_only=True)``) and TensorBoard events (``train/loss``, ``train/lr``,
+``eval/...``, hparams in the same run).
+
+Distributed: under ``torchrun`` (env ``RANK`` set) the model is wrapped in DDP (gloo on CPU,
+NCCL on GPU); each rank draws its own batches and gradients are averaged, so all ranks hold
+identical weights after every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from icarena.errors import CheckpointError, IcarenaError, check
+from icarena.pretraining.data.store import atomic_write_bytes, atomic_write_json
+
+
+class Task(Protocol):
+    """What the Trainer needs from a task."""
+
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        ...
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]: ...
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of a pretraining run."""
+
+    steps: int = 2000
+    """Number of optimisation steps."""
+    batch_size: int = 64
+    """Sequences per step (per rank under DDP)."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW)."""
+    min_lr: float = 0.0
+    """Learning rate at the end of the cosine decay."""
+    warmup_steps: int = 200
+    """Linear warm-up steps from 0 to lr."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (applied to matrices only, not biases/norms/embeddings' 1-D params)."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.999
+    """AdamW beta2."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0 disables)."""
+    eval_every: int = 0
+    """Run task.evaluate every this many steps (0: only at the end)."""
+    ckpt_every: int = 500
+    """Write ckpt.pt and model.safetensors every this many steps (and at the end)."""
+    log_every: int = 10
+    """Log train/loss and train/lr to TensorBoard every this many steps."""
+    seed: int = 0
+    """Seed of the data stream (and of everything the trainer draws)."""
+    threads: int = 0
+    """torch CPU threads (0: leave torch's default)."""
+    device: str = "auto"
+    """'auto' (cuda if available, else cpu), 'cpu' or 'cuda'."""
+    resume: bool = False
+    """Continue the run in out_dir from its ckpt.pt."""
+    overwrite: bool = False
+    """Replace an existing run in out_dir instead of refusing."""
+    progress: bool = True
+    """Show a tqdm progress bar (only on a terminal, rank 0)."""
+
+    def validate(self) -> None:
+        check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
+        check(0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}")
+        check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
+        check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        check(self.ckpt_every >= 1, f"ckpt_every must be >= 1, got {self.ckpt_every}")
+        check(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
+        check(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
+        check(self.device in ("auto", "cpu", "cuda"),
+              f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        check(not (self.resume and self.overwrite), "use either resume or overwrite, not both")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    losses: list[float]
+    """Training loss at every step (rank 0's batches)."""
+    eval_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    final_eval: dict[str, float] = field(default_factory=dict)
+    tokens_per_s: float = float("nan")
+    """Training throughput (rank 0, this process's steps, excluding evaluation)."""
+    peak_mem_bytes: int = 0
+    """Peak memory: CUDA max allocated, or the process's max RSS on CPU."""
+    seconds: float = 0.0
+    out_dir: Path | None = None
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at ``step`` (0-based): linear warm-up, then cosine decay to ``min_lr``."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA) and numpy's legacy global RNG (for third-party code)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on tensors of rank >= 2 only (nanoGPT convention)."""
+    params = {id(p): p for p in model.parameters() if p.requires_grad}.values()
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the torchrun process group when ``RANK`` is set (gloo on CPU, NCCL on GPU)."""
+    if "RANK" not in os.environ:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise IcarenaError("device='cuda' but no CUDA device is available; use --device cpu")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    return inner.state_dict()
+
+
+def _save_weights(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_model
+
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_model(inner, str(tmp))
+    os.replace(tmp, path)
+
+
+def _save_checkpoint(
+    path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, step: int,
+    losses: list[float], eval_history: list, config: dict[str, Any],
+) -> None:
+    state = {
+        "model": _state_dict(model),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "step": step,
+        "torch_rng": torch.get_rng_state(),
+        "losses": list(losses),
+        "eval_history": [[s, dict(m)] for s, m in eval_history],
+        "config": json.loads(json.dumps(config)),
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load ``ckpt.pt`` with ``weights_only=True`` (no pickle of arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; run without --resume to start a new run")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path} ({e}); it is corrupt") from e
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a run config that must match for a resume (not resume/progress flags)."""
+    c = json.loads(json.dumps(config))
+    for key in ("resume", "overwrite", "progress", "threads", "device"):
+        c.get("train", {}).pop(key, None)
+    return c
+
+
+def train(
+    model: nn.Module,
+    task: Task,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    config: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``task`` and write the run dir ``out_dir``; see the module docstring.
+
+    Args:
+        model: the task model (its parameters already initialised from the seed).
+        task: object implementing the Task protocol.
+        cfg: optimisation settings.
+        out_dir: the run directory.
+        config: the caller's resolved config (model/task sections), saved in config.json
+            together with ``train``; a resume refuses a checkpoint whose config differs.
+    """
+    cfg.validate()
+    out_dir = Path(out_dir)
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
+    info = init_distributed(device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    full_config = dict(config or {})
+    full_config["train"] = dataclasses.asdict(cfg)
+    ckpt_path = out_dir / "ckpt.pt"
+
+    start_step, losses, eval_history = 0, [], []
+    if cfg.resume:
+        state = load_checkpoint(ckpt_path)
+        if _comparable(state["config"]) != _comparable(full_config):
+            raise CheckpointError(
+                f"{ckpt_path} was written by a run with another config; resume with the same "
+                "settings, or start a new run in another --out-dir"
+            )
+    elif ckpt_path.exists() or (out_dir / "model.safetensors").exists():
+        if not cfg.overwrite:
+            raise CheckpointError(
+                f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to "
+                "replace it, or choose another out dir"
+            )
+
+    model.to(device)
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / cfg.lr)
+    if cfg.resume:
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt_path} does not fit this model: {e}") from e
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start_step = int(state["step"])
+        losses = list(state["losses"])
+        eval_history = [(int(s), dict(m)) for s, m in state["eval_history"]]
+
+    if info.enabled:
+        model = nn.parallel.DistributedDataParallel(model)
+    inner = model.module if info.enabled else model
+
+    writer = None
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / "config.json", full_config)
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir))
+        if start_step == 0:
+            rows = "\n".join(f"|{k}|{v}|" for k, v in _flatten(full_config).items())
+            writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=cfg.steps, initial=start_step, desc="train", dynamic_ncols=True,
+        disable=not (cfg.progress and info.is_main and sys.stderr.isatty()),
+    )
+    tokens_per_sample = int(getattr(task, "tokens_per_sample", 0) or 0)
+    train_seconds, steps_timed = 0.0, 0
+
+    def run_eval(step: int) -> dict[str, float]:
+        inner.eval()
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in task.evaluate(inner).items()}
+        inner.train()
+        eval_history.append((step, metrics))
+        if writer is not None:
+            for k, v in metrics.items():
+                writer.add_scalar(f"eval/{k}", v, step)
+        return metrics
+
+    t_start = time.perf_counter()
+    model.train()
+    for step in range(start_step, cfg.steps):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, info.rank, step])
+        batch = {k: v.to(device) for k, v in task.sample_batch(rng, cfg.batch_size).items()}
+        loss = task.loss(model, batch)
+        if not torch.isfinite(loss):
+            raise IcarenaError(
+                f"training loss became {loss.item()} at step {step}; lower --lr or raise "
+                "--warmup-steps / --grad-clip"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        train_seconds += time.perf_counter() - t0
+        steps_timed += 1
+        losses.append(float(loss.detach()))
+        bar.update(1)
+        done = step + 1
+        if writer is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+            writer.add_scalar("train/loss", losses[-1], done)
+            writer.add_scalar("train/lr", opt.param_groups[0]["lr"], done)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps and info.is_main:
+            run_eval(done)
+        if info.is_main and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+            _save_weights(model, out_dir / "model.safetensors")
+            _save_checkpoint(ckpt_path, model, opt, sched, done, losses, eval_history,
+                             full_config)
+    bar.close()
+
+    final_eval = run_eval(cfg.steps) if info.is_main else {}
+    if device.type == "cuda":
+        peak = int(torch.cuda.max_memory_allocated(device))
+    else:
+        peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    tps = (tokens_per_sample * cfg.batch_size * steps_timed / train_seconds
+           if tokens_per_sample and train_seconds > 0 else float("nan"))
+    if writer is not None:
+        hparams = {k: v for k, v in _flatten(full_config).items()
+                   if isinstance(v, int | float | str | bool)}
+        writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in final_eval.items()},
+                           run_name=".")
+        writer.close()
+    if info.is_main and final_eval:
+        _save_checkpoint(ckpt_path, model, opt, sched, cfg.steps, losses, eval_history,
+                         full_config)
+    if info.enabled:
+        dist.barrier()
+    return TrainResult(
+        losses=losses, eval_history=eval_history, final_eval=final_eval, tokens_per_s=tps,
+        peak_mem_bytes=peak, seconds=time.perf_counter() - t_start, out_dir=out_dir,
+    )
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, list | tuple):
+            out[key] = json.dumps(v)
+        else:
+            out[key] = v
+    return out
