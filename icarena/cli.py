@@ -55,8 +55,7 @@ def _stage_usage(stage: str) -> str:
 def _parse(config_cls: type, args: Sequence[str], prog: str) -> Any:
     import tyro
 
-    return tyro.cli(config_cls, args=list(args), prog=prog,
-                    config=(tyro.conf.FlagConversionOff,))
+    return tyro.cli(config_cls, args=list(args), prog=prog)
 
 
 def _print_summary(result: Any) -> None:

@@ -16,7 +16,11 @@ from typing import Any
 from icarena.errors import ConfigError
 
 # name -> (module, one-line help)
-GENERATORS: dict[str, tuple[str, str]] = {}
+GENERATORS: dict[str, tuple[str, str]] = {
+    "alpine": ("icarena.pretraining.data.alpine", "ALPINE path-finding lines on a random DAG"),
+    "blocksworld": ("icarena.pretraining.data.blocksworld", "ALPINE paths on Blocksworld states"),
+    "games": ("icarena.pretraining.data.games", "EXP3/V-learning/VI-ULCB runs on sampled games"),
+}
 
 
 def generator_module(name: str) -> ModuleType:

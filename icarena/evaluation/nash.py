@@ -1,0 +1,219 @@
+"""Exact Nash gap of zero-sum tabular games, by backward induction, batched over games/policies.
+
+For a game (R, P, ρ) (see :class:`icarena.envs.games.TabularGame`) and Markov policies
+μ_h(a|s) (max player) and ν_h(b|s) (min player), with V_{H+1} ≡ 0 (Bai & Jin 2020; Shi et al.
+2024, §2; games digest §7):
+
+    Q_h(s, a, b)       = r_h(s, a, b) + Σ_{s'} P_h(s'|s, a, b) · V_{h+1}(s')
+    V^{†,ν}_h(s)       = max_a Σ_b ν_h(b|s) · Q^{†,ν}_h(s, a, b)        (max player's best response)
+    V^{μ,†}_h(s)       = min_b Σ_a μ_h(a|s) · Q^{μ,†}_h(s, a, b)        (min player's best response)
+    gap(μ, ν)          = Σ_s ρ(s) · (V^{†,ν}_1(s) − V^{μ,†}_1(s)) ≥ 0  (0 iff (μ, ν) is Nash).
+
+This is the **duality gap**. For two-player zero-sum games it equals OpenSpiel's ``nash_conv``;
+OpenSpiel's ``exploitability`` is half of it (NashConv / 2). For a matrix game it reduces to
+max_a (Rν)_a − min_b (μᵀR)_b. Correlated per-state policies π_h(a, b|s) are scored through their
+marginals (:func:`joint_marginals`).
+
+Batching: game arrays carry a batch shape ``gb`` and policies (*pb, H, S, A) / (*pb, H, S, B) a
+batch shape ``pb``; the two broadcast (numpy rules) and every function returns arrays of the
+broadcast batch shape. E.g. games (G,) with per-episode policies (G, K, H, S, A) are scored with
+:func:`gap_curve`, which inserts the episode axis for you.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from icarena.envs.games.game import TabularGame
+from icarena.errors import check
+
+
+def _policy(x: Any, n: int, name: str, game: TabularGame) -> np.ndarray:
+    p = np.asarray(x, dtype=np.float64)
+    check(p.ndim >= 3 and p.shape[-3:] == (game.H, game.S, n),
+          f"{name} must have shape (*batch, H, S, {n}) = (*batch, {game.H}, {game.S}, {n}), "
+          f"got {p.shape}")
+    check(bool(np.all(p >= -1e-9)), f"{name} has negative probabilities")
+    err = float(np.abs(p.sum(-1) - 1.0).max()) if p.size else 0.0
+    check(err <= 1e-6, f"{name} must sum to 1 over actions (largest deviation {err:.3g})")
+    return p
+
+
+def _continuation(P_h: np.ndarray, V_next: np.ndarray) -> np.ndarray:
+    """Σ_{s'} P_h(s'|s,a,b) V(s'): P_h (..., S, A, B, S), V (..., S) -> (..., S, A, B)."""
+    return (P_h @ V_next[..., None, None, :, None])[..., 0]
+
+
+def best_response_values(
+    game: TabularGame, max_policy: Any, min_policy: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """(V^{†,ν}, V^{μ,†}), each (*batch, H + 1, S) with V[..., H, :] = 0 (see module docstring).
+
+    Args:
+        game: a (batch of) game(s), batch shape gb.
+        max_policy: μ, (*pb, H, S, A).
+        min_policy: ν, (*pb, H, S, B).
+    """
+    mu = _policy(max_policy, game.A, "max_policy", game)
+    nu = _policy(min_policy, game.B, "min_policy", game)
+    return _br_values(game.rewards, game.transitions, mu, nu)
+
+
+def _br_values(R: np.ndarray, P: np.ndarray, mu: np.ndarray, nu: np.ndarray):
+    H, S = R.shape[-4], R.shape[-3]
+    batch = np.broadcast_shapes(R.shape[:-4], mu.shape[:-3], nu.shape[:-3])
+    v_max = np.zeros((*batch, H + 1, S))
+    v_min = np.zeros((*batch, H + 1, S))
+    for h in range(H - 1, -1, -1):
+        r_h, p_h = R[..., h, :, :, :], P[..., h, :, :, :, :]
+        q = r_h + _continuation(p_h, v_max[..., h + 1, :])  # (..., S, A, B)
+        v_max[..., h, :] = (q @ nu[..., h, :, :, None])[..., 0].max(-1)
+        q = r_h + _continuation(p_h, v_min[..., h + 1, :])
+        v_min[..., h, :] = (mu[..., h, :, None, :] @ q)[..., 0, :].min(-1)
+    return v_max, v_min
+
+
+def policy_values(game: TabularGame, max_policy: Any, min_policy: Any) -> np.ndarray:
+    """V^{μ,ν} (*batch, H + 1, S): the value of the product pair (μ, ν) to the max player."""
+    mu = _policy(max_policy, game.A, "max_policy", game)
+    nu = _policy(min_policy, game.B, "min_policy", game)
+    R, P = game.rewards, game.transitions
+    batch = np.broadcast_shapes(R.shape[:-4], mu.shape[:-3], nu.shape[:-3])
+    v = np.zeros((*batch, game.H + 1, game.S))
+    for h in range(game.H - 1, -1, -1):
+        q = R[..., h, :, :, :] + _continuation(P[..., h, :, :, :, :], v[..., h + 1, :])
+        v[..., h, :] = np.einsum("...sa,...sab,...sb->...s", mu[..., h, :, :], q, nu[..., h, :, :])
+    return v
+
+
+def nash_gap(game: TabularGame, max_policy: Any, min_policy: Any) -> np.ndarray:
+    """Duality gap V^{†,ν}(ρ) − V^{μ,†}(ρ) (= OpenSpiel NashConv = 2 × exploitability).
+
+    Args:
+        game: TabularGame with batch shape gb (``()`` for one game).
+        max_policy: μ (*pb, H, S, A); min_policy: ν (*pb, H, S, B).
+    Returns:
+        float64 array of the broadcast batch shape of gb and pb (0-d for one game and one pair).
+    """
+    v_max, v_min = best_response_values(game, max_policy, min_policy)
+    return np.einsum("...s,...s->...", game.initial, v_max[..., 0, :] - v_min[..., 0, :])
+
+
+def joint_marginals(joint: Any, A: int, B: int) -> tuple[np.ndarray, np.ndarray]:
+    """Marginals (μ, ν) of correlated policies π(a, b) given as (..., A, B) or (..., A·B)."""
+    j = np.asarray(joint, dtype=np.float64)
+    if j.shape[-1] == A * B and not (j.ndim >= 2 and j.shape[-2:] == (A, B)):
+        j = j.reshape(*j.shape[:-1], A, B)
+    check(j.shape[-2:] == (A, B), f"joint policy must end in (A, B) or (A*B,), got {j.shape}")
+    return j.sum(-1), j.sum(-2)
+
+
+def nash_policies(game: TabularGame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A Nash equilibrium (μ*, ν*) of the Markov game and its value function V*.
+
+    Backward induction with an exact LP at every (h, s) (games digest §6.6):
+    Q*_h = r_h + P_h V*_{h+1} and (μ*_h(s), ν*_h(s), V*_h(s)) = LP-Nash of Q*_h(s, ·, ·).
+    One HiGHS LP per (game, h, s) -- fine for evaluation sets, not for inner loops.
+
+    Returns:
+        μ* (*gb, H, S, A), ν* (*gb, H, S, B), V* (*gb, H + 1, S).
+    """
+    from icarena.agents.games.lp import solve_zero_sum
+
+    H, S, A, B = game.dims
+    gb = game.batch_shape
+    mu = np.zeros((*gb, H, S, A))
+    nu = np.zeros((*gb, H, S, B))
+    v = np.zeros((*gb, H + 1, S))
+    for h in range(H - 1, -1, -1):
+        q = game.rewards[..., h, :, :, :] + _continuation(
+            game.transitions[..., h, :, :, :, :], v[..., h + 1, :])
+        x, y, val = solve_zero_sum(q)  # batched over (*gb, S)
+        mu[..., h, :, :], nu[..., h, :, :], v[..., h, :] = x, y, val
+    return mu, nu, v
+
+
+def nash_value(game: TabularGame) -> np.ndarray:
+    """The game value V*(ρ) = Σ_s ρ(s) V*_1(s) to the max player, shape gb."""
+    _, _, v = nash_policies(game)
+    return np.einsum("...s,...s->...", game.initial, v[..., 0, :])
+
+
+def running_average(policies: np.ndarray, axis: int = 1) -> np.ndarray:
+    """State-wise running mean over episodes: out[k] = (1/(k+1)) Σ_{i≤k} policies[i] along axis."""
+    p = np.asarray(policies, dtype=np.float64)
+    n = p.shape[axis]
+    shape = [1] * p.ndim
+    shape[axis] = n
+    return np.cumsum(p, axis=axis) / np.arange(1, n + 1).reshape(shape)
+
+
+def gap_curve(
+    game: TabularGame,
+    max_policies: Any,
+    min_policies: Any,
+    *,
+    average: bool = False,
+) -> np.ndarray:
+    """Nash gap of per-episode policies (the "Nash gap vs episode" curve, digest §7–8).
+
+    Args:
+        game: G games (batch shape (G,)).
+        max_policies: (G, K, H, S, A): the Markov policy each player used in episode k (for a
+            context algorithm: its policy at the first step of episode k; for a transformer:
+            its all-(h, s) read-out after episodes < k).
+        min_policies: (G, K, H, S, B).
+        average: score the state-wise running average μ̄_k = mean_{i≤k} μ_i (and ν̄_k) instead
+            of the last iterate. For H = 1 this is exactly the uniform mixture of the iterates;
+            for H > 1 it is the state-wise average policy (a Markov policy, not the mixture).
+    Returns:
+        (G, K) gaps.
+    """
+    check(len(game.batch_shape) == 1, f"gap_curve needs games with batch shape (G,), "
+          f"got {game.batch_shape}")
+    mu = np.asarray(max_policies, dtype=np.float64)
+    nu = np.asarray(min_policies, dtype=np.float64)
+    G = game.batch_shape[0]
+    check(mu.ndim == 5 and mu.shape[0] == G and nu.ndim == 5 and nu.shape[:2] == mu.shape[:2],
+          f"policies must be (G, K, H, S, A) and (G, K, H, S, B) with G = {G}, "
+          f"got {mu.shape} and {nu.shape}")
+    if average:
+        mu, nu = running_average(mu), running_average(nu)
+    expanded = TabularGame.__new__(TabularGame)  # a validated game viewed with an episode axis
+    object.__setattr__(expanded, "rewards", game.rewards[:, None])
+    object.__setattr__(expanded, "transitions", game.transitions[:, None])
+    object.__setattr__(expanded, "initial", game.initial[:, None])
+    return nash_gap(expanded, mu, nu)
+
+
+def uniform_gap(game: TabularGame) -> np.ndarray:
+    """Nash gap of uniform play by both players, shape gb (≈ 0.29 on 5×5 ICGP matrix games)."""
+    H, S, A, B = game.dims
+    return nash_gap(game, np.full((H, S, A), 1.0 / A), np.full((H, S, B), 1.0 / B))
+
+
+def curve_summary(gaps: np.ndarray, *, level: float = 0.9, seed: int = 0) -> dict[str, np.ndarray]:
+    """Mean, std, min, max and a bootstrap interval over games of gap curves (G, K) -> each (K,)."""
+    from icarena.evaluation.report import bootstrap_ci
+
+    g = np.asarray(gaps, dtype=np.float64)
+    lo, hi = bootstrap_ci(g, level=level, seed=seed)
+    return {"mean": g.mean(0), "std": g.std(0), "min": g.min(0), "max": g.max(0),
+            "ci_low": lo, "ci_high": hi}
+
+
+def record_gap_curves(game: TabularGame, record: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Nash-gap-vs-episode curves (G, K) of a context-algorithm or :func:`play` record.
+
+    Returns ``{"last": ..., "avg": ...}`` -- the per-episode (last-iterate) Markov pair and the
+    state-wise running-average pair (digest §7) -- plus ``"cert"`` when the record carries
+    V-learning's certified output policy (``cert/max``, ``cert/min``).
+    """
+    H = game.H
+    mu, nu = record["pi/max"][:, ::H], record["pi/min"][:, ::H]
+    out = {"last": gap_curve(game, mu, nu), "avg": gap_curve(game, mu, nu, average=True)}
+    if "cert/max" in record:
+        out["cert"] = gap_curve(game, record["cert/max"], record["cert/min"])
+    return out

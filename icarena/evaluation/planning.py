@@ -1,0 +1,343 @@
+"""Path validity, accuracy over sampled completions and the ALPINE degree (transitivity) breakdown.
+
+Reference: ALPINE (arXiv 2405.09220) Sec. 3-4 and the authors' evaluation code; digest
+``planning.md`` Secs. 7-8; the per-degree protocol of the MTP follow-up (arXiv 2509.23186).
+
+Validity of a node path ``v_1 .. v_m`` for the pair (s, t) (:func:`path_is_valid`):
+``m >= 2``, ``v_1 = s``, ``v_m = t`` and ``(v_{i-1}, v_i)`` is an edge for every i. For a sampled
+token row ``s t v_1 ... v_m \\n`` this is ALPINE's rule (>= 4 node tokens, token 3 = s, last = t,
+every consecutive pair from token 3 on an edge).
+
+Observed matrices of a training set of lines ``u = (u_1 = s, u_2 = t, u_3 = s, ..., u_N = t)``
+(1-based, planning.md Sec. 8):
+
+* ``A_obs[i, k] = 1`` iff some line has ``u_n = i, u_{n+1} = k`` for some ``n in [3, N-1]``;
+* ``R_obs[t, k] = 1`` iff some line has ``u_2 = t`` and ``u_n = k`` for some ``n in [4, N]``.
+
+Degree of a test pair (s, t): 0 if ``R_obs[t, s]``; 1 if not 0 and some u with ``A_obs[s, u]``
+has (u, t) of degree 0; 2 if neither and some such u has (u, t) of degree 1; 3 (meaning ">= 3")
+otherwise. With ``D_0[s, t] = R_obs[t, s]`` and boolean products,
+``D_{<=1} = D_0 | A_obs D_0`` and ``D_{<=2} = D_{<=1} | A_obs D_{<=1}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from icarena.envs.planning.dag import adjacency, graph_from_edges, num_nodes
+from icarena.envs.planning.tokens import NEWLINE, NODE_OFFSET, PAD, line_lengths, vocab_size
+from icarena.errors import DatasetError, check
+
+#: Error labels of :func:`path_error` / :func:`score_completions` (index = code).
+LABELS = ("ok", "syntax", "wrong_start", "non_edge", "wrong_end")
+OK, SYNTAX, WRONG_START, NON_EDGE, WRONG_END = range(len(LABELS))
+DEGREE_NAMES = ("0", "1", "2", ">=3")
+
+
+@dataclass(frozen=True)
+class PathError:
+    """Why a path is (in)valid: ``step`` is the index in the path of the first offending node
+    (``len(path)`` when the path stops before the target; -1 when valid)."""
+
+    valid: bool
+    step: int
+    label: str
+    detail: str
+
+
+def _check_node(graph: nx.DiGraph, v: Any, name: str) -> None:
+    check(isinstance(v, Hashable) and v in graph,
+          f"{name}={v!r} is not a node of the graph ({graph.number_of_nodes()} nodes)")
+
+
+def _as_path(path: Any) -> list:
+    check(isinstance(path, Sequence | np.ndarray) and not isinstance(path, str | bytes),
+          f"path must be a sequence of nodes, got {type(path).__name__}")
+    arr = list(np.asarray(path).tolist()) if isinstance(path, np.ndarray) else list(path)
+    check(all(isinstance(v, Hashable) and not isinstance(v, list | tuple | dict) for v in arr),
+          "path must be a flat sequence of node ids")
+    return arr
+
+
+def path_error(graph: nx.DiGraph, source: Any, target: Any, path: Sequence) -> PathError:
+    """Check a node path from ``source`` to ``target``; report the first invalid step.
+
+    Labels: ``ok``; ``syntax`` (fewer than 2 nodes, or a node not in the graph; step = its
+    index); ``wrong_start`` (step 0); ``non_edge`` (step i: ``(path[i-1], path[i])`` is not an
+    edge); ``wrong_end`` (every step is an edge but the last node is not the target; step =
+    ``len(path)``). Unknown ``source``/``target`` or a malformed path raise ConfigError.
+    """
+    _check_node(graph, source, "source")
+    _check_node(graph, target, "target")
+    nodes = _as_path(path)
+    for i, v in enumerate(nodes):
+        if v not in graph:
+            return PathError(False, i, "syntax", f"node {v!r} at step {i} is not in the graph")
+    if len(nodes) < 2:
+        return PathError(False, len(nodes), "syntax",
+                         f"a path needs at least 2 nodes, got {len(nodes)}")
+    if nodes[0] != source:
+        return PathError(False, 0, "wrong_start", f"starts at {nodes[0]!r}, not {source!r}")
+    for i in range(1, len(nodes)):
+        if not graph.has_edge(nodes[i - 1], nodes[i]):
+            return PathError(False, i, "non_edge",
+                             f"non-existence path ({nodes[i - 1]!r}, {nodes[i]!r})")
+    if nodes[-1] != target:
+        return PathError(False, len(nodes), "wrong_end", f"ends at {nodes[-1]!r}, not {target!r}")
+    return PathError(True, -1, "ok", "valid path")
+
+
+def path_is_valid(graph: nx.DiGraph, source: Any, target: Any, path: Sequence) -> bool:
+    """True iff ``path`` has >= 2 nodes, starts at ``source``, ends at ``target`` and each
+    consecutive pair is an edge of ``graph`` (the validity rule used everywhere in icarena)."""
+    return path_error(graph, source, target, path).valid
+
+
+@dataclass(frozen=True)
+class CompletionScores:
+    """Per-row scores of sampled completions (all arrays have shape (M,)).
+
+    ``path_valid`` / ``syntax_ok`` / ``start_end_ok`` / ``all_edges_ok`` / ``is_simple`` are the
+    metrics of planning.md Sec. 7 (start_end_ok, all_edges_ok and is_simple are False on rows
+    with a syntax error); ``code`` indexes :data:`LABELS`; ``step`` is the path index of the first
+    invalid node (-1 if valid); ``length`` the number of decoded path nodes.
+    """
+
+    path_valid: np.ndarray
+    syntax_ok: np.ndarray
+    start_end_ok: np.ndarray
+    all_edges_ok: np.ndarray
+    is_simple: np.ndarray
+    code: np.ndarray
+    step: np.ndarray
+    length: np.ndarray
+
+    @property
+    def labels(self) -> list[str]:
+        return [LABELS[c] for c in self.code.tolist()]
+
+    def summary(self) -> dict[str, float]:
+        """Mean of each metric over rows, plus the error-label fractions."""
+        out = {k: float(getattr(self, k).mean()) if len(self.code) else float("nan")
+               for k in ("path_valid", "syntax_ok", "start_end_ok", "all_edges_ok",
+                         "is_simple")}
+        for c, name in enumerate(LABELS[1:], start=1):
+            out[f"error/{name}"] = float((self.code == c).mean()) if len(self.code) else 0.0
+        out["n"] = len(self.code)
+        return out
+
+
+def score_completions(
+    adj: np.ndarray | nx.DiGraph, pairs: np.ndarray, rows: np.ndarray, *, prompt_len: int = 2
+) -> CompletionScores:
+    """Score sampled token rows against the graph, vectorised over the batch.
+
+    Args:
+        adj: (n, n) bool adjacency or a DiGraph on 0..n-1.
+        pairs: int (M, 2) (source, target) of each row.
+        rows: int (M, T) tokens. With ``prompt_len=2`` each row starts with its prompt ``s t``
+            (as returned by sampling from the prompt; checked against ``pairs``); with
+            ``prompt_len=0`` rows hold only the completion. The completion is cut at its first
+            newline (kept whole if it has none); a PAD or out-of-vocabulary token before the cut
+            is a syntax error, as is a completion with fewer than 2 nodes.
+    """
+    A = adjacency(adj) if isinstance(adj, nx.DiGraph) else np.asarray(adj, dtype=bool)
+    check(A.ndim == 2 and A.shape[0] == A.shape[1], f"adjacency must be (n, n), got {A.shape}")
+    n = A.shape[0]
+    vocab = vocab_size(n)
+    pairs = np.asarray(pairs)
+    rows = np.asarray(rows)
+    check(pairs.ndim == 2 and pairs.shape[1] == 2, f"pairs must be (M, 2), got {pairs.shape}")
+    check(rows.ndim == 2 and rows.shape[0] == pairs.shape[0],
+          f"rows must be (M, T) with M = {pairs.shape[0]}, got {rows.shape}")
+    check(np.issubdtype(rows.dtype, np.integer) or rows.size == 0,
+          f"rows must hold integer tokens, got {rows.dtype}")
+    check(prompt_len in (0, 2), f"prompt_len must be 0 or 2, got {prompt_len}")
+    pairs = pairs.astype(np.int64)
+    if pairs.size:
+        check(int(pairs.min()) >= 0 and int(pairs.max()) < n,
+              f"pairs name unknown nodes; node ids must lie in 0..{n - 1}")
+    rows = rows.astype(np.int64)
+    if prompt_len:
+        check(rows.shape[1] >= 2 and bool((rows[:, :2] == pairs + NODE_OFFSET).all()),
+              "rows must start with their prompt tokens (s + 2, t + 2); pass prompt_len=0 if "
+              "the rows hold only the completions")
+    body = rows[:, prompt_len:]
+    M, T = body.shape
+    cut = line_lengths(body) if T else np.zeros(M, dtype=np.int64)
+    pos = np.arange(T)[None, :]
+    inside = pos < cut[:, None]
+    bad_tok = inside & ((body == PAD) | (body < 0) | (body >= vocab) | (body == NEWLINE))
+    has_bad = bad_tok.any(axis=1)
+    first_bad = np.where(has_bad, np.argmax(bad_tok, axis=1), -1)
+    syntax_ok = ~has_bad & (cut >= 2)
+    nodes = np.where(inside & ~bad_tok, body - NODE_OFFSET, 0)
+    s, t = pairs[:, 0], pairs[:, 1]
+    ar = np.arange(M)
+    start_ok = syntax_ok & (nodes[:, 0] == s) if T else np.zeros(M, dtype=bool)
+    last = nodes[ar, np.maximum(cut - 1, 0)] if T else np.zeros(M, dtype=np.int64)
+    end_ok = syntax_ok & (last == t)
+    if T >= 2:
+        step_in = inside[:, 1:]
+        is_edge = A[nodes[:, :-1], nodes[:, 1:]] | ~step_in
+        all_edges = syntax_ok & is_edge.all(axis=1)
+        first_non_edge = np.argmax(~is_edge, axis=1) + 1
+        srt = np.sort(np.where(inside, nodes, -1 - pos), axis=1)
+        simple = syntax_ok & ~(srt[:, 1:] == srt[:, :-1]).any(axis=1)
+    else:
+        all_edges = simple = np.zeros(M, dtype=bool)
+        first_non_edge = np.zeros(M, dtype=np.int64)
+    code = np.select(
+        [~syntax_ok, ~start_ok, ~all_edges, ~end_ok],
+        [SYNTAX, WRONG_START, NON_EDGE, WRONG_END], default=OK,
+    )
+    step = np.select(
+        [code == SYNTAX, code == WRONG_START, code == NON_EDGE, code == WRONG_END],
+        [np.where(has_bad, first_bad, cut), 0, first_non_edge, cut], default=-1,
+    )
+    return CompletionScores(
+        path_valid=code == OK, syntax_ok=syntax_ok, start_end_ok=start_ok & end_ok,
+        all_edges_ok=all_edges, is_simple=simple, code=code.astype(np.int64),
+        step=step.astype(np.int64), length=np.where(has_bad, first_bad, cut).astype(np.int64),
+    )
+
+
+def accuracy(valid: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """Fraction of valid completions; with ``groups`` (e.g. test-graph ids) the mean over groups
+    of the per-group accuracy ("graph-level", MTP follow-up)."""
+    valid = np.asarray(valid, dtype=bool)
+    check(valid.size > 0, "accuracy needs at least one completion")
+    if groups is None:
+        return float(valid.mean())
+    groups = np.asarray(groups)
+    check(groups.shape == valid.shape, "groups must have the same shape as valid")
+    _, inv = np.unique(groups, return_inverse=True)
+    per = np.bincount(inv, weights=valid) / np.bincount(inv)
+    return float(per.mean())
+
+
+def observed_matrices(train_tokens: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(A_obs, R_obs)`` (n, n) bool from training token rows (see the module docstring).
+
+    ``R_obs`` is indexed target-first, ``R_obs[t, k]``, as in the paper.
+    """
+    tok = np.asarray(train_tokens).astype(np.int64)
+    check(tok.ndim == 2 and tok.shape[1] >= 4 or tok.size == 0,
+          f"train tokens must be (L, T >= 4), got {tok.shape}")
+    vocab = vocab_size(n)
+    A_obs = np.zeros((n, n), dtype=bool)
+    R_obs = np.zeros((n, n), dtype=bool)
+    if tok.size == 0:
+        return A_obs, R_obs
+    before_nl = np.cumsum(tok == NEWLINE, axis=1) == 0
+    node = before_nl & (tok >= NODE_OFFSET)
+    check(bool(((tok < vocab) | ~before_nl).all()), f"tokens exceed the vocabulary of {vocab}")
+    check(bool(node[:, :3].all()), "every training line must start with 's t s'")
+    # A_obs: consecutive pairs (u_n, u_{n+1}) with n in [3, N-1] (0-based columns 2.. on).
+    m = node[:, 2:-1] & node[:, 3:]
+    A_obs[tok[:, 2:-1][m] - NODE_OFFSET, tok[:, 3:][m] - NODE_OFFSET] = True
+    # R_obs: target u_2 with every u_n, n in [4, N] (0-based columns 3.. on).
+    m = node[:, 3:]
+    tgt = np.broadcast_to(tok[:, 1:2], m.shape)
+    R_obs[tgt[m] - NODE_OFFSET, tok[:, 3:][m] - NODE_OFFSET] = True
+    return A_obs, R_obs
+
+
+def degree_matrix(A_obs: np.ndarray, R_obs: np.ndarray) -> np.ndarray:
+    """Degree of every pair, ``deg[s, t]`` in {0, 1, 2, 3} (3 = ">= 3"); int8 (n, n)."""
+    A = np.asarray(A_obs, dtype=bool)
+    D0 = np.asarray(R_obs, dtype=bool).T
+    check(A.shape == D0.shape and A.ndim == 2, "A_obs and R_obs must both be (n, n)")
+    Af = A.astype(np.float32)
+    D1 = D0 | ((Af @ D0.astype(np.float32)) > 0)
+    D2 = D1 | ((Af @ D1.astype(np.float32)) > 0)
+    deg = np.full(A.shape, 3, dtype=np.int8)
+    deg[D2] = 2
+    deg[D1] = 1
+    deg[D0] = 0
+    return deg
+
+
+def degrees(A_obs: np.ndarray, R_obs: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Degree (0, 1, 2, 3 = ">= 3") of each (s, t) of ``pairs`` (M, 2); int64 (M,)."""
+    pairs = np.asarray(pairs, dtype=np.int64)
+    check(pairs.ndim == 2 and pairs.shape[1] == 2, f"pairs must be (M, 2), got {pairs.shape}")
+    return degree_matrix(A_obs, R_obs)[pairs[:, 0], pairs[:, 1]].astype(np.int64)
+
+
+def per_degree_accuracy(valid: np.ndarray, degree: np.ndarray) -> dict[str, dict[str, float]]:
+    """``{"0": {"accuracy": a, "count": c}, "1": ..., "2": ..., ">=3": ...}`` (NaN if empty)."""
+    valid = np.asarray(valid, dtype=bool)
+    degree = np.asarray(degree)
+    check(valid.shape == degree.shape, "valid and degree must have the same shape")
+    out = {}
+    for d, name in enumerate(DEGREE_NAMES):
+        sel = degree == d
+        out[name] = {"accuracy": float(valid[sel].mean()) if sel.any() else float("nan"),
+                     "count": int(sel.sum())}
+    return out
+
+
+@dataclass
+class PathDataset:
+    """A loaded ALPINE-format dataset (``icarena generate alpine|blocksworld``)."""
+
+    graph: nx.DiGraph
+    n: int
+    block_size: int
+    train_tokens: np.ndarray
+    test_pairs: np.ndarray
+    test_tokens: np.ndarray
+    config: dict[str, Any]
+
+    @property
+    def adjacency(self) -> np.ndarray:
+        return adjacency(self.graph)
+
+    def observed(self) -> tuple[np.ndarray, np.ndarray]:
+        return observed_matrices(self.train_tokens, self.n)
+
+    def test_degrees(self) -> np.ndarray:
+        return degrees(*self.observed(), self.test_pairs)
+
+
+def load_path_dataset(path: str | Path) -> PathDataset:
+    """Load an ``alpine`` or ``blocksworld`` dataset and rebuild its graph."""
+    from icarena.pretraining.data.store import load_dataset
+
+    ds = load_dataset(path)
+    if ds.generator not in ("alpine", "blocksworld"):
+        raise DatasetError(f"{path} was made by generator {ds.generator!r}; expected a path "
+                           "dataset from `icarena generate alpine` or `... blocksworld`")
+    n = int(ds.config["n"])
+    graph = graph_from_edges(n, np.asarray(ds["graph/edges"]))
+    return PathDataset(graph=graph, n=n, block_size=int(ds.config["block_size"]),
+                       train_tokens=ds["train/tokens"], test_pairs=np.asarray(ds["test/pairs"]),
+                       test_tokens=ds["test/tokens"], config=ds.config)
+
+
+def evaluate_completions(
+    graph: nx.DiGraph, pairs: np.ndarray, rows: np.ndarray, *, degree: np.ndarray | None = None,
+    prompt_len: int = 2,
+) -> dict[str, Any]:
+    """Score completions and return ``summary()`` metrics plus ``per_degree`` when given."""
+    n = num_nodes(graph)
+    scores = score_completions(adjacency(graph), pairs, rows, prompt_len=prompt_len)
+    out: dict[str, Any] = scores.summary()
+    out["vocab_size"] = vocab_size(n)
+    if degree is not None:
+        out["per_degree"] = per_degree_accuracy(scores.path_valid, degree)
+    return out
+
+
+__all__ = [
+    "LABELS", "CompletionScores", "PathDataset", "PathError", "accuracy", "degree_matrix",
+    "degrees", "evaluate_completions", "load_path_dataset", "observed_matrices", "path_error",
+    "path_is_valid", "per_degree_accuracy", "score_completions",
+]

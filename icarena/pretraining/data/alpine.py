@@ -1,0 +1,138 @@
+"""``icarena generate alpine``: ALPINE path-finding token datasets on a random DAG.
+
+Reference: ALPINE (arXiv 2405.09220) Sec. 3 and Alg. 1; digest ``planning.md`` Secs. 1-4.
+
+Recipe (one seed; the stages draw from independent streams ``[seed, k]``):
+
+1. graph ``random_dag(nodes, p, seed=seed)`` (rebuild it with the same call);
+2. split of the reachable pairs (:func:`icarena.envs.planning.alpine_split`): edge pairs and, for
+   every target, its smallest-index reachable source always in train; every other pair in train
+   with probability ``train_fraction`` (0.5), else in test;
+3. ``paths_per_pair`` (20) random walks per train pair (ALPINE Alg. 1: each step goes to a
+   uniformly random out-neighbour that can still reach the target), in pair order, then (if
+   ``edge_lines``) every edge once more as the line ``s t s t``; so every edge is seen;
+4. one random walk per test pair (only its ``s t`` prompt is used for evaluation).
+
+Arrays written (see :mod:`icarena.envs.planning.tokens` for the token format):
+``train/tokens`` uint16 (L, block_size + 1), ``train/pairs`` int64 (P, 2), ``test/pairs`` int64
+(M, 2), ``test/tokens`` uint16 (M, block_size + 1), ``graph/edges`` int64 (E, 2). The manifest
+config records ``n``, ``vocab_size`` (n + 2), ``block_size`` and the graph statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from icarena.envs.planning.dag import (
+    alpine_split,
+    edges_array,
+    random_dag,
+    reachability,
+    sample_paths,
+)
+from icarena.envs.planning.tokens import block_size_for, encode_paths, vocab_size
+from icarena.errors import check
+from icarena.pretraining.data.store import write_dataset
+
+
+@dataclass
+class Config:
+    """Write an ALPINE path-finding dataset (random DAG, train/test pairs, token lines)."""
+
+    out: str = "data/alpine"
+    """Output dataset directory."""
+    seed: int = 0
+    """Seed of the graph (random_dag(nodes, p, seed=seed)), the split and the paths."""
+    overwrite: bool = False
+    """Replace an existing dataset at ``out``."""
+    nodes: int = 100
+    """Number of graph nodes n (ALPINE: 100..500); the vocabulary has n + 2 tokens."""
+    p: float = 0.1
+    """Edge probability of the random DAG (ALPINE: 0.1)."""
+    paths_per_pair: int = 20
+    """Random-walk training lines per train pair (ALPINE: 20)."""
+    train_fraction: float = 0.5
+    """Probability that a non-forced reachable pair goes to train (ALPINE: 0.5)."""
+    first_source_in_train: bool = True
+    """Always put each target's smallest-index reachable source in train (authors' code)."""
+    edge_lines: bool = True
+    """Add every edge once more as the line 's t s t' (ALPINE)."""
+    shard_rows: int | None = None
+    """Rows per shard of each array (None: one shard)."""
+
+
+def build_lines(
+    graph: nx.DiGraph, train_pairs: np.ndarray, test_pairs: np.ndarray, *, paths_per_pair: int,
+    edge_lines: bool, seed: int, reach: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Sample the training and test paths of an ALPINE dataset and encode them as tokens.
+
+    Returns ``{"train/tokens", "test/tokens", "block_size"}`` (tokens uint16, shared width).
+    """
+    check(paths_per_pair >= 0, f"paths_per_pair must be >= 0, got {paths_per_pair}")
+    n = graph.number_of_nodes()
+    R = reachability(graph) if reach is None else reach
+    walk_pairs = np.repeat(train_pairs, paths_per_pair, axis=0)
+    tr_paths, tr_len = sample_paths(graph, walk_pairs, seed=[seed, 2], reach=R)
+    if edge_lines:
+        e = edges_array(graph)
+        width = max(tr_paths.shape[1], 2)
+        tr_paths = np.concatenate([np.pad(tr_paths, ((0, 0), (0, width - tr_paths.shape[1])),
+                                          constant_values=-1),
+                                   np.pad(e.astype(np.int32), ((0, 0), (0, width - 2)),
+                                          constant_values=-1)])
+        tr_len = np.concatenate([tr_len, np.full(len(e), 2, dtype=np.int64)])
+    te_paths, te_len = sample_paths(graph, test_pairs, seed=[seed, 3], reach=R)
+    longest = int(max(tr_len.max(initial=1), te_len.max(initial=1))) + 3
+    bs = block_size_for(longest)
+    train_tokens, _ = encode_paths(tr_paths, tr_len, n, bs)
+    test_tokens, _ = encode_paths(te_paths, te_len, n, bs)
+    return {"train/tokens": train_tokens, "test/tokens": test_tokens, "block_size": bs}
+
+
+def write_path_dataset(
+    out: str | Path, graph: nx.DiGraph, train_pairs: np.ndarray, test_pairs: np.ndarray,
+    lines: dict[str, Any], *, generator: str, config: dict[str, Any], seed: int,
+    shard_rows: int | None, overwrite: bool, files: dict[str, bytes] | None = None,
+) -> Path:
+    """Write the arrays of a path dataset (shared by the alpine and blocksworld generators)."""
+    n = graph.number_of_nodes()
+    edges = edges_array(graph)
+    cfg = dict(config)
+    cfg.update(
+        n=n, vocab_size=vocab_size(n), block_size=int(lines["block_size"]),
+        num_edges=len(edges), reachable_pairs=len(train_pairs) + len(test_pairs),
+        train_pairs=len(train_pairs), test_pairs=len(test_pairs),
+        train_lines=len(lines["train/tokens"]),
+    )
+    arrays = {
+        "train/tokens": lines["train/tokens"],
+        "train/pairs": np.asarray(train_pairs, dtype=np.int64),
+        "test/pairs": np.asarray(test_pairs, dtype=np.int64),
+        "test/tokens": lines["test/tokens"],
+        "graph/edges": edges,
+    }
+    return write_dataset(out, arrays, generator=generator, config=cfg, seed=seed,
+                         shard_rows=shard_rows, files=files, overwrite=overwrite)
+
+
+def generate(cfg: Config) -> Path:
+    """Generate the dataset described by ``cfg`` and return its directory."""
+    check(isinstance(cfg.paths_per_pair, int) and cfg.paths_per_pair >= 1,
+          f"--paths-per-pair must be >= 1, got {cfg.paths_per_pair}")
+    graph = random_dag(cfg.nodes, cfg.p, seed=cfg.seed)
+    R = reachability(graph)
+    train_pairs, test_pairs = alpine_split(
+        graph, train_fraction=cfg.train_fraction, first_source_in_train=cfg.first_source_in_train,
+        seed=[cfg.seed, 1], reach=R,
+    )
+    lines = build_lines(graph, train_pairs, test_pairs, paths_per_pair=cfg.paths_per_pair,
+                        edge_lines=cfg.edge_lines, seed=cfg.seed, reach=R)
+    return write_path_dataset(cfg.out, graph, train_pairs, test_pairs, lines,
+                              generator="alpine", config=asdict(cfg), seed=cfg.seed,
+                              shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)

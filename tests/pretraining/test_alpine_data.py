@@ -1,0 +1,90 @@
+import networkx as nx
+import numpy as np
+import pytest
+
+from icarena.envs.planning import random_dag, reachability
+from icarena.envs.planning.tokens import decode_rows
+from icarena.errors import ConfigError, DatasetError
+from icarena.evaluation import path_is_valid
+from icarena.evaluation.planning import load_path_dataset
+from icarena.pretraining import generate as gen
+from icarena.pretraining.data import alpine, blocksworld, load_dataset
+
+
+def _check_lines(ds, n_expected_edges_lines=True):
+    g = ds.graph
+    lines = decode_rows(ds.train_tokens, ds.n)
+    for line in lines:
+        s, t, path = line[0], line[1], line[2:]
+        assert path_is_valid(g, s, t, path)
+        assert nx.is_simple_path(g, path) and path[0] == s and path[-1] == t
+    return lines
+
+
+def test_alpine_dataset_n100(tmp_path):
+    cfg = alpine.Config(out=str(tmp_path / "a"), seed=3, nodes=100)
+    path = gen.generate("alpine", cfg)
+    ds = load_path_dataset(path)
+    g = random_dag(100, 0.1, seed=3)  # the graph is rebuilt from the seed alone
+    assert sorted(ds.graph.edges) == sorted(g.edges)
+    assert ds.n == 100 and ds.config["vocab_size"] == 102
+    lines = _check_lines(ds)
+    # block size: longest line incl. newline rounded up to 32; width block_size + 1
+    longest = max(len(x) for x in lines) + 1
+    assert ds.block_size % 32 == 0 and ds.block_size - 32 < longest <= ds.block_size
+    assert ds.train_tokens.shape[1] == ds.block_size + 1 and ds.train_tokens.dtype == np.uint16
+    # split rules and counts
+    raw = load_dataset(path)
+    train_pairs, test = np.asarray(raw["train/pairs"]), ds.test_pairs
+    R = reachability(g)
+    assert len(train_pairs) + len(test) == R.sum()
+    assert not set(map(tuple, train_pairs)) & set(map(tuple, test))
+    assert set(g.edges) <= set(map(tuple, train_pairs.tolist()))
+    assert 0.54 < len(train_pairs) / R.sum() < 0.66
+    assert len(lines) == 20 * len(train_pairs) + g.number_of_edges()
+    edge_lines = {(x[0], x[1]) for x in lines if len(x) == 4}
+    assert set(g.edges) <= edge_lines  # every edge appears as "s t s t"
+    targets = {x[1] for x in lines}
+    assert targets == set(np.flatnonzero(R.any(axis=0)))  # every target is in train
+    test_lines = decode_rows(ds.test_tokens, 100)
+    assert [tuple(x[:2]) for x in test_lines] == list(map(tuple, test.tolist()))
+    assert all(path_is_valid(g, x[0], x[1], x[2:]) for x in test_lines)
+    deg = ds.test_degrees()
+    assert set(deg.tolist()) <= {0, 1, 2, 3} and (deg <= 2).mean() > 0.95  # planning.md Sec. 8
+
+
+def test_alpine_deterministic_bytes_and_overwrite(tmp_path):
+    a = alpine.generate(alpine.Config(out=str(tmp_path / "a"), seed=1, nodes=30))
+    b = alpine.generate(alpine.Config(out=str(tmp_path / "b"), seed=1, nodes=30))
+    for f in sorted(p.name for p in a.iterdir() if p.suffix == ".npy"):
+        assert (a / f).read_bytes() == (b / f).read_bytes()
+    with pytest.raises(DatasetError, match="already exists"):
+        alpine.generate(alpine.Config(out=str(a), seed=1, nodes=30))
+    with pytest.raises(ConfigError):
+        alpine.generate(alpine.Config(out=str(tmp_path / "c"), nodes=1))
+    with pytest.raises(ConfigError):
+        alpine.generate(alpine.Config(out=str(tmp_path / "c"), p=2.0))
+
+
+def test_blocksworld_dataset(tmp_path):
+    cfg = blocksworld.Config(out=str(tmp_path / "bw"), seed=0, blocks=4, lines=3000)
+    ds = load_path_dataset(gen.generate("blocksworld", cfg))
+    assert ds.n == 73 and ds.graph.number_of_edges() == 240
+    lines = _check_lines(ds)
+    assert len(lines) == 3000
+    raw = load_dataset(tmp_path / "bw")
+    n_train = len(raw["train/pairs"])
+    assert n_train == round(0.8 * 73 * 72) and len(ds.test_pairs) == 73 * 72 - n_train
+    assert '"0": "[abcd]"' in raw.file_bytes("states.json").decode()
+    per_pair = blocksworld.Config(out=str(tmp_path / "pp"), blocks=3, sampling="per_pair",
+                                  paths_per_pair=2, edge_lines=True)
+    ds = load_path_dataset(blocksworld.generate(per_pair))
+    assert len(ds.train_tokens) == 2 * round(0.8 * 13 * 12) + 30
+    _check_lines(ds)
+    with pytest.raises(ConfigError, match="sampling"):
+        blocksworld.generate(blocksworld.Config(out=str(tmp_path / "x"), sampling="bfs"))
+
+
+def test_cli_registry_names():
+    assert {"alpine", "blocksworld"} <= set(gen.GENERATORS)
+    assert gen.generator_module("blocksworld").Config().lines == 50_000
