@@ -59,6 +59,9 @@ def _parse(config_cls: type, args: Sequence[str], prog: str) -> Any:
 
 
 def _print_summary(result: Any) -> None:
+    if isinstance(result, str | os.PathLike):
+        print(f"wrote {result}")
+        return
     if not isinstance(result, dict):
         return
     rows = result.get("rows") or []

@@ -229,7 +229,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load ``ckpt.pt`` with ``weights_only=True`` (no pickle of arbitrary objects)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; run without --resume to start a new run")
+        raise CheckpointError(f"no checkpoint at {path}; start a new run instead of resuming")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -283,8 +283,8 @@ def train(
     elif ckpt_path.exists() or (out_dir / "model.safetensors").exists():
         if not cfg.overwrite:
             raise CheckpointError(
-                f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to "
-                "replace it, or choose another out dir"
+                f"{out_dir} already holds a run; resume it (--train.resume), replace it "
+                "(--overwrite / --train.overwrite) or choose another out dir"
             )
 
     model.to(device)

@@ -1,0 +1,154 @@
+"""Scoring a path model: sample ``s t`` prompts, score completions overall and per degree.
+
+ALPINE's protocol (Wang et al. 2024, Sec. 3; planning.md Sec. 7): draw test pairs uniformly with
+replacement, sample each several times at temperature 1, cut at the newline, and count a
+completion valid iff it starts at s, follows edges and ends at t. BFS and random-walk planners are
+scored by the same rule on the same pairs. Also the ``icarena evaluate path`` entry point.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from icarena.agents.planning.planners import BFSPlanner, RandomWalkPlanner
+from icarena.envs.planning.tokens import decode_row
+from icarena.errors import check
+from icarena.evaluation.planning import (
+    LABELS,
+    PathDataset,
+    degrees,
+    load_path_dataset,
+    per_degree_accuracy,
+    score_completions,
+)
+from icarena.evaluation.report import markdown_table, write_metrics, write_report
+from icarena.pretraining.data.store import atomic_write_bytes
+from icarena.pretraining.model import SequenceModel, load_model
+from icarena.pretraining.path_lm import sample_completions
+
+DEGREES = ("0", "1", "2", ">=3")
+
+
+@dataclass
+class SamplingOptions:
+    """How completions are drawn and scored (ALPINE's protocol)."""
+
+    n_prompts: int = 1000
+    """Test pairs drawn uniformly with replacement."""
+    samples_per_prompt: int = 10
+    """Completions per drawn pair (1,000 x 10 = 10,000 trials)."""
+    temperature: float = 1.0
+    """Sampling temperature (ALPINE: 1, plain multinomial)."""
+    greedy: bool = False
+    """Take the arg-max token instead of sampling."""
+
+    def validate(self) -> None:
+        check(self.n_prompts >= 1, f"n_prompts must be >= 1, got {self.n_prompts}")
+        check(self.samples_per_prompt >= 1,
+              f"samples_per_prompt must be >= 1, got {self.samples_per_prompt}")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+
+
+def draw_prompts(data: PathDataset, opts: SamplingOptions, seed: int) -> np.ndarray:
+    """(n_prompts * samples_per_prompt, 2) test pairs, drawn with replacement, each repeated."""
+    rng = np.random.default_rng([seed, 1])
+    idx = rng.integers(0, len(data.test_pairs), size=opts.n_prompts)
+    return np.repeat(data.test_pairs[idx], opts.samples_per_prompt, axis=0)
+
+
+def score_planner(
+    name: str, data: PathDataset, pairs: np.ndarray, rows: np.ndarray, degree: np.ndarray
+) -> dict[str, Any]:
+    """Summary + per-degree accuracy of token rows ``s t path \\n`` on ``pairs``."""
+    scores = score_completions(data.adjacency, pairs, rows)
+    out = {"planner": name, **scores.summary(),
+           "per_degree": per_degree_accuracy(scores.path_valid, degree)}
+    return out, scores
+
+
+def failures_jsonl(
+    data: PathDataset, pairs: np.ndarray, rows: np.ndarray, scores, limit: int = 10_000
+) -> bytes:
+    """One JSON object per failed completion: pair, decoded path, first invalid step, label."""
+    lines = []
+    for i in np.flatnonzero(~scores.path_valid)[:limit]:
+        nodes, _ = decode_row(rows[i, 2:], data.n)
+        lines.append(json.dumps({
+            "source": int(pairs[i, 0]), "target": int(pairs[i, 1]),
+            "tokens": [int(t) for t in rows[i]], "path": [int(v) for v in nodes],
+            "first_invalid_step": int(scores.step[i]), "label": LABELS[int(scores.code[i])],
+        }))
+    return ("\n".join(lines) + ("\n" if lines else "")).encode()
+
+
+def evaluate_path_model(
+    model: SequenceModel, data: PathDataset, opts: SamplingOptions, seed: int, out_dir: Path,
+) -> dict[str, Any]:
+    """Sample completions for drawn test pairs, score them and the baselines on the same pairs.
+
+    Writes ``failures.jsonl`` (every failed model completion with its first invalid step).
+    """
+    opts.validate()
+    pairs = draw_prompts(data, opts, seed)
+    A_obs, R_obs = data.observed()
+    degree = degrees(A_obs, R_obs, pairs)
+    max_new = min(data.block_size, model.backbone.config.max_len) - 2
+    rows = sample_completions(model, pairs + 2, max_new, temperature=opts.temperature,
+                              greedy=opts.greedy, seed=seed)
+    model_summary, scores = score_planner("transformer", data, pairs, rows, degree)
+    atomic_write_bytes(out_dir / "failures.jsonl", failures_jsonl(data, pairs, rows, scores))
+    width = rows.shape[1]
+    bfs, _ = score_planner("BFS", data, pairs, BFSPlanner(data.graph).complete(pairs, width),
+                           degree)
+    walk_rows = RandomWalkPlanner(data.graph, seed=seed).complete(pairs, max(width, data.n + 3))
+    walk, _ = score_planner("random walk", data, pairs, walk_rows, degree)
+    return {"transformer": model_summary, "bfs": bfs, "random_walk": walk,
+            "n_trials": len(pairs)}
+
+
+def degree_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown: planner x (overall, degree 0, 1, 2, >=3) accuracy, with trial counts."""
+    first = next(iter(results.values()))
+    headers = ["planner", "overall"] + [
+        f"degree {d} (n={first['per_degree'][d]['count']})" for d in DEGREES
+    ]
+    rows = [[r["planner"], r["path_valid"]] + [r["per_degree"][d]["accuracy"] for d in DEGREES]
+            for r in results.values()]
+    return markdown_table(headers, rows, digits=3)
+
+
+@dataclass
+class EvalConfig:
+    """Score a trained path model (run dir) on a path dataset's held-out pairs."""
+
+    run_dir: str = "runs/alpine"
+    """Run dir with config.json + model.safetensors (from `icarena pretrain path` or a run)."""
+    data: str = "runs/alpine/data"
+    """Dataset dir (from `icarena generate alpine|blocksworld`)."""
+    seed: int = 0
+    """Seed of the drawn prompts and the sampling."""
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    """Evaluation protocol."""
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """``icarena evaluate path``: writes eval_metrics.json, eval_report.md, failures.jsonl."""
+    model, _ = load_model(cfg.run_dir)
+    data = load_path_dataset(cfg.data)
+    check(model.cfg.input_dim == data.n + 2,
+          f"the model's vocabulary ({model.cfg.input_dim}) does not fit the dataset's "
+          f"({data.n + 2}); pass the dataset the model was trained on")
+    out = Path(cfg.run_dir)
+    ev = evaluate_path_model(model, data, cfg.sampling, cfg.seed, out)
+    write_metrics(out, {"evaluation": ev})
+    report = write_report(out, "Path validity", [degree_table(
+        {k: ev[k] for k in ("transformer", "bfs", "random_walk")})])
+    rows = [{"planner": r["planner"], "overall": round(r["path_valid"], 3),
+             **{f"deg {d}": round(r["per_degree"][d]["accuracy"], 3) for d in DEGREES}}
+            for r in (ev["transformer"], ev["bfs"], ev["random_walk"])]
+    return {"report": str(report), "rows": rows}

@@ -1,0 +1,199 @@
+"""Next-token pretraining on ALPINE path lines, and batched sampling of completions.
+
+The data are token rows ``s t s v2 ... t \\n PAD ...`` (see :mod:`icarena.envs.planning.tokens`).
+The task (ALPINE, Wang et al. 2024, Sec. 3; authors' nanoGPT code) is plain next-token
+prediction: input ``row[:-1]``, target ``row[1:]``, cross-entropy with ``ignore_index = PAD`` over
+every real target (including ``t`` after ``s``, ``s`` after ``s t`` and the final newline).
+
+:func:`sample_completions` continues prompts ``s t`` autoregressively at temperature 1 (plain
+multinomial over the whole vocabulary) or greedily. PAD is never sampled (its logit is masked) and
+the vocabulary is exactly the model's read-out, so no out-of-vocabulary id can appear; after the
+first newline a row is filled with PAD.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from icarena.envs.planning.tokens import NEWLINE, PAD
+from icarena.errors import check
+from icarena.pretraining.model import ModelConfig
+from icarena.pretraining.train import TrainConfig
+
+
+def alpine_model_config(
+    vocab: int, block_size: int, *, d_model: int = 120, n_layers: int = 1, n_heads: int = 1,
+    backbone: str = "gpt", backbone_cfg: dict | None = None,
+) -> ModelConfig:
+    """nanoGPT-as-in-ALPINE: tied embeddings, no biases, learned positions, GELU MLP 4x.
+
+    Extra ``backbone_cfg`` keys override the defaults; ``bias``/``learned_positions`` are only
+    passed to backbones that have them (the GPT family).
+    """
+    from icarena.pretraining import backbones
+
+    cfg: dict = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads, causal=True,
+                     max_len=block_size)
+    fields = {f for f in backbones.config_class(backbone).__dataclass_fields__}
+    if "bias" in fields:
+        cfg["bias"] = False
+    cfg.update(backbone_cfg or {})
+    return ModelConfig(backbone=backbone, backbone_cfg=cfg, input_kind="tokens",
+                       input_dim=vocab, output_dim=vocab, tie_weights=True)
+
+
+class PathLMTask:
+    """Trainer task over padded token rows (L, block_size + 1).
+
+    Args:
+        tokens: uint16/int array (L, block_size + 1) of training lines.
+        evaluate_fn: optional ``model -> dict`` called by ``evaluate`` (probes, accuracy).
+        val_tokens: optional rows for a held-out next-token loss (``eval/val_loss``).
+    """
+
+    def __init__(self, tokens: np.ndarray, evaluate_fn=None, val_tokens: np.ndarray | None = None):
+        tokens = np.asarray(tokens)
+        check(tokens.ndim == 2 and tokens.shape[0] >= 1 and tokens.shape[1] >= 2,
+              f"token rows must be (L >= 1, block_size + 1 >= 2), got {tokens.shape}")
+        # Columns after the longest line's newline hold only PAD; a causal model's loss does not
+        # depend on them, so they are dropped (ALPINE's block_size 32 vs lines of ~17 at n=100).
+        used = np.flatnonzero((tokens != PAD).any(axis=0))
+        width = max(int(used[-1]) + 1 if len(used) else 2, 2)
+        self.tokens = np.ascontiguousarray(tokens[:, :width])
+        self.block_size = width - 1
+        self.tokens_per_sample = self.block_size
+        self.evaluate_fn = evaluate_fn
+        self.val_tokens = None if val_tokens is None else np.asarray(val_tokens)
+
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        rows = torch.from_numpy(
+            self.tokens[rng.integers(0, self.tokens.shape[0], size=batch_size)].astype(np.int64)
+        )
+        return {"x": rows[:, :-1], "y": rows[:, 1:]}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return next_token_loss(model, batch["x"], batch["y"])
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.val_tokens is not None and len(self.val_tokens):
+            rows = torch.from_numpy(self.val_tokens[:2048].astype(np.int64))
+            out["val_loss"] = float(next_token_loss(model, rows[:, :-1], rows[:, 1:]))
+        if self.evaluate_fn is not None:
+            out.update(self.evaluate_fn(model))
+        return out
+
+
+def next_token_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over targets that are not PAD."""
+    logits = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                           ignore_index=PAD)
+
+
+@torch.no_grad()
+def sample_completions(
+    model: nn.Module,
+    prompts: np.ndarray,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    greedy: bool = False,
+    seed: int = 0,
+    batch_size: int = 2048,
+) -> np.ndarray:
+    """Continue each prompt until a newline or ``max_new_tokens``.
+
+    Args:
+        model: a causal token model returning (B, T, vocab) logits.
+        prompts: int (M, P) prompt tokens (``s t`` rows: P = 2).
+        max_new_tokens: most tokens to generate (the prompt + generation must fit max_len).
+        temperature: softmax temperature (> 0) for sampling.
+        greedy: take the arg-max instead of sampling.
+        seed: seed of the sampling generator (same seed, same completions).
+        batch_size: prompts per forward batch.
+
+    Returns:
+        int64 (M, P + max_new_tokens): prompt, generated tokens, PAD after the first newline.
+    """
+    check(temperature > 0, f"temperature must be > 0, got {temperature}")
+    check(max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    prompts = np.asarray(prompts, dtype=np.int64)
+    check(prompts.ndim == 2, f"prompts must be (M, P), got {prompts.shape}")
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out = np.full((prompts.shape[0], prompts.shape[1] + max_new_tokens), PAD, dtype=np.int64)
+    out[:, : prompts.shape[1]] = prompts
+    for start in range(0, prompts.shape[0], batch_size):
+        seq = torch.from_numpy(prompts[start : start + batch_size]).to(device)
+        done = torch.zeros(seq.shape[0], dtype=torch.bool, device=device)
+        for _ in range(max_new_tokens):
+            logits = model(seq)[:, -1, :].float()
+            logits[:, PAD] = float("-inf")
+            if greedy:
+                nxt = logits.argmax(-1)
+            else:
+                probs = F.softmax(logits / temperature, dim=-1).cpu()
+                nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1).to(device)
+            nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
+            done |= nxt == NEWLINE
+            if bool(done.all()):
+                break
+        out[start : start + seq.shape[0], : seq.shape[1]] = seq.cpu().numpy()
+    return out
+
+
+@dataclass
+class PretrainConfig:
+    """Next-token pretraining on an ALPINE-format path dataset (alpine or blocksworld)."""
+
+    data: str = "data/alpine"
+    """Dataset dir from `icarena generate alpine|blocksworld`."""
+    out_dir: str = "runs/path"
+    """Run directory."""
+    seed: int = 0
+    """Seed of the initialisation and the batches."""
+    backbone: str = "gpt"
+    """Registered backbone name."""
+    d_model: int = 120
+    """Embedding size (ALPINE: 120)."""
+    n_layers: int = 1
+    """Layers (ALPINE: 1 for the analysed model, up to 6)."""
+    n_heads: int = 1
+    """Heads (ALPINE: 1 for the analysed model, up to 6)."""
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=3000, batch_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=150, weight_decay=0.1,
+        beta2=0.95, ckpt_every=500, log_every=25))
+    """Optimisation (ALPINE's code: lr 5e-4, batch 1024, 10k iterations)."""
+
+
+def pretrain(cfg: PretrainConfig) -> dict:
+    """``icarena pretrain path``: train on ``train/tokens`` and write the run dir."""
+    from icarena.pretraining.data.store import load_dataset
+    from icarena.pretraining.model import SequenceModel
+    from icarena.pretraining.train import seed_everything, train
+
+    ds = load_dataset(cfg.data)
+    check(ds.generator in ("alpine", "blocksworld"),
+          f"{cfg.data} was made by {ds.generator!r}; pass an alpine or blocksworld dataset")
+    n, block = int(ds.config["n"]), int(ds.config["block_size"])
+    train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed)
+    seed_everything(cfg.seed)
+    mcfg = alpine_model_config(n + 2, block, d_model=cfg.d_model, n_layers=cfg.n_layers,
+                               n_heads=cfg.n_heads, backbone=cfg.backbone)
+    model = SequenceModel(mcfg)
+    task = PathLMTask(np.asarray(ds["train/tokens"]), val_tokens=np.asarray(ds["test/tokens"]))
+    result = train(model, task, train_cfg, cfg.out_dir,
+                   config={"pretrain": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg)})
+    return {"report": "", "rows": [{"steps": train_cfg.steps,
+                                    "final loss": round(float(np.mean(result.losses[-50:])), 4),
+                                    **{k: round(v, 4) for k, v in result.final_eval.items()},
+                                    "run dir": cfg.out_dir}]}

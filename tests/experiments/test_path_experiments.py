@@ -1,0 +1,61 @@
+import dataclasses
+import json
+
+import numpy as np
+
+from icarena.evaluation.planning import load_path_dataset, path_error
+from icarena.experiments import alpine, blocksworld
+
+
+def tiny(cfg, steps=60):
+    cfg.train = dataclasses.replace(cfg.train, steps=steps, eval_every=30, ckpt_every=steps,
+                                    threads=1, progress=False)
+    cfg.sampling.n_prompts, cfg.sampling.samples_per_prompt = 40, 2
+    return cfg
+
+
+def test_alpine_end_to_end_writes_report_metrics_and_failures(tmp_path):
+    result = alpine.run(tiny(alpine.quick_config(str(tmp_path))))
+    for name in ("report.md", "metrics.json", "failures.jsonl", "config.json",
+                 "model.safetensors", "probe_heatmaps.png", "probe_edge_gap.png"):
+        assert (tmp_path / name).is_file(), name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    ev = metrics["evaluation"]
+    assert ev["n_trials"] == 80
+    assert ev["bfs"]["path_valid"] == 1.0
+    assert set(ev["transformer"]["per_degree"]) == {"0", "1", "2", ">=3"}
+    counts = sum(v["count"] for v in ev["transformer"]["per_degree"].values())
+    assert counts == 80
+    assert len(metrics["probes_over_training"]["step"]) == 2  # step 30 and the final eval
+    data = load_path_dataset(tmp_path / "data")
+    failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert len(failures) == round((1 - ev["transformer"]["path_valid"]) * 80)
+    for f in failures:
+        err = path_error(data.graph, f["source"], f["target"], f["path"]) if f["path"] else None
+        if err is not None and f["label"] != "syntax":
+            assert not err.valid and err.step == f["first_invalid_step"]
+    assert "Path validity" in (tmp_path / "report.md").read_text()
+    assert result["rows"][1]["planner"] == "BFS"
+
+
+def test_alpine_reuses_dataset_and_refuses_other_config(tmp_path):
+    cfg = tiny(alpine.quick_config(str(tmp_path)), steps=10)
+    alpine.run(cfg)
+    before = (tmp_path / "data" / "manifest.json").read_bytes()
+    cfg2 = tiny(alpine.quick_config(str(tmp_path)), steps=10)
+    cfg2.data.nodes = 31
+    import pytest
+
+    from icarena.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="another config"):
+        alpine.run(cfg2)
+    assert (tmp_path / "data" / "manifest.json").read_bytes() == before
+
+
+def test_blocksworld_end_to_end(tmp_path):
+    cfg = tiny(blocksworld.quick_config(str(tmp_path)))
+    result = blocksworld.run(cfg)
+    assert (tmp_path / "d30" / "report.md").is_file()
+    assert result["rows"][0]["width"] == 30 and result["rows"][0]["BFS"] == 1.0
+    assert np.isfinite(result["rows"][0]["path validity"])
