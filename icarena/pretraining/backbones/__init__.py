@@ -17,6 +17,12 @@ from icarena.pretraining.backbones.base import Backbone, BackboneConfig
 # name -> module that registers it (imported lazily so a broken optional module is isolated).
 _MODULES: dict[str, str] = {
     "gpt": "icarena.pretraining.backbones.gpt",
+    "linear": "icarena.pretraining.backbones.linear",
+    "local_global": "icarena.pretraining.backbones.local_global",
+    "sepnorm": "icarena.pretraining.backbones.sepnorm",
+    "bixt": "icarena.pretraining.backbones.bixt",
+    "sympformer": "icarena.pretraining.backbones.sympformer",
+    "supernet": "icarena.pretraining.backbones.supernet",
 }
 
 _REGISTRY: dict[str, tuple[type[Backbone], type[BackboneConfig], str]] = {}

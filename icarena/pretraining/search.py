@@ -1,0 +1,521 @@
+"""S3 / AutoFormer-style architecture search over the ``supernet`` backbone (``icarena search``).
+
+Pipeline (Chen et al., AutoFormer ICCV 2021 and S3 NeurIPS 2021, arXiv 2111.14725; digest
+backbones.md §4), on in-context regression (:class:`~icarena.pretraining.data.regression.
+RegressionTask`, Garg et al. prompts):
+
+1. **Supernet training** (uniform single-path): the Trainer runs a :class:`SupernetTask`, a task
+   wrapper whose ``sample_batch(rng, B)`` first draws a sub-network from the step's rng
+   (``supernet.sample_config``) and makes it active (``set_active``), then draws the batch; the
+   step's forward/backward therefore runs only through that sub-network's slices. Because the
+   Trainer's rng is a pure function of (seed, rank, step), a resumed run samples the same
+   sub-networks. The run dir ``<out_dir>/supernet`` is a normal run dir (its model loads at the
+   max configuration).
+2. **Evolutionary search** with inherited weights. Genome (depth, embed, heads[1..depth],
+   mlp_ratio[1..depth]). Population ``population`` of legal random configs; each generation keeps
+   the ``top_k`` best (unique) configs and adds ``n_mutations`` mutants of random top-k parents
+   (depth resampled with ``p_depth`` -- truncate or extend with random layers --, embed with
+   ``p_embed``, every per-layer gene with ``p_layer``) and ``n_crossovers`` children of two
+   random top-k parents (depth and embed from one parent each at random, every per-layer gene
+   from a random parent that has that layer: gene-wise uniform crossover, which for equal
+   depths is AutoFormer's rule). Legal = in the space and ``param_min <= params <= param_max``
+   (backbone sub-network parameters, read-in/out excluded); illegal offspring are redrawn.
+3. **Fitness** = validation loss (the task's MSE) of the sub-network with inherited weights on a
+   validation prompt set drawn from its own seed stream; the task's held-out **test** prompts
+   (``RegressionTask.evaluate``) are used only to report the two winners after the search.
+4. **Random search** on the same budget (the number of distinct configs evolution evaluated), as
+   the control.
+5. The winner is **extracted** as a standalone dense model (backbone
+   ``SuperTransformer.extract``, read-in rows and read-out columns sliced to its embed); its
+   outputs are checked to equal the supernet's, and it is written as a run dir
+   ``<out_dir>/winner`` (loadable with :func:`icarena.pretraining.model.load_model`), after an
+   optional retraining of ``retrain_steps`` steps from the inherited weights (S3 step 5).
+
+Not implemented: the S3 search-space evolution (E-T error, range shifts) outer loop.
+
+Writes ``config.json``, ``search.json`` (all results) and ``report.md`` into ``out_dir``;
+returns ``{"report": path, "rows": [...], **results}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from icarena.envs.regression.families import make_family, sample_prompts
+from icarena.errors import ConfigError, check
+from icarena.pretraining.backbones.supernet import SubnetConfig, SuperTransformer
+from icarena.pretraining.data.regression import RegressionTask, tokenize
+from icarena.pretraining.data.store import atomic_write_bytes, atomic_write_json
+from icarena.pretraining.model import ModelConfig, SequenceModel
+from icarena.pretraining.train import TrainConfig, seed_everything, train
+
+_VAL_STREAM = 0x5EA4C4  # seed-sequence word of the validation prompts (distinct from test)
+
+
+@dataclass
+class SearchConfig:
+    """S3-style search: train a weight-sharing supernet, evolve sub-networks, extract the best."""
+
+    out_dir: str = "runs/search"
+    """Output directory (supernet run dir, winner run dir, search.json, report.md)."""
+    seed: int = 0
+    """Seed of everything (init, training batches, sub-network sampling, evolution)."""
+    overwrite: bool = False
+    """Replace an existing search in out_dir."""
+    # ---- task
+    family: str = "linear"
+    """Regression function family (linear, sparse_linear, relu_2nn, decision_tree, holder, ...)."""
+    d: int = 5
+    """Input dimension."""
+    k: int = 11
+    """Points per prompt."""
+    n_val: int = 512
+    """Validation prompts (fitness)."""
+    n_test: int = 1280
+    """Held-out test prompts (reported for the winners only)."""
+    test_seed: int = 1234
+    """Seed of the test prompts."""
+    # ---- supernet (maxima and space; empty choices = the toy space scaled to the maxima)
+    d_model: int = 64
+    """Max embed width."""
+    n_layers: int = 6
+    """Max depth."""
+    n_heads: int = 4
+    """Max heads per layer."""
+    head_dim: int = 16
+    """Fixed head width."""
+    mlp_ratio: float = 4.0
+    """Max MLP ratio."""
+    depth_choices: tuple[int, ...] = ()
+    """Depth choices (empty: {2,3,4,6} at the defaults)."""
+    embed_choices: tuple[int, ...] = ()
+    """Embed choices (empty: {32,48,64} at the defaults)."""
+    head_choices: tuple[int, ...] = ()
+    """Per-layer head choices (empty: {1,2,4} at the defaults)."""
+    mlp_ratio_choices: tuple[float, ...] = ()
+    """Per-layer MLP ratio choices (empty: {2,3,4} at the defaults)."""
+    causal: bool = True
+    """Causal supernet (the regression prompts are read causally at x-token positions)."""
+    # ---- supernet training
+    train_steps: int = 2000
+    """Supernet training steps (one sampled sub-network per step)."""
+    batch_size: int = 64
+    """Prompts per step."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    warmup_steps: int = 100
+    """Linear warm-up steps."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    # ---- evolution
+    population: int = 16
+    """Population size."""
+    top_k: int = 4
+    """Parents kept per generation."""
+    n_mutations: int = 6
+    """Mutants per generation."""
+    n_crossovers: int = 6
+    """Crossover children per generation."""
+    generations: int = 5
+    """Generations."""
+    p_depth: float = 0.4
+    """Mutation probability of the depth."""
+    p_embed: float = 0.4
+    """Mutation probability of the embed width."""
+    p_layer: float = 0.2
+    """Mutation probability of each per-layer gene (heads, MLP ratio)."""
+    param_min: int = 0
+    """Smallest legal backbone sub-network (parameters)."""
+    param_max: int = 150_000
+    """Largest legal backbone sub-network (parameters): the cap."""
+    retrain_steps: int = 0
+    """Steps to retrain the extracted winner from its inherited weights (0: none)."""
+
+    def validate(self) -> None:
+        for name in ("d", "k", "n_val", "n_test", "train_steps", "batch_size", "population",
+                     "top_k", "generations"):
+            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("n_mutations", "n_crossovers", "retrain_steps", "param_min", "warmup_steps"):
+            check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        check(self.top_k <= self.population,
+              f"top_k ({self.top_k}) must be <= population ({self.population})")
+        for name in ("p_depth", "p_embed", "p_layer"):
+            v = getattr(self, name)
+            check(0.0 <= v <= 1.0, f"{name} must be in [0, 1], got {v}")
+        check(self.param_min <= self.param_max,
+              f"param_min ({self.param_min}) must be <= param_max ({self.param_max})")
+
+    def backbone_cfg(self) -> dict[str, Any]:
+        return {"d_model": self.d_model, "n_layers": self.n_layers, "n_heads": self.n_heads,
+                "head_dim": self.head_dim, "mlp_ratio": self.mlp_ratio,
+                "depth_choices": list(self.depth_choices),
+                "embed_choices": list(self.embed_choices),
+                "head_choices": list(self.head_choices),
+                "mlp_ratio_choices": list(self.mlp_ratio_choices),
+                "causal": self.causal, "max_len": 2 * self.k}
+
+
+def quick_config(out_dir: str) -> SearchConfig:
+    """A tiny search that finishes in seconds (for quickstart and tests)."""
+    return SearchConfig(out_dir=out_dir, d=3, k=6, n_val=64, n_test=64, d_model=16, n_layers=3,
+                        n_heads=2, head_dim=8, train_steps=30, batch_size=16, warmup_steps=5,
+                        population=6, top_k=2, n_mutations=2, n_crossovers=2, generations=2,
+                        param_max=20_000, threads=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Supernet training: a task wrapper that activates a sampled sub-network every step
+# ---------------------------------------------------------------------------------------------
+
+
+def supernet_of(model: nn.Module) -> SuperTransformer:
+    """The SuperTransformer inside a SequenceModel (or the model itself)."""
+    net = getattr(model, "backbone", model)
+    check(isinstance(net, SuperTransformer),
+          f"expected a model with a 'supernet' backbone, got {type(net).__name__}")
+    return net
+
+
+class SupernetTask:
+    """Uniform single-path supernet training on top of any Trainer task.
+
+    ``sample_batch`` draws the step's sub-network from the step rng and activates it, then draws
+    the batch from the same rng; ``loss`` is the inner task's. ``evaluate`` reports the
+    validation loss of the max and min sub-networks (``fitness``), not the test metrics.
+    """
+
+    def __init__(self, task: Any, supernet: SuperTransformer,
+                 fitness: Callable[[nn.Module], float]):
+        self.task, self.supernet, self.fitness = task, supernet, fitness
+        self.tokens_per_sample = getattr(task, "tokens_per_sample", 0)
+        self.sampled: list[SubnetConfig] = []
+
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        sub = self.supernet.sample_config(rng)
+        self.supernet.set_active(sub)
+        self.sampled.append(sub)
+        return self.task.sample_batch(rng, batch_size)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.task.loss(model, batch)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        keep = self.supernet.active
+        out = {}
+        for name, sub in (("max", self.supernet.max_config()),
+                          ("min", self.supernet.min_config())):
+            self.supernet.set_active(sub)
+            out[f"val_loss_{name}"] = self.fitness(model)
+        self.supernet.set_active(keep)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Evolution (pure functions of the genome, the space and an rng)
+# ---------------------------------------------------------------------------------------------
+
+
+def is_legal(net: SuperTransformer, sub: SubnetConfig, param_min: int, param_max: int) -> bool:
+    """In the search space and within the parameter range."""
+    return net.in_space(sub) and param_min <= net.count_params(sub) <= param_max
+
+
+def mutate(sub: SubnetConfig, space: dict[str, tuple], rng: np.random.Generator,
+           p_depth: float, p_embed: float, p_layer: float) -> SubnetConfig:
+    """AutoFormer mutation: depth (truncate / extend with random genes), embed, per-layer genes."""
+    heads, ratios = list(sub.heads), list(sub.mlp_ratios)
+    depth = sub.depth
+    if rng.random() < p_depth:
+        depth = int(rng.choice(space["depth"]))
+        while len(heads) < depth:
+            heads.append(int(rng.choice(space["heads"])))
+            ratios.append(float(rng.choice(space["mlp_ratio"])))
+        heads, ratios = heads[:depth], ratios[:depth]
+    embed = int(rng.choice(space["embed"])) if rng.random() < p_embed else sub.embed
+    for i in range(depth):
+        if rng.random() < p_layer:
+            heads[i] = int(rng.choice(space["heads"]))
+        if rng.random() < p_layer:
+            ratios[i] = float(rng.choice(space["mlp_ratio"]))
+    return SubnetConfig(depth, embed, tuple(heads), tuple(ratios))
+
+
+def crossover(a: SubnetConfig, b: SubnetConfig, rng: np.random.Generator) -> SubnetConfig:
+    """Gene-wise uniform crossover; depth and embed each from a random parent."""
+    depth = a.depth if rng.random() < 0.5 else b.depth
+    embed = a.embed if rng.random() < 0.5 else b.embed
+    heads, ratios = [], []
+    for i in range(depth):
+        owners = [p for p in (a, b) if p.depth > i]
+        heads.append(owners[int(rng.integers(len(owners)))].heads[i])
+        ratios.append(owners[int(rng.integers(len(owners)))].mlp_ratios[i])
+    return SubnetConfig(depth, embed, tuple(heads), tuple(ratios))
+
+
+def _draw_legal(draw: Callable[[], SubnetConfig], legal: Callable[[SubnetConfig], bool],
+                what: str, tries: int = 1000) -> SubnetConfig:
+    for _ in range(tries):
+        sub = draw()
+        if legal(sub):
+            return sub
+    raise ConfigError(
+        f"no legal {what} in {tries} draws: the parameter range [param_min, param_max] leaves "
+        "(almost) no sub-network of the space; widen it (see count_params of the min/max config)"
+    )
+
+
+def _offspring(top: list[SubnetConfig], space: dict[str, tuple],
+               legal: Callable[[SubnetConfig], bool], cfg: SearchConfig,
+               rng: np.random.Generator) -> list[SubnetConfig]:
+    """``n_mutations`` legal mutants and ``n_crossovers`` legal children of random top-k parents."""
+
+    def mutant() -> SubnetConfig:
+        parent = top[int(rng.integers(len(top)))]
+        return mutate(parent, space, rng, cfg.p_depth, cfg.p_embed, cfg.p_layer)
+
+    def child() -> SubnetConfig:
+        i, j = rng.integers(len(top), size=2)
+        return crossover(top[int(i)], top[int(j)], rng)
+
+    return ([_draw_legal(mutant, legal, "mutant") for _ in range(cfg.n_mutations)]
+            + [_draw_legal(child, legal, "crossover child") for _ in range(cfg.n_crossovers)])
+
+
+def evolve(net: SuperTransformer, fitness: Callable[[SubnetConfig], float], cfg: SearchConfig,
+           rng: np.random.Generator) -> dict[str, Any]:
+    """Evolutionary search; returns best, its fitness, per-generation history, evaluated set."""
+    space = net.config.space()
+
+    def legal(s: SubnetConfig) -> bool:
+        return is_legal(net, s, cfg.param_min, cfg.param_max)
+
+    cache: dict[SubnetConfig, float] = {}
+
+    def score(s: SubnetConfig) -> float:
+        if s not in cache:
+            cache[s] = float(fitness(s))
+        return cache[s]
+
+    population = [_draw_legal(lambda: net.sample_config(rng), legal, "initial sub-network")
+                  for _ in range(cfg.population)]
+    history = []
+    top: list[SubnetConfig] = []
+    for gen in range(cfg.generations):
+        ranked = sorted(dict.fromkeys(population), key=lambda s: (score(s), str(s)))
+        top = ranked[: cfg.top_k]
+        history.append({"generation": gen, "best_val_loss": score(top[0]),
+                        "top_k_mean_val_loss": float(np.mean([score(s) for s in top])),
+                        "evaluated": len(cache)})
+        if gen == cfg.generations - 1:
+            break
+        population = top + _offspring(top, space, legal, cfg, rng)
+    return {"best": top[0], "best_val_loss": score(top[0]), "history": history,
+            "evaluated": list(cache)}
+
+
+def random_search(net: SuperTransformer, fitness: Callable[[SubnetConfig], float], budget: int,
+                  cfg: SearchConfig, rng: np.random.Generator) -> dict[str, Any]:
+    """Best of ``budget`` distinct legal uniform samples (or all legal ones if fewer exist)."""
+    seen: dict[SubnetConfig, float] = {}
+    misses = 0
+    while len(seen) < budget and misses < 1000:
+        s = _draw_legal(lambda: net.sample_config(rng),
+                        lambda c: is_legal(net, c, cfg.param_min, cfg.param_max),
+                        "random sub-network")
+        if s in seen:
+            misses += 1
+            continue
+        seen[s] = float(fitness(s))
+    best = min(seen, key=lambda s: (seen[s], str(s)))
+    return {"best": best, "best_val_loss": seen[best], "evaluated": len(seen)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction of a standalone task model
+# ---------------------------------------------------------------------------------------------
+
+
+def extract_model(model: SequenceModel, sub: SubnetConfig) -> SequenceModel:
+    """A dense SequenceModel of width ``sub.embed`` whose outputs equal ``model`` at ``sub``.
+
+    Backbone: ``SuperTransformer.extract``; read-in rows and read-out columns sliced to the embed
+    (AutoFormer's embedding / head slicing).
+    """
+    net = supernet_of(model)
+    dense = net.extract(sub)
+    mcfg = dataclasses.replace(model.cfg, backbone="supernet",
+                               backbone_cfg=json.loads(json.dumps(
+                                   dataclasses.asdict(dense.config))))
+    out = SequenceModel(mcfg)
+    e = sub.embed
+    with torch.no_grad():
+        out.backbone.load_state_dict(dense.state_dict())
+        if isinstance(out.read_in, nn.Embedding):
+            out.read_in.weight.copy_(model.read_in.weight[:, :e])
+        else:
+            out.read_in.weight.copy_(model.read_in.weight[:e])
+            out.read_in.bias.copy_(model.read_in.bias[:e])
+        if not mcfg.tie_weights:
+            out.read_out.weight.copy_(model.read_out.weight[:, :e])
+            if out.read_out.bias is not None:
+                out.read_out.bias.copy_(model.read_out.bias)
+    return out.train(model.training)
+
+
+def save_model_dir(model: SequenceModel, out: Path, extra: dict[str, Any]) -> None:
+    """Write ``config.json`` + ``model.safetensors`` (a run dir that load_model reads)."""
+    from safetensors.torch import save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".model.safetensors.tmp"
+    save_model(model, str(tmp))
+    os.replace(tmp, out / "model.safetensors")
+    atomic_write_json(out / "config.json", {"model": dataclasses.asdict(model.cfg), **extra})
+
+
+# ---------------------------------------------------------------------------------------------
+# The search
+# ---------------------------------------------------------------------------------------------
+
+
+def _report(results: dict[str, Any]) -> str:
+    lines = ["# S3-style search", "",
+             "| method | val loss | test err (mean over k) | params | config |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in results["rows"]:
+        lines.append(f"| {row['method']} | {row['val_loss']:.4f} | {row['test_err']:.4f} | "
+                     f"{row['params']} | {row['config']} |")
+    lines += ["", f"Distinct sub-networks evaluated (budget of both methods): "
+              f"{results['n_evaluations']}; parameter cap {results['param_range']}.", "",
+              "| generation | best val loss | top-k mean val loss |", "| --- | --- | --- |"]
+    for h in results["history"]:
+        lines.append(f"| {h['generation']} | {h['best_val_loss']:.4f} | "
+                     f"{h['top_k_mean_val_loss']:.4f} |")
+    lines += ["", f"Extracted winner == supernet at that config: max |diff| = "
+              f"{results['extract_max_abs_diff']:.2e}; winner run dir: {results['winner_dir']}"]
+    return "\n".join(lines) + "\n"
+
+
+def _short(sub: SubnetConfig) -> str:
+    heads = "".join(str(h) for h in sub.heads)
+    ratios = "".join(f"{r:g}" for r in sub.mlp_ratios)
+    return f"L{sub.depth} E{sub.embed} H[{heads}] R[{ratios}]"
+
+
+def search(cfg: SearchConfig) -> dict[str, Any]:
+    """Run the whole pipeline (see the module docstring) and write its outputs."""
+    cfg.validate()
+    out = Path(cfg.out_dir)
+    if (out / "search.json").exists() and not cfg.overwrite:
+        raise ConfigError(f"{out} already holds a search; pass --overwrite or choose another "
+                          "--out-dir")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    family = make_family(cfg.family, cfg.d)
+    task = RegressionTask(family, cfg.k, n_eval=cfg.n_test, eval_seed=cfg.test_seed)
+    val = sample_prompts(family, np.random.default_rng([cfg.seed, _VAL_STREAM]), cfg.n_val, cfg.k)
+    val_tokens = tokenize(val.x, val.y)
+    val_y = torch.as_tensor(val.y, dtype=torch.float32)
+
+    seed_everything(cfg.seed)
+    model_cfg = ModelConfig(backbone="supernet", backbone_cfg=cfg.backbone_cfg(),
+                            input_kind="vectors", input_dim=cfg.d, output_dim=1)
+    model = SequenceModel(model_cfg)
+    net = supernet_of(model)
+    lo, hi = net.count_params(net.min_config()), net.count_params(net.max_config())
+    check(cfg.param_max >= lo and cfg.param_min <= hi,
+          f"the parameter range [{cfg.param_min}, {cfg.param_max}] misses the space, whose "
+          f"sub-networks have {lo} to {hi} backbone parameters; change param_min / param_max")
+
+    @torch.no_grad()
+    def val_loss(m: nn.Module) -> float:
+        was = m.training
+        m.eval()
+        loss = float(task.loss(m, {"tokens": val_tokens, "y": val_y}))
+        m.train(was)
+        return loss
+
+    def fitness(sub: SubnetConfig) -> float:
+        net.set_active(sub)
+        return val_loss(model)
+
+    config = {"model": dataclasses.asdict(model_cfg), "search": dataclasses.asdict(cfg)}
+    tcfg = TrainConfig(steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                       warmup_steps=min(cfg.warmup_steps, cfg.train_steps), seed=cfg.seed,
+                       threads=cfg.threads, device="cpu", overwrite=cfg.overwrite,
+                       ckpt_every=cfg.train_steps, log_every=max(1, cfg.train_steps // 100),
+                       progress=False)
+    sn_task = SupernetTask(task, net, val_loss)
+    trained = train(model, sn_task, tcfg, out / "supernet", config=config)
+    model.eval()
+
+    rng = np.random.default_rng([cfg.seed, 1])
+    evo = evolve(net, fitness, cfg, rng)
+    rnd = random_search(net, fitness, len(evo["evaluated"]), cfg, np.random.default_rng(
+        [cfg.seed, 2]))
+
+    # the winner, standalone; its outputs must equal the supernet's at that config
+    best: SubnetConfig = evo["best"]
+    winner = extract_model(model, best).eval()
+    net.set_active(best)
+    with torch.no_grad():
+        diff = float((winner(val_tokens[:64]) - model(val_tokens[:64])).abs().max())
+    if diff > 1e-5:  # an internal invariant (tested), not a user error
+        raise RuntimeError(f"extracted winner differs from the supernet by {diff}")
+    winner_dir = out / "winner"
+    extra = {"search": dataclasses.asdict(cfg), "subnet": best.to_dict()}
+    if cfg.retrain_steps > 0:
+        rcfg = dataclasses.replace(tcfg, steps=cfg.retrain_steps,
+                                   warmup_steps=min(cfg.warmup_steps, cfg.retrain_steps),
+                                   ckpt_every=cfg.retrain_steps)
+        train(winner.train(), task, rcfg, winner_dir,
+              config={"model": dataclasses.asdict(winner.cfg), **extra})
+        winner.eval()
+    else:
+        save_model_dir(winner, winner_dir, extra)
+
+    # test metrics: only now, only for the two winners
+    test_err = {}
+    for name, sub in (("evolution", best), ("random", rnd["best"])):
+        net.set_active(sub)
+        test_err[name] = task.evaluate(model)["err_mean"]
+    if cfg.retrain_steps > 0:
+        test_err["evolution (retrained)"] = task.evaluate(winner)["err_mean"]
+    net.set_active(net.max_config())
+
+    rows = [
+        {"method": "evolution", "val_loss": evo["best_val_loss"], "test_err":
+         test_err["evolution"], "params": net.count_params(best), "config": _short(best)},
+        {"method": "random search", "val_loss": rnd["best_val_loss"], "test_err":
+         test_err["random"], "params": net.count_params(rnd["best"]),
+         "config": _short(rnd["best"])},
+    ]
+    results: dict[str, Any] = {
+        "best": best.to_dict(), "best_val_loss": evo["best_val_loss"],
+        "best_params": net.count_params(best),
+        "random_best": rnd["best"].to_dict(), "random_val_loss": rnd["best_val_loss"],
+        "random_params": net.count_params(rnd["best"]),
+        "n_evaluations": len(evo["evaluated"]), "history": evo["history"],
+        "test_err": test_err, "param_range": [cfg.param_min, cfg.param_max],
+        "supernet_final_loss": trained.losses[-1], "supernet_eval": trained.final_eval,
+        "extract_max_abs_diff": diff, "supernet_dir": str(out / "supernet"),
+        "winner_dir": str(winner_dir), "seconds": time.perf_counter() - t0, "rows": rows,
+    }
+    atomic_write_json(out / "config.json", config)
+    atomic_write_json(out / "search.json", results)
+    report = out / "report.md"
+    atomic_write_bytes(report, _report(results).encode())
+    results["report"] = str(report)
+    return results
