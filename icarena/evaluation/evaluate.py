@@ -8,4 +8,7 @@ experiment's ``run``: ``{"report": path, "rows": [...]}``).
 from __future__ import annotations
 
 # name -> (module, one-line help)
-EVALUATORS: dict[str, tuple[str, str]] = {}
+EVALUATORS: dict[str, tuple[str, str]] = {
+    "path": ("icarena.evaluation.path_eval", "Path validity by degree vs BFS / random walk"),
+    "icgp": ("icarena.evaluation.icgp", "Nash gap of in-context game players"),
+}

@@ -23,7 +23,7 @@ from icarena.pretraining.train import TrainConfig
 
 
 def default_train() -> TrainConfig:
-    return TrainConfig(steps=1500, batch_size=128, lr=1e-3, min_lr=1e-4, warmup_steps=75,
+    return TrainConfig(steps=4000, batch_size=256, lr=2e-3, min_lr=2e-4, warmup_steps=200,
                        weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0, eval_every=250,
                        ckpt_every=500, log_every=25, threads=2)
 
@@ -99,6 +99,7 @@ def quick_config(out_dir: str) -> Config:
         out_dir=out_dir, widths=[30],
         data=bw_data.Config(lines=3000),
         train=dataclasses.replace(default_train(), steps=150, batch_size=64, warmup_steps=10,
+                                  lr=1e-3,
                                   eval_every=75, ckpt_every=150),
         sampling=SamplingOptions(n_prompts=100, samples_per_prompt=2),
     )

@@ -9,4 +9,7 @@ Adding a task = one module + one line in ``PRETRAINERS``.
 from __future__ import annotations
 
 # name -> (module, one-line help)
-PRETRAINERS: dict[str, tuple[str, str]] = {}
+PRETRAINERS: dict[str, tuple[str, str]] = {
+    "path": ("icarena.pretraining.path_lm", "Next-token training on ALPINE path lines"),
+    "icgp": ("icarena.pretraining.game_lm", "ICGP: imitate EXP3/V-learning/VI-ULCB in context"),
+}

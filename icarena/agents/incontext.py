@@ -1,0 +1,158 @@
+"""In-context agents: a pretrained sequence model acting from the history it has seen.
+
+:class:`InContextGamePlayer` wraps an ICGP run dir (``icarena pretrain icgp`` /
+``icarena run icgp-*``; layout in :mod:`icarena.pretraining.game_lm`) and plays any batch of
+tabular zero-sum games of the pretraining dims in context (Shi et al. 2024, §3): at step t its
+policy at every (h, s) is the model's read-out at position t given D_t, the history of the steps
+before t -- nothing is trained or updated while it plays.
+
+* decentralized run: two models; the max player's model reads only (h, s, a, r) and the min
+  player's only (h, s, b, 1 − r), so neither sees the opponent's actions. :meth:`policies`
+  returns the pair (π_max (G, H, S, A), π_min (G, H, S, B)).
+* centralized run: one model over (h, s, a, b, r); :meth:`policies` returns the joint policy
+  (G, H, S, A·B) and the players sample a joint action from it.
+
+Batched over games: one forward pass over the G histories per query (the whole history each time;
+the causal backbone makes the output at the last position depend only on it). :meth:`play` uses
+:func:`icarena.agents.games.play` with ``query="episode"`` by default: the policy is read once at
+the start of every episode and used for all H steps of it, which is how the context algorithms
+act (V-learning with H > 1 updates within an episode; use ``query="step"`` to re-read before
+every step).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from icarena.errors import ConfigError, check
+from icarena.pretraining.game_lm import (
+    logits_to_log_policy,
+    model_inputs,
+    n_actions,
+    read_meta,
+    step_tokens,
+    token_dim,
+)
+from icarena.pretraining.model import SequenceModel, load_model
+
+
+class InContextGamePlayer:
+    """Pretrained in-context player(s) of zero-sum tabular games; see the module docstring.
+
+    Args:
+        models: stream name -> model ("max" and "min" when decentralized, "joint" when
+            centralized), each built by :func:`icarena.pretraining.game_lm.icgp_model_config`.
+        meta: the run's ``icgp.json`` dict (setting, H, S, A, B, episodes, streams).
+        device: torch device for the forward passes.
+    """
+
+    def __init__(self, models: dict[str, SequenceModel], meta: dict[str, Any],
+                 device: str | torch.device = "cpu"):
+        self.meta = dict(meta)
+        self.setting = meta["setting"]
+        self.dims = (int(meta["H"]), int(meta["S"]), int(meta["A"]), int(meta["B"]))
+        self.streams = tuple(meta["streams"])
+        self.embedding = str(meta.get("embedding", "concat"))  # older runs: the concat layout
+        self.device = torch.device(device)
+        check(set(models) == set(self.streams),
+              f"models {sorted(models)} do not match the run's streams {list(self.streams)}")
+        H, S, A, B = self.dims
+        self.models = {}
+        for name, m in models.items():
+            n = n_actions(name, A, B)
+            check(m.cfg.output_dim == H * S * n,
+                  f"model {name!r} reads out {m.cfg.output_dim} values, expected H·S·n = "
+                  f"{H * S * n}")
+            width = token_dim(name, H, S, A, B, self.embedding)
+            check(m.cfg.input_dim == width,
+                  f"model {name!r} reads tokens of width {m.cfg.input_dim}, but the "
+                  f"{self.embedding!r} embedding of these games has width {width}")
+            check(m.backbone.causal, f"model {name!r} is not causal; an in-context player must "
+                  "not see future steps")
+            self.models[name] = m.to(self.device).eval()
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu"
+             ) -> InContextGamePlayer:
+        """Load the models of an ICGP run dir (``icgp.json`` + one Trainer run dir per stream)."""
+        meta = read_meta(run_dir)
+        models = {s: load_model(os.path.join(run_dir, s), map_location=device)[0]
+                  for s in meta["streams"]}
+        return cls(models, meta, device=device)
+
+    @property
+    def max_steps(self) -> int:
+        """Longest history (in steps) the models were built for: T = K·H of pretraining."""
+        return min(int(m.backbone.config.max_len) for m in self.models.values())
+
+    # -------------------------------------------------------------------------- read-outs
+    @torch.no_grad()
+    def stream_policies(self, history: dict[str, np.ndarray], stream: str,
+                        *, all_positions: bool = False) -> np.ndarray:
+        """A stream's policy after the given history, at every (h, s).
+
+        Args:
+            history: record columns (G, t) (``traj/h``, ``traj/s``, ``act/max``, ``act/min``,
+                ``rew/max``); only the columns of ``stream`` are read.
+            stream: "max", "min" or "joint".
+            all_positions: return the policy of every recorded step instead (teacher forcing).
+        Returns:
+            float64 (G, H, S, n) -- the policy for the next step t -- or, with
+            ``all_positions``, (G, t, H, S, n) whose entry i is the policy for step i given D_i.
+        """
+        check(stream in self.models, f"unknown stream {stream!r}; this run has "
+              f"{list(self.streams)}")
+        H, S, A, B = self.dims
+        tokens = step_tokens(history, stream, H, S, A, B, self.embedding)
+        t = tokens.shape[1]
+        need = t if all_positions else t + 1
+        check(need <= self.max_steps,
+              f"history of {t} steps is too long for the model's context ({self.max_steps} steps "
+              f"= {self.meta['episodes']} episodes x H); play at most that many episodes or "
+              "pretrain with a larger --episodes")
+        x = model_inputs(torch.from_numpy(tokens), need)
+        model = self.models[stream]
+        logp = logits_to_log_policy(model(x.to(self.device)), H, S, n_actions(stream, A, B))
+        pol = logp.exp().double().cpu().numpy()
+        pol /= pol.sum(-1, keepdims=True)
+        return pol if all_positions else pol[:, -1]
+
+    def policies(self, history: dict[str, np.ndarray]):
+        """The policy source for :func:`icarena.agents.games.play` (see the module docstring)."""
+        if self.setting == "centralized":
+            return self.stream_policies(history, "joint")
+        return (self.stream_policies(history, "max"), self.stream_policies(history, "min"))
+
+    __call__ = policies
+
+    # ------------------------------------------------------------------------------- play
+    def play(self, game, episodes: int | None = None, *, seed: int = 0,
+             query: str = "episode") -> dict[str, np.ndarray]:
+        """Play G games for K episodes in context; returns the record of
+        :func:`icarena.agents.games.play` (score it with
+        :func:`icarena.evaluation.nash.record_gap_curves`).
+
+        Args:
+            game: a TabularGame batch (G,) with the pretraining dims (H, S, A, B).
+            episodes: K (default: the pretraining K; at most that).
+            seed: seed of the random draws (same protocol as the context algorithms).
+            query: "episode" (default) or "step" (see the module docstring).
+        """
+        from icarena.agents.games import play
+
+        K = int(self.meta["episodes"]) if episodes is None else int(episodes)
+        check(tuple(game.dims) == self.dims,
+              f"game dims (H, S, A, B) = {tuple(game.dims)} differ from the pretraining dims "
+              f"{self.dims}; pretrain a player for these games")
+        if K * self.dims[0] > self.max_steps:
+            raise ConfigError(
+                f"episodes={K} needs a context of {K * self.dims[0]} steps but the models were "
+                f"built for {self.max_steps}; use episodes <= {self.meta['episodes']}")
+        return play(game, self.policies, K, seed=seed, query=query)
+
+
+__all__ = ["InContextGamePlayer"]

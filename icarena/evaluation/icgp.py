@@ -1,0 +1,218 @@
+"""Evaluation of in-context game players (ICGP): Nash gap vs episode on held-out games.
+
+Shi et al. 2024, §5 (games digest §7–8). On ``n_games`` held-out games (seed branch
+``[eval_seed, 3]``, never used for pretraining; :func:`icarena.pretraining.game_lm.eval_games`)
+every method plays K episodes with the **same** random-draw seed (the protocol of
+:mod:`icarena.agents.games.rollout`):
+
+* each pretrained transformer run (:class:`icarena.agents.incontext.InContextGamePlayer`),
+* the context algorithm it imitates (EXP3 / V-learning / VI-ULCB, the run's own settings),
+* uniform play by both players (a constant curve).
+
+Curves (G, K), from :func:`icarena.evaluation.nash.record_gap_curves` (games helper):
+
+* ``last``: gap of the per-episode Markov pair -- for a transformer its read-out at every (h, s)
+  at the start of episode k, for an algorithm its policy at the first step of episode k
+  (for VI-ULCB: the marginals of the correlated policy);
+* ``avg``: gap of the state-wise running average μ̄_k = mean_{i≤k} μ_i (and ν̄_k). For H = 1 it is
+  exactly the mixture of the iterates (EXP3's output); for H > 1 it is the state-wise average;
+* ``cert`` (V-learning only): the certified output policy's state-wise marginal.
+
+The gap is the duality gap (= OpenSpiel NashConv = 2 × exploitability), reported raw and /H.
+The acceptance ratio is avg-gap(transformer, K) / avg-gap(context algorithm, K), means over games.
+
+Outputs in ``out_dir``: ``icgp_eval.json`` (every mean curve + final values), ``gap_last.png``,
+``gap_avg.png`` (mean ± 90 % bootstrap band over games) and TensorBoard scalars
+``icgp/<method>/gap_last`` and ``icgp/<method>/gap_avg`` per episode (events in
+``out_dir/tb_icgp``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from icarena.errors import ConfigError, check
+from icarena.evaluation.nash import curve_summary, record_gap_curves, uniform_gap
+from icarena.evaluation.report import (
+    line_plot,
+    markdown_table,
+    to_jsonable,
+    write_metrics,
+    write_report,
+)
+from icarena.pretraining.data.store import atomic_write_json
+from icarena.pretraining.game_lm import context_records, eval_games, read_meta
+
+
+def evaluate_players(
+    run_dirs: Mapping[str, str | os.PathLike],
+    *,
+    n_games: int = 10,
+    eval_seed: int = 1000,
+    episodes: int | None = None,
+    seed: int = 0,
+    query: str = "episode",
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Play every run and the context algorithm on the same held-out games; return the curves.
+
+    Args:
+        run_dirs: label -> ICGP run dir; all must share setting, dims, K and context algorithm.
+        n_games: held-out games.
+        eval_seed: seed of the held-out games (branch [eval_seed, 3]).
+        episodes: K (default: the runs' pretraining K).
+        seed: seed of the random draws during play (same for every method).
+        query: the in-context player's query mode ("episode" or "step").
+        device: torch device of the forward passes.
+    Returns:
+        ``{"meta", "K", "gaps": {method: {"last": (G, K), "avg": (G, K)[, "cert"]}},
+        "uniform": (G,), "context": name}``.
+    """
+    from icarena.agents.incontext import InContextGamePlayer
+
+    check(len(run_dirs) >= 1, "give at least one run dir to evaluate")
+    check(n_games >= 1, f"n_games must be >= 1, got {n_games}")
+    metas = {label: read_meta(d) for label, d in run_dirs.items()}
+    ref = next(iter(metas.values()))
+    keys = ("setting", "H", "S", "A", "B", "context", "transition")
+    for label, m in metas.items():
+        diff = [k for k in keys if m.get(k) != ref.get(k)]
+        check(not diff, f"run {label!r} differs from the others in {diff}; evaluate runs of one "
+              "setting, game size and context algorithm together")
+    H, S, A, B = (int(ref[k]) for k in "HSAB")
+    K = int(ref["episodes"]) if episodes is None else int(episodes)
+    check(K >= 1, f"episodes must be >= 1, got {K}")
+    games = eval_games(H, S, A, B, n_games, eval_seed, transition=ref.get("transition",
+                                                                            "dirichlet"))
+    gaps: dict[str, dict[str, np.ndarray]] = {}
+    for label, d in run_dirs.items():
+        player = InContextGamePlayer.load(d, device=device)
+        gaps[label] = record_gap_curves(games, player.play(games, K, seed=seed, query=query))
+    ctx = ref["context"]
+    rec = context_records(games, ctx, K, 1, seed=seed, algo_kwargs=ref.get("context_cfg") or {})
+    gaps[ctx] = record_gap_curves(games, rec)
+    return {"meta": ref, "K": K, "H": H, "gaps": gaps, "uniform": uniform_gap(games),
+            "context": ctx, "n_games": n_games, "eval_seed": eval_seed, "seed": seed}
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """Final-episode table rows, ratios to the context algorithm and mean curves (JSON-ready)."""
+    gaps, ctx, H = result["gaps"], result["context"], result["H"]
+    ctx_avg = float(gaps[ctx]["avg"][:, -1].mean())
+    rows, curves = [], {}
+    for method, c in gaps.items():
+        row: dict[str, Any] = {"method": method}
+        for kind, g in c.items():
+            s = curve_summary(g)
+            curves[f"{method}/{kind}"] = {k: v for k, v in s.items()}
+            row[f"gap_{kind}"] = float(s["mean"][-1])
+            row[f"gap_{kind}_ci"] = [float(s["ci_low"][-1]), float(s["ci_high"][-1])]
+        row["gap_avg_over_H"] = row["gap_avg"] / H
+        row["ratio_avg_to_context"] = row["gap_avg"] / ctx_avg if ctx_avg > 0 else float("nan")
+        rows.append(row)
+    u = float(np.mean(result["uniform"]))
+    rows.append({"method": "uniform", "gap_last": u, "gap_avg": u, "gap_avg_over_H": u / H,
+                 "ratio_avg_to_context": u / ctx_avg if ctx_avg > 0 else float("nan")})
+    return {"rows": rows, "curves": curves, "context": ctx, "context_avg_gap": ctx_avg,
+            "uniform_gap": u, "K": result["K"], "H": H, "n_games": result["n_games"],
+            "eval_seed": result["eval_seed"], "seed": result["seed"]}
+
+
+def write_outputs(out_dir: str | os.PathLike, result: dict[str, Any],
+                  summary: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``icgp_eval.json``, ``gap_last.png``, ``gap_avg.png`` and TensorBoard scalars."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summary or summarize(result)
+    K = result["K"]
+    x = np.arange(1, K + 1)
+    paths: dict[str, Path] = {}
+    for kind, title in (("last", "per-episode policy"), ("avg", "averaged policy")):
+        curves, bands = {}, {}
+        for method, c in result["gaps"].items():
+            if kind in c:
+                s = summary["curves"][f"{method}/{kind}"]
+                curves[method] = s["mean"]
+                bands[method] = (s["ci_low"], s["ci_high"])
+        curves["uniform"] = np.full(K, summary["uniform_gap"])
+        paths[f"gap_{kind}"] = line_plot(
+            out / f"gap_{kind}.png", x, curves, bands=bands, xlabel="episode",
+            ylabel="Nash gap (NashConv)", logx=K > 20,
+            title=f"{title}, mean over {summary['n_games']} held-out games")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb_icgp"))
+    stride = max(1, K // 300)
+    for method, c in result["gaps"].items():
+        for kind, g in c.items():
+            mean = g.mean(0)
+            for k in range(0, K, stride):
+                writer.add_scalar(f"icgp/{method}/gap_{kind}", float(mean[k]), k + 1)
+            writer.add_scalar(f"icgp/{method}/gap_{kind}", float(mean[-1]), K)
+    writer.close()
+    paths["json"] = out / "icgp_eval.json"
+    atomic_write_json(paths["json"], to_jsonable(
+        {**{k: v for k, v in summary.items() if k != "curves"},
+         "mean_curves": {k: v["mean"] for k, v in summary["curves"].items()}}))
+    return paths
+
+
+def table_markdown(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the final-episode gaps."""
+    headers = ["method", "gap_last", "gap_avg", "gap_avg_over_H", "ratio_avg_to_context"]
+    return markdown_table(headers, [[r.get(h, "") for h in headers] for r in rows])
+
+
+@dataclass
+class EvalConfig:
+    """Nash gap of in-context game players on held-out games (``icarena evaluate icgp``)."""
+
+    run_dir: str = ""
+    """ICGP run dir (icgp.json + max/ min/ or joint/); several: comma-separated."""
+    out_dir: str = ""
+    """Where to write metrics.json, report.md, PNGs and TensorBoard events (default: run_dir)."""
+    n_games: int = 10
+    """Held-out evaluation games."""
+    eval_seed: int = 1000
+    """Seed of the held-out games (branch [eval_seed, 3], disjoint from pretraining)."""
+    episodes: int = 0
+    """K episodes of play (0: the pretraining K)."""
+    seed: int = 0
+    """Seed of the random draws during play (shared by every method)."""
+    query: str = "episode"
+    """'episode' (read the policy once per episode) or 'step' (before every step)."""
+    device: str = "cpu"
+    """torch device of the forward passes."""
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """``icarena evaluate icgp``: evaluate, write outputs, return ``{"report", "rows"}``."""
+    dirs = [d for d in cfg.run_dir.split(",") if d.strip()]
+    if not dirs:
+        raise ConfigError("--run-dir is required (an icgp run dir; several: comma-separated)")
+    run_dirs = {Path(d).name or d: d for d in dirs}
+    out = Path(cfg.out_dir or dirs[0])
+    res = evaluate_players(run_dirs, n_games=cfg.n_games, eval_seed=cfg.eval_seed,
+                           episodes=cfg.episodes or None, seed=cfg.seed, query=cfg.query,
+                           device=cfg.device)
+    summary = summarize(res)
+    write_outputs(out, res, summary)
+    write_metrics(out, {k: v for k, v in summary.items() if k != "curves"})
+    report = write_report(out, "In-context game players: Nash gap on held-out games", [
+        f"{summary['n_games']} held-out games (eval seed {summary['eval_seed']}), K = "
+        f"{summary['K']}, context algorithm {summary['context']}.",
+        table_markdown(summary["rows"]), "![per-episode](gap_last.png)\n\n![averaged](gap_avg.png)",
+    ])
+    return {"report": str(report), "rows": [{k: r[k] for k in ("method", "gap_last", "gap_avg",
+                                                               "ratio_avg_to_context") if k in r}
+                                            for r in summary["rows"]]}
+
+
+__all__ = ["EvalConfig", "evaluate", "evaluate_players", "summarize", "table_markdown",
+           "write_outputs"]

@@ -1,0 +1,545 @@
+"""In-context game players: trajectory tokenization, imitation task, ``icarena pretrain icgp``.
+
+Shi, Yang, Yang, Shen 2024, "Transformers as Game Players" (arXiv 2410.09701), §3–5; games
+digest §3–4. A causal sequence model reads a context algorithm's trajectory D_t and predicts the
+algorithm's policy for the next step at **every** (h, s) at once.
+
+Streams (``stream``), one model each:
+
+* decentralized: ``"max"`` and ``"min"`` -- one model per player that sees only its **own**
+  stream (s, own action, own reward); the opponent's actions never enter its tokens;
+* centralized: ``"joint"`` -- one model over (s, a, b, r) that outputs a distribution over the
+  A·B joint actions (flattened as a·B + b, the record's ``pi/joint`` layout).
+
+Embedding (``embedding``; a reconstruction, digest §4 [R]). The token of step t (0-based,
+T = K·H steps) is, with own reward ρ = r for the max player and 1 − r for the min player (the min
+player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or B:
+
+* ``"slot"`` (default)::
+
+    x_t = concat[e_{h_t} (H), e_{s_t} (S), e_{own action} (n), ρ_t · e_{own action} (n)]
+    x_t = concat[e_{h_t}, e_{s_t}, e_{a_t} (A), e_{b_t} (B), r_t · e_{a_t·B+b_t} (A·B)]   (joint)
+
+  The reward sits in the slot of the action taken, so a prefix average (one attention head)
+  directly yields per-action visit frequencies and reward sums -- the statistics EXP3,
+  V-learning and VI-ULCB update. It carries exactly the information of the concat form (the
+  reward is the sum of the slot) but makes those statistics linear in the tokens, which is
+  meant to shorten training (a short CPU budget); the concat form is one flag away.
+* ``"concat"`` (the digest's layout)::
+
+    x_t = concat[e_{h_t}, e_{s_t}, e_{own action}, ρ_t]
+    x_t = concat[e_{h_t}, e_{s_t}, e_{a_t}, e_{b_t}, r_t]                                (joint)
+ The model input is ``[0, x_0, ..., x_{T−2}]``: position 0 is an
+all-zero start token and position t (after D_t = x_{<t}) holds the prediction of the policy used
+at step t. The read-out is a ``Linear(d → H·S·n_out)`` (``SequenceModel.output_dim``) reshaped to
+(H, S, n_out) with a softmax over the last axis; n_out = A, B or A·B. Positions come from the
+backbone's own positional encoding. With the backbone built ``causal=True`` the output at
+position t depends on x_0..x_{t−1} only.
+
+Loss (``labels``), averaged over steps t and all (h, s) (the paper's augmentation: labels for
+unvisited states too, Lin–Bai–Mei 2023):
+
+* ``"soft"`` (default): cross-entropy −Σ_x π^alg_t(x | h, s) log TF_θ(x | D_{t−1}, h, s) to the
+  algorithm's recorded per-step policy. It has the same minimiser as the paper's MLE and lower
+  variance; it is what meets the acceptance bar within the CPU budget.
+* ``"sampled"``: one action per (t, h, s) drawn from π^alg_t in ``sample_batch`` (fresh draws every
+  step, from the trainer's seeded generator) and the usual cross-entropy: the paper's loss
+  Σ_t Σ_s log TF_θ(a_t^s | D_{t−1}, s).
+
+Data. ``pretrain`` draws N pretraining games from the ICGP prior (seed branch ``[seed, 1]``), runs
+the context algorithm ``trajectories_per_game`` times on each (different random draws, one
+batched run) and a separate validation set (branch ``[seed, 2]``); held-out evaluation games use
+the branch ``[eval_seed, 3]`` (:func:`eval_games`), so training never sees them. A batch is
+``batch_size`` whole trajectories drawn uniformly with replacement.
+
+Run dir layout (``icarena pretrain icgp --out-dir RUN``)::
+
+    RUN/icgp.json            setting, game dims, K, context algorithm, streams (atomic JSON)
+    RUN/max/, RUN/min/       decentralized: one Trainer run dir per player
+    RUN/joint/               centralized: one Trainer run dir
+    (each: config.json, model.safetensors, ckpt.pt, TensorBoard events)
+
+:class:`icarena.agents.incontext.InContextGamePlayer` loads such a run dir and plays in context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from icarena.errors import CheckpointError, ConfigError, check
+from icarena.pretraining.model import ModelConfig, SequenceModel
+from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
+
+SETTINGS = ("decentralized", "centralized")
+EMBEDDINGS = ("slot", "concat")
+LABELS = ("soft", "sampled")
+STREAMS = {"decentralized": ("max", "min"), "centralized": ("joint",)}
+CONTEXT_ALGORITHMS = {"decentralized": ("exp3", "vlearning"), "centralized": ("viulcb",)}
+META_FILE = "icgp.json"
+SCHEMA = 1
+
+
+# ------------------------------------------------------------------------------ tokenization
+def n_actions(stream: str, A: int, B: int) -> int:
+    """Size of a stream's action set: A (max), B (min) or A·B (joint)."""
+    sizes = {"max": A, "min": B, "joint": A * B}
+    check(stream in sizes, f"stream must be one of {sorted(sizes)}, got {stream!r}")
+    return sizes[stream]
+
+
+def token_dim(stream: str, H: int, S: int, A: int, B: int, embedding: str = "slot") -> int:
+    """Width of a step token (module docstring): H + S + n + (n or 1) for a player stream,
+    H + S + A + B + (A·B or 1) for the joint stream ("slot" or "concat" embedding)."""
+    check(embedding in EMBEDDINGS, f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
+    acts = A + B if stream == "joint" else n_actions(stream, A, B)
+    return H + S + acts + (n_actions(stream, A, B) if embedding == "slot" else 1)
+
+
+def step_tokens(
+    history: dict[str, np.ndarray], stream: str, H: int, S: int, A: int, B: int,
+    embedding: str = "slot",
+) -> np.ndarray:
+    """Tokens x_t of every recorded step (see the module docstring).
+
+    Args:
+        history: record columns ``traj/h``, ``traj/s``, ``act/max``, ``act/min``, ``rew/max``,
+            each (G, t). A player's stream reads only its own action column (``act/max`` for
+            "max", ``act/min`` for "min") and the reward; the joint stream reads both.
+        stream: "max", "min" or "joint".
+        H, S, A, B: game dims.
+        embedding: "slot" (default: the reward is written into the taken action's slot) or
+            "concat" (a single reward feature); see the module docstring.
+    Returns:
+        float32 (G, t, token_dim).
+    """
+    n = n_actions(stream, A, B)
+    check(embedding in EMBEDDINGS, f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
+    h = np.asarray(history["traj/h"], dtype=np.int64)
+    s = np.asarray(history["traj/s"], dtype=np.int64)
+    r = np.asarray(history["rew/max"], dtype=np.float32)
+    check(h.ndim == 2 and h.shape == s.shape == r.shape,
+          f"history columns must be (G, t) of one shape, got {h.shape}, {s.shape}, {r.shape}")
+    parts = [_onehot(h, H, "traj/h"), _onehot(s, S, "traj/s")]
+    if stream == "joint":
+        a, b = _onehot(history["act/max"], A, "act/max"), _onehot(history["act/min"], B,
+                                                                   "act/min")
+        parts += [a, b]
+        own_r, own = r, (a[..., :, None] * b[..., None, :]).reshape(*a.shape[:-1], n)
+    elif stream == "max":
+        own = _onehot(history["act/max"], A, "act/max")
+        parts.append(own)
+        own_r = r
+    else:
+        own = _onehot(history["act/min"], B, "act/min")
+        parts.append(own)
+        own_r = 1.0 - r
+    parts.append(own_r[..., None] * own if embedding == "slot" else own_r[..., None])
+    return np.concatenate(parts, axis=-1).astype(np.float32)
+
+
+def _onehot(x: Any, n: int, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    if x.size:
+        check(int(x.min()) >= 0 and int(x.max()) < n,
+              f"{name} values must lie in [0, {n}), got [{int(x.min())}, {int(x.max())}]")
+    return (x[..., None] == np.arange(n)).astype(np.float32)
+
+
+def model_inputs(tokens: np.ndarray | torch.Tensor, length: int | None = None):
+    """Prepend the all-zero start token: (G, t, D) -> (G, t + 1, D), cut to ``length`` positions.
+
+    Position i of the result holds x_{i−1} (position 0: the start token), so a causal model's
+    output at position i has seen exactly D_i = x_{<i} and predicts the policy of step i.
+    """
+    G, _, D = tokens.shape
+    if isinstance(tokens, torch.Tensor):
+        out = torch.cat([tokens.new_zeros((G, 1, D)), tokens], dim=1)
+    else:
+        out = np.concatenate([np.zeros((G, 1, D), tokens.dtype), tokens], axis=1)
+    return out if length is None else out[:, :length]
+
+
+def policy_targets(record: dict[str, np.ndarray], stream: str) -> np.ndarray:
+    """The context algorithm's per-step policy at all (h, s): (G, T, H, S, n) float32."""
+    key = {"max": "pi/max", "min": "pi/min", "joint": "pi/joint"}[stream]
+    check(key in record, f"the record has no {key!r}; the centralized setting needs a "
+          "centralized context algorithm (viulcb) whose record carries pi/joint")
+    return np.asarray(record[key], dtype=np.float32)
+
+
+def logits_to_log_policy(logits: torch.Tensor, H: int, S: int, n: int) -> torch.Tensor:
+    """(B, L, H·S·n) read-out -> (B, L, H, S, n) log-probabilities (softmax over actions)."""
+    check(logits.shape[-1] == H * S * n,
+          f"read-out width {logits.shape[-1]} != H·S·n = {H * S * n}")
+    return F.log_softmax(logits.float().reshape(*logits.shape[:-1], H, S, n), dim=-1)
+
+
+# --------------------------------------------------------------------------------- the model
+def icgp_model_config(
+    stream: str,
+    dims: tuple[int, int, int, int],
+    seq_len: int,
+    *,
+    backbone: str = "gpt",
+    d_model: int = 32,
+    n_layers: int = 4,
+    n_heads: int = 4,
+    backbone_cfg: dict[str, Any] | None = None,
+    embedding: str = "slot",
+) -> ModelConfig:
+    """The model of one stream: Linear read-in -> causal backbone -> Linear(d, H·S·n) read-out.
+
+    Defaults follow DPT / Lin–Bai–Mei (digest §4): d_model 32, 4 layers, 4 heads, dropout 0.
+    ``backbone_cfg`` overrides/extends the backbone options; ``causal`` is always True.
+    """
+    H, S, A, B = dims
+    cfg: dict[str, Any] = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                               max_len=seq_len, dropout=0.0)
+    cfg.update(backbone_cfg or {})
+    check(cfg.get("causal", True) is True,
+          "in-context game players must be causal (the policy at step t may use only D_{t-1}); "
+          "drop causal=False from backbone_cfg")
+    cfg["causal"] = True
+    return ModelConfig(backbone=backbone, backbone_cfg=cfg, input_kind="vectors",
+                       input_dim=token_dim(stream, H, S, A, B, embedding),
+                       output_dim=H * S * n_actions(stream, A, B))
+
+
+class GamePolicyTask:
+    """Trainer task: imitate the context algorithm's per-step policy of one stream.
+
+    Args:
+        tokens: float32 (M, T, D) step tokens of M training trajectories.
+        targets: (M, T, H, S, n) the algorithm's policy used at each step.
+        labels: "soft" or "sampled" (module docstring).
+        val_tokens, val_targets: optional held-out trajectories for ``evaluate``.
+    """
+
+    def __init__(self, tokens: np.ndarray, targets: np.ndarray, *, labels: str = "soft",
+                 val_tokens: np.ndarray | None = None, val_targets: np.ndarray | None = None):
+        check(labels in LABELS, f"labels must be one of {LABELS}, got {labels!r}")
+        check(tokens.ndim == 3 and targets.ndim == 5 and tokens.shape[:2] == targets.shape[:2],
+              f"tokens (M, T, D) and targets (M, T, H, S, n) must share (M, T), got "
+              f"{tokens.shape} and {targets.shape}")
+        check(tokens.shape[0] >= 1, "need at least one training trajectory")
+        self.tokens = np.ascontiguousarray(tokens, dtype=np.float32)
+        self.targets = np.ascontiguousarray(targets, dtype=np.float32)
+        self.labels = labels
+        self.val_tokens, self.val_targets = val_tokens, val_targets
+        self.T = tokens.shape[1]
+        self.H, self.S, self.n = targets.shape[2:]
+        self.tokens_per_sample = self.T
+
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        idx = rng.integers(0, self.tokens.shape[0], size=batch_size)
+        x = model_inputs(self.tokens[idx], self.T)
+        p = self.targets[idx]
+        batch = {"x": torch.from_numpy(x)}
+        if self.labels == "soft":
+            batch["p"] = torch.from_numpy(p)
+        else:
+            cdf = np.cumsum(p, axis=-1)
+            u = rng.random(p.shape[:-1])[..., None] * cdf[..., -1:]
+            batch["a"] = torch.from_numpy(
+                np.minimum((cdf <= u).sum(-1), self.n - 1).astype(np.int64))
+        return batch
+
+    def log_policy(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return logits_to_log_policy(model(x), self.H, self.S, self.n)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logq = self.log_policy(model, batch["x"])
+        if "p" in batch:
+            return -(batch["p"] * logq).sum(-1).mean()
+        return F.nll_loss(logq.reshape(-1, self.n), batch["a"].reshape(-1))
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Held-out imitation error: mean KL(π^alg ‖ TF) and total variation over (t, h, s)."""
+        if self.val_tokens is None or self.val_targets is None:
+            return {}
+        x = torch.from_numpy(model_inputs(self.val_tokens, self.T).astype(np.float32))
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            q = self.log_policy(model, x.to(device)).exp().cpu().double().numpy()
+        return policy_divergences(self.val_targets, q)
+
+
+def policy_divergences(p: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    """Mean KL(p ‖ q) and TV(p, q) = ½ Σ|p − q| over all leading axes (last axis = actions)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    kl = np.where(p > 0, p * (np.log(np.maximum(p, 1e-300)) - np.log(np.maximum(q, 1e-300))),
+                  0.0).sum(-1)
+    return {"val_kl": float(kl.mean()), "val_tv": float(0.5 * np.abs(p - q).sum(-1).mean())}
+
+
+# ------------------------------------------------------------------------------------- data
+def pretraining_games(H: int, S: int, A: int, B: int, n_games: int, seed: int, *,
+                      branch: int = 1, transition: str = "dirichlet"):
+    """N games from the ICGP prior on seed branch ``[seed, branch]`` (1: train, 2: validation)."""
+    from icarena.envs.games import TabularGame
+
+    return TabularGame.random(H, S, A, B, seed=np.random.SeedSequence([seed, branch]),
+                              n_games=n_games, transition=transition)
+
+
+def eval_games(H: int, S: int, A: int, B: int, n_games: int, eval_seed: int, *,
+               transition: str = "dirichlet"):
+    """Held-out evaluation games: seed branch ``[eval_seed, 3]``, disjoint from training draws."""
+    return pretraining_games(H, S, A, B, n_games, eval_seed, branch=3, transition=transition)
+
+
+def context_records(game, algorithm: str, episodes: int, trajectories: int, seed: int,
+                    algo_kwargs: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Run the context algorithm ``trajectories`` times on each of the G games (one batched run).
+
+    Returns the record with M = G·trajectories rows, trajectory j of game g at row j·G + g.
+    """
+    from icarena.agents.games import run_algorithm
+    from icarena.envs.games import TabularGame
+
+    G = len(game)
+    if trajectories > 1:
+        rep = TabularGame(np.tile(game.rewards, (trajectories, 1, 1, 1, 1)),
+                          np.tile(game.transitions, (trajectories, 1, 1, 1, 1, 1)),
+                          np.tile(game.initial, (trajectories, 1)))
+    else:
+        rep = game
+    cfg = _algo_config(algorithm, algo_kwargs)
+    rec = run_algorithm(algorithm, rep, episodes, cfg=cfg, seed=seed)
+    check(rec["traj/h"].shape[0] == G * trajectories, "unexpected record size")
+    return rec
+
+
+def _algo_config(algorithm: str, kwargs: dict[str, Any] | None):
+    from icarena.agents import games as ag
+
+    cls = {"exp3": ag.EXP3Config, "vlearning": ag.VLearningConfig,
+           "viulcb": ag.VIULCBConfig}.get(algorithm)
+    check(cls is not None, f"unknown context algorithm {algorithm!r}; choose exp3, vlearning "
+          "or viulcb")
+    kwargs = dict(kwargs or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(kwargs) - names)
+    check(not unknown, f"{algorithm} has no option(s) {unknown}; valid: {sorted(names)}")
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- pretrain entry
+def _default_train() -> TrainConfig:
+    return TrainConfig(steps=1500, batch_size=32, lr=1e-3, min_lr=1e-4, warmup_steps=100,
+                       weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25)
+
+
+@dataclass
+class PretrainConfig:
+    """Pretrain in-context game player(s) on context-algorithm trajectories (ICGP)."""
+
+    out_dir: str = "runs/icgp"
+    """Run dir (gets icgp.json and one Trainer run dir per stream: max/ min/ or joint/)."""
+    seed: int = 0
+    """Seed of the pretraining games, trajectories, model init and batches."""
+    setting: str = "decentralized"
+    """'decentralized' (one model per player, own stream) or 'centralized' (one joint model)."""
+    H: int = 1
+    """Episode horizon (decentralized default: matrix games H = S = 1)."""
+    S: int = 1
+    """Number of states."""
+    A: int = 5
+    """Max-player actions."""
+    B: int = 5
+    """Min-player actions."""
+    episodes: int = 300
+    """K episodes per trajectory (T = K·H tokens); the paper uses 3000 (dec.) and 300 (cen.)."""
+    n_games: int = 20
+    """N pretraining games drawn from the prior."""
+    trajectories_per_game: int = 1
+    """Context-algorithm runs (different random draws) per pretraining game."""
+    context: str = "exp3"
+    """Context algorithm: exp3 or vlearning (decentralized), viulcb (centralized)."""
+    context_cfg: str = ""
+    """Options of the context algorithm's config as a JSON object, e.g. '{"c": 0.05}' (viulcb)."""
+    transition: str = "dirichlet"
+    """Transition rule of random games: 'dirichlet' or 'deterministic'."""
+    labels: str = "soft"
+    """Loss: 'soft' (cross-entropy to the recorded policy) or 'sampled' (one action per (t,h,s))."""
+    embedding: str = "slot"
+    """Step token: 'slot' (reward in the taken action's slot, default) or 'concat' (digest §4)."""
+    val_games: int = 4
+    """Validation games (seed branch [seed, 2]) for eval/val_kl and eval/val_tv."""
+    backbone: str = "gpt"
+    """Registered backbone (see `icarena list`)."""
+    d_model: int = 32
+    """Model width."""
+    n_layers: int = 4
+    """Backbone blocks."""
+    n_heads: int = 4
+    """Attention heads."""
+    backbone_cfg: str = ""
+    """Extra backbone options as a JSON object (override the above), e.g. '{"mlp_ratio": 2}'."""
+    train: TrainConfig = field(default_factory=_default_train)
+    """Optimisation settings (per stream); --train.resume continues every stream."""
+
+    def validate(self) -> None:
+        check(self.setting in SETTINGS, f"setting must be one of {SETTINGS}, got {self.setting!r}")
+        for name in ("H", "S", "A", "B", "episodes", "n_games", "trajectories_per_game"):
+            v = getattr(self, name)
+            check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
+        check(self.val_games >= 0, f"val_games must be >= 0, got {self.val_games}")
+        ok = CONTEXT_ALGORITHMS[self.setting]
+        check(self.context in ok, f"context algorithm {self.context!r} does not fit the "
+              f"{self.setting} setting; choose one of {ok}")
+        if self.context == "exp3":
+            check(self.H == 1 and self.S == 1, "EXP3 needs matrix games (H = S = 1); use "
+                  "--context vlearning for Markov games")
+        check(self.labels in LABELS, f"labels must be one of {LABELS}, got {self.labels!r}")
+        check(self.embedding in EMBEDDINGS,
+              f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        json_object(self.context_cfg, "context_cfg")
+        json_object(self.backbone_cfg, "backbone_cfg")
+        self.train.validate()
+
+    @property
+    def dims(self) -> tuple[int, int, int, int]:
+        return (self.H, self.S, self.A, self.B)
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return STREAMS[self.setting]
+
+
+def json_object(text: str | dict[str, Any], name: str) -> dict[str, Any]:
+    """Parse a JSON-object option ('' -> {}); a dict passes through. ConfigError otherwise."""
+    if isinstance(text, dict):
+        return dict(text)
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{name} must be a JSON object like '{{\"key\": 1}}' ({e})") from e
+    check(isinstance(value, dict), f"{name} must be a JSON object, got {text!r}")
+    return value
+
+
+def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+    """Generate the pretraining data and train one model per stream; write the run dir.
+
+    Returns ``{"run_dir": str, "results": {stream: TrainResult}, "rows": [...]}`` (rows: final
+    training loss and validation KL/TV per stream, printed by the CLI).
+    """
+    cfg.validate()
+    out = Path(cfg.out_dir)
+    H, S, A, B = cfg.dims
+    T = cfg.episodes * H
+    if not (cfg.train.resume or cfg.train.overwrite) and (out / META_FILE).exists():
+        raise CheckpointError(f"{out} already holds an icgp run; pass --train.resume to continue "
+                              "it, --train.overwrite to replace it, or choose another --out-dir")
+    games = pretraining_games(H, S, A, B, cfg.n_games, cfg.seed, transition=cfg.transition)
+    rec = context_records(games, cfg.context, cfg.episodes, cfg.trajectories_per_game,
+                          seed=_seed_int(cfg.seed, 11),
+                          algo_kwargs=json_object(cfg.context_cfg, "context_cfg"))
+    val = None
+    if cfg.val_games:
+        vg = pretraining_games(H, S, A, B, cfg.val_games, cfg.seed, branch=2,
+                               transition=cfg.transition)
+        val = context_records(vg, cfg.context, cfg.episodes, 1, seed=_seed_int(cfg.seed, 12),
+                              algo_kwargs=json_object(cfg.context_cfg, "context_cfg"))
+    meta = icgp_meta(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    from icarena.pretraining.data.store import atomic_write_json
+
+    atomic_write_json(out / META_FILE, meta)
+    results: dict[str, TrainResult] = {}
+    rows = []
+    for i, stream in enumerate(cfg.streams):
+        task = GamePolicyTask(
+            step_tokens(rec, stream, H, S, A, B, cfg.embedding), policy_targets(rec, stream),
+            labels=cfg.labels,
+            val_tokens=None if val is None else step_tokens(val, stream, H, S, A, B,
+                                                            cfg.embedding),
+            val_targets=None if val is None else policy_targets(val, stream),
+        )
+        mcfg = icgp_model_config(stream, cfg.dims, T, backbone=cfg.backbone, d_model=cfg.d_model,
+                                 n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                                 backbone_cfg=json_object(cfg.backbone_cfg, "backbone_cfg"),
+                                 embedding=cfg.embedding)
+        seed_everything(_seed_int(cfg.seed, 20 + i))
+        model = SequenceModel(mcfg)
+        tcfg = dataclasses.replace(cfg.train, seed=_seed_int(cfg.train.seed, cfg.seed, i))
+        run_config = {"task": "icgp", "stream": stream, "icgp": meta,
+                      "model": dataclasses.asdict(mcfg)}
+        res = train(model, task, tcfg, out / stream, config=run_config)
+        results[stream] = res
+        rows.append({"stream": stream, "final_loss": res.losses[-1] if res.losses else
+                     float("nan"), **res.final_eval, "seconds": res.seconds})
+    return {"run_dir": str(out), "results": results, "rows": rows}
+
+
+def icgp_meta(cfg: PretrainConfig) -> dict[str, Any]:
+    """The run's ``icgp.json``: what an in-context player needs to tokenize and read out."""
+    return {
+        "schema": SCHEMA, "setting": cfg.setting, "H": cfg.H, "S": cfg.S, "A": cfg.A,
+        "B": cfg.B, "episodes": cfg.episodes, "streams": list(cfg.streams),
+        "context": cfg.context, "context_cfg": json_object(cfg.context_cfg, "context_cfg"),
+        "n_games": cfg.n_games,
+        "trajectories_per_game": cfg.trajectories_per_game, "transition": cfg.transition,
+        "labels": cfg.labels, "embedding": cfg.embedding, "seed": cfg.seed,
+        "backbone": cfg.backbone,
+    }
+
+
+def read_meta(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Load and check ``icgp.json`` of a run dir (CheckpointError if missing or malformed)."""
+    path = Path(run_dir) / META_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: {run_dir} is not an icgp run dir; create one "
+                              "with `icarena pretrain icgp` or `icarena run icgp-decentralized`")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e})") from e
+    need = {"setting", "H", "S", "A", "B", "episodes", "streams"}
+    missing = sorted(need - set(meta))
+    if missing or meta.get("setting") not in SETTINGS:
+        raise CheckpointError(f"{path} is malformed (missing {missing} or bad setting)")
+    return meta
+
+
+def _seed_int(*parts: int) -> int:
+    """A 31-bit seed derived from integer parts (stable across runs and platforms)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] >> 1)
+
+
+__all__ = [
+    "CONTEXT_ALGORITHMS",
+    "EMBEDDINGS",
+    "GamePolicyTask",
+    "LABELS",
+    "PretrainConfig",
+    "SETTINGS",
+    "STREAMS",
+    "context_records",
+    "eval_games",
+    "icgp_model_config",
+    "logits_to_log_policy",
+    "model_inputs",
+    "n_actions",
+    "policy_divergences",
+    "policy_targets",
+    "pretrain",
+    "pretraining_games",
+    "read_meta",
+    "step_tokens",
+    "token_dim",
+]

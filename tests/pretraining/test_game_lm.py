@@ -1,0 +1,199 @@
+"""ICGP tokenization, imitation task and pretraining entry (icarena.pretraining.game_lm)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from icarena.errors import CheckpointError, ConfigError
+from icarena.pretraining import game_lm as gl
+from icarena.pretraining.train import TrainConfig
+
+
+def _history(G=2, T=5, H=2, S=3, A=4, B=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "traj/h": np.tile(np.arange(T) % H, (G, 1)),
+        "traj/s": rng.integers(0, S, (G, T)),
+        "act/max": rng.integers(0, A, (G, T)),
+        "act/min": rng.integers(0, B, (G, T)),
+        "rew/max": rng.random((G, T)),
+    }
+
+
+@pytest.mark.parametrize("embedding", gl.EMBEDDINGS)
+def test_token_layout_matches_hand_built_tokens(embedding):
+    H, S, A, B = 2, 3, 4, 2
+    hist = _history(H=H, S=S, A=A, B=B)
+    for stream in ("max", "min", "joint"):
+        tok = gl.step_tokens(hist, stream, H, S, A, B, embedding)
+        assert tok.shape == (2, 5, gl.token_dim(stream, H, S, A, B, embedding))
+        for g in range(2):
+            for t in range(5):
+                h, s = hist["traj/h"][g, t], hist["traj/s"][g, t]
+                a, b, r = hist["act/max"][g, t], hist["act/min"][g, t], hist["rew/max"][g, t]
+                parts = [np.eye(H)[h], np.eye(S)[s]]
+                if stream == "max":
+                    own, rho, parts = np.eye(A)[a], r, parts + [np.eye(A)[a]]
+                elif stream == "min":
+                    own, rho, parts = np.eye(B)[b], 1 - r, parts + [np.eye(B)[b]]
+                else:
+                    own, rho = np.eye(A * B)[a * B + b], r
+                    parts += [np.eye(A)[a], np.eye(B)[b]]
+                parts.append(rho * own if embedding == "slot" else [rho])
+                np.testing.assert_allclose(tok[g, t], np.concatenate(parts), atol=1e-6)
+    with pytest.raises(ConfigError, match="embedding"):
+        gl.step_tokens(hist, "max", H, S, A, B, "onehot")
+
+
+def test_player_tokens_ignore_the_opponents_actions():
+    H, S, A, B = 2, 3, 4, 2
+    hist = _history(H=H, S=S, A=A, B=B)
+    other = dict(hist, **{"act/min": (hist["act/min"] + 1) % B})
+    np.testing.assert_array_equal(gl.step_tokens(hist, "max", H, S, A, B),
+                                  gl.step_tokens(other, "max", H, S, A, B))
+    other = dict(hist, **{"act/max": (hist["act/max"] + 1) % A})
+    np.testing.assert_array_equal(gl.step_tokens(hist, "min", H, S, A, B),
+                                  gl.step_tokens(other, "min", H, S, A, B))
+    assert not np.array_equal(gl.step_tokens(hist, "joint", H, S, A, B),
+                              gl.step_tokens(other, "joint", H, S, A, B))
+
+
+def test_out_of_range_actions_are_rejected():
+    hist = _history()
+    hist["act/max"][0, 0] = 9
+    with pytest.raises(ConfigError, match="act/max"):
+        gl.step_tokens(hist, "max", 2, 3, 4, 2)
+
+
+def test_model_inputs_shift_by_one_with_a_zero_start_token():
+    tok = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) + 1
+    x = gl.model_inputs(tok)
+    assert x.shape == (2, 4, 4)
+    assert np.all(x[:, 0] == 0)
+    np.testing.assert_array_equal(x[:, 1:], tok)
+    assert gl.model_inputs(tok, 3).shape == (2, 3, 4)
+    assert gl.model_inputs(np.zeros((2, 0, 4), np.float32)).shape == (2, 1, 4)
+    xt = gl.model_inputs(torch.from_numpy(tok))
+    np.testing.assert_array_equal(xt.numpy(), x)
+
+
+def _task(labels="soft", M=3, T=6, H=2, S=2, n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    tokens = rng.random((M, T, 5)).astype(np.float32)
+    p = rng.dirichlet(np.ones(n), size=(M, T, H, S)).astype(np.float32)
+    return gl.GamePolicyTask(tokens, p, labels=labels, val_tokens=tokens, val_targets=p)
+
+
+class _Fixed(torch.nn.Module):
+    """A 'model' returning fixed logits (B, T, H·S·n) whatever the input."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits)
+
+    def forward(self, x):
+        return self.logits[: x.shape[0], : x.shape[1]]
+
+
+def test_soft_loss_is_the_policy_cross_entropy():
+    task = _task()
+    batch = task.sample_batch(np.random.default_rng(1), 4)
+    assert batch["x"].shape == (4, 6, 5) and batch["p"].shape == (4, 6, 2, 2, 3)
+    logits = torch.randn(4, 6, 12)
+    loss = task.loss(_Fixed(logits), batch)
+    logq = F.log_softmax(logits.reshape(4, 6, 2, 2, 3), -1)
+    expected = -(batch["p"] * logq).sum(-1).mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+
+
+def test_sampled_labels_follow_the_policy_and_are_seeded():
+    task = _task("sampled", M=1, T=1, H=1, S=1, n=3)
+    task.targets[:] = np.array([0.6, 0.3, 0.1], np.float32)
+    a = np.concatenate([task.sample_batch(np.random.default_rng([0, i]), 512)["a"].numpy().ravel()
+                        for i in range(8)])
+    freq = np.bincount(a, minlength=3) / a.size
+    np.testing.assert_allclose(freq, [0.6, 0.3, 0.1], atol=0.03)
+    b1 = task.sample_batch(np.random.default_rng(5), 7)["a"]
+    b2 = task.sample_batch(np.random.default_rng(5), 7)["a"]
+    assert torch.equal(b1, b2)
+    logits = torch.randn(7, 1, 3)
+    loss = task.loss(_Fixed(logits), {"x": torch.zeros(7, 1, 5), "a": b1})
+    assert torch.allclose(loss, F.cross_entropy(logits.reshape(7, 3), b1.reshape(7)))
+
+
+def test_divergences_against_direct_formulas():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=(3, 5))
+    q = rng.dirichlet(np.ones(4), size=(3, 5))
+    p[0, 0] = [0.5, 0.5, 0.0, 0.0]
+    d = gl.policy_divergences(p, q)
+    kl = np.mean([[sum(pi * np.log(pi / qi) for pi, qi in zip(p[i, j], q[i, j], strict=True)
+                        if pi > 0)
+                   for j in range(5)] for i in range(3)])
+    assert d["val_kl"] == pytest.approx(kl)
+    assert d["val_tv"] == pytest.approx(np.mean(0.5 * np.abs(p - q).sum(-1)))
+    assert gl.policy_divergences(p, p)["val_kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_heldout_games_are_disjoint_from_pretraining_games():
+    tr = gl.pretraining_games(2, 4, 5, 5, 20, seed=0)
+    ev = gl.eval_games(2, 4, 5, 5, 10, eval_seed=0)
+    flat_tr = tr.rewards.reshape(20, -1)
+    for g in ev.rewards.reshape(10, -1):
+        assert not np.any(np.all(np.isclose(flat_tr, g), axis=1))
+    again = gl.pretraining_games(2, 4, 5, 5, 20, seed=0)
+    np.testing.assert_array_equal(tr.rewards, again.rewards)
+
+
+def test_context_records_repeat_games_with_different_draws():
+    games = gl.pretraining_games(1, 1, 3, 3, 2, seed=0)
+    rec = gl.context_records(games, "exp3", 30, 3, seed=1)
+    assert rec["act/max"].shape == (6, 30)
+    assert not np.array_equal(rec["act/max"][0], rec["act/max"][2])
+    with pytest.raises(ConfigError, match="no option"):
+        gl.context_records(games, "exp3", 5, 1, seed=1, algo_kwargs={"bogus": 1})
+
+
+def _tiny(tmp_path, setting="decentralized", **kw):
+    dims = {"H": 1, "S": 1, "context": "exp3"} if setting == "decentralized" else \
+        {"H": 2, "S": 2, "context": "viulcb", "context_cfg": '{"mwu_iters": 10}'}
+    cfg = dict(out_dir=str(tmp_path / setting), setting=setting, A=3, B=3, episodes=6,
+               n_games=3, val_games=2, d_model=8, n_layers=1, n_heads=2,
+               train=TrainConfig(steps=3, batch_size=2, warmup_steps=1, ckpt_every=3,
+                                 log_every=1, progress=False), **dims)
+    cfg.update(kw)
+    return gl.PretrainConfig(**cfg)
+
+
+@pytest.mark.parametrize("setting", ["decentralized", "centralized"])
+def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
+    cfg = _tiny(tmp_path, setting)
+    out = gl.pretrain(cfg)
+    run = tmp_path / setting
+    meta = json.loads((run / "icgp.json").read_text())
+    assert meta["setting"] == setting and meta["streams"] == list(gl.STREAMS[setting])
+    for s in gl.STREAMS[setting]:
+        assert (run / s / "model.safetensors").is_file() and (run / s / "ckpt.pt").is_file()
+        assert len(out["results"][s].losses) == 3
+        assert np.isfinite(out["results"][s].final_eval["val_kl"])
+    with pytest.raises(CheckpointError, match="already holds"):
+        gl.pretrain(cfg)
+
+
+def test_pretrain_config_errors(tmp_path):
+    for kw, msg in ((dict(setting="both"), "setting"), (dict(context="viulcb"), "does not fit"),
+                    (dict(H=2), "matrix games"), (dict(labels="hard"), "labels"),
+                    (dict(embedding="x"), "embedding"),
+                    (dict(backbone_cfg="[1]"), "JSON object"),
+                    (dict(context_cfg="{bad"), "JSON object")):
+        with pytest.raises(ConfigError, match=msg):
+            _tiny(tmp_path, **kw).validate()
+    with pytest.raises(ConfigError, match="causal"):
+        gl.icgp_model_config("max", (1, 1, 3, 3), 4, backbone_cfg={"causal": False})
+    with pytest.raises(CheckpointError, match="not an icgp run dir"):
+        gl.read_meta(tmp_path)
