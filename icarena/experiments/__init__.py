@@ -16,14 +16,28 @@ from icarena.errors import ConfigError
 
 # name -> (module, one-line help)
 EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "icgp-decentralized": ("icarena.experiments.icgp_decentralized", "ICGP: in-context EXP3"),
+    "icgp-centralized": ("icarena.experiments.icgp_centralized", "ICGP: in-context VI-ULCB player"),
     "quickstart": (
         "icarena.experiments.quickstart",
         "A small version of every experiment (the `make demo` job, < 5 min on 2 cores).",
     ),
+    "games-baselines": ("icarena.experiments.games_baselines", "Nash gap of game baselines"),
     "regression-linear": (
         "icarena.experiments.regression_linear",
         "GPT learns linear regression in context (Garg et al., d=5, k=11) vs LS / 3-NN / avg.",
     ),
+    "regression-families": ("icarena.experiments.regression_families", "GPT per function family"),
+    "regression-rate": ("icarena.experiments.regression_rate", "Hölder-rate slope vs theory"),
+    "alpine": (
+        "icarena.experiments.alpine",
+        "ALPINE path-finding on a random DAG: accuracy by degree, adjacency/reachability probes.",
+    ),
+    "blocksworld": (
+        "icarena.experiments.blocksworld",
+        "ALPINE on the 4-block Blocksworld graph, widths 30/60/120, plan validity.",
+    ),
+    "backbones": ("icarena.experiments.backbones", "Every backbone x regression/ALPINE/ICGP"),
 }
 
 

@@ -20,6 +20,7 @@ GENERATORS: dict[str, tuple[str, str]] = {
     "alpine": ("icarena.pretraining.data.alpine", "ALPINE path-finding lines on a random DAG"),
     "blocksworld": ("icarena.pretraining.data.blocksworld", "ALPINE paths on Blocksworld states"),
     "games": ("icarena.pretraining.data.games", "EXP3/V-learning/VI-ULCB runs on sampled games"),
+    "regression": ("icarena.pretraining.data.regression", "In-context regression prompt pool"),
 }
 
 

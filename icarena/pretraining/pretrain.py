@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # name -> (module, one-line help)
 PRETRAINERS: dict[str, tuple[str, str]] = {
+    "regression": ("icarena.pretraining.data.regression", "In-context regression (Garg et al.)"),
     "path": ("icarena.pretraining.path_lm", "Next-token training on ALPINE path lines"),
     "icgp": ("icarena.pretraining.game_lm", "ICGP: imitate EXP3/V-learning/VI-ULCB in context"),
 }

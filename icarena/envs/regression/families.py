@@ -1,0 +1,237 @@
+"""Function families for in-context regression, sampled in batches.
+
+A *family* is a distribution over functions f: R^d -> R plus an input distribution. Sampling a
+prompt draws one function and k inputs; every function here is drawn independently per prompt,
+and everything is vectorised over a batch of P prompts (one function per prompt).
+
+Families (Garg et al. 2022, arXiv 2208.01066, §1 of the regression digest, plus the Hölder and
+manifold settings of Shi & Liao 2026, arXiv 2605.08811):
+
+=================  ==========================================================  ============
+name               function f                                                  normaliser
+=================  ==========================================================  ============
+``linear``         f(x) = wᵀx,  w ~ N(0, I_d),  x ~ N(0, I_d)                  d
+``sparse_linear``  as linear, all but ``sparsity`` = s random coords of w       s
+                   set to 0
+``relu_2nn``       f(x) = √(2/h) · relu(xᵀW1) W2,  W1 ∈ R^{d×h}, W2 ∈ R^h       d
+                   iid N(0, 1),  h = ``hidden`` (100)
+``decision_tree``  full binary tree of depth ``depth`` (4); internal node i     1
+                   tests x_{j_i} > 0 (j_i ~ U{0..d-1}) and goes to child
+                   2i+1+[x_{j_i} > 0]; leaves ~ N(0, 1)
+``holder``         f(x) = Σ_{m<M} a_m ‖x − c_m‖^α,  a_m ~ N(0, 1/M),           1
+                   c_m ~ U[0,1]^d,  x ~ U[0,1]^d,  M = ``n_bumps``; α-Hölder
+                   with constant ≤ Σ|a_m| (‖·‖^α is α-Hölder for α ∈ (0, 1])
+``manifold``       inputs uniform on the sphere S^m (m = ``intrinsic_dim``;     1
+                   m = 1 is a circle) embedded in R^d by a random isometry
+                   Q ∈ R^{d×(m+1)} (orthonormal columns, one per prompt);
+                   f(x) = Σ_m a_m ‖x − c_m‖^α with centres c_m = Q u_m on
+                   the manifold
+=================  ==========================================================  ============
+
+The normaliser is what the squared error is divided by when curves are reported (Garg et al.'s
+convention: predicting 0 scores ≈ 1 on linear, sparse and ReLU families); for ``holder`` and
+``manifold`` it is 1, i.e. raw squared error. Every family adds N(0, ``noise_std``²) label noise
+(``noise_std`` defaults to 0 except for ``holder``, whose default 0.25 is the noise level of the
+digest's rate experiment); :func:`sample_prompts` returns both the noisy labels and the clean
+values f(x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from icarena.errors import ConfigError, check
+
+FAMILY_NAMES = ("linear", "sparse_linear", "relu_2nn", "decision_tree", "holder", "manifold")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A validated function family (see the module docstring for each ``name``).
+
+    Build with :func:`make_family`, which checks every field.
+    """
+
+    name: str
+    d: int
+    noise_std: float = 0.0
+    sparsity: int = 3
+    hidden: int = 100
+    depth: int = 4
+    alpha: float = 1.0
+    n_bumps: int = 4
+    intrinsic_dim: int = 1
+
+    @property
+    def normaliser(self) -> float:
+        """Divide squared errors by this to report normalised error (module docstring)."""
+        if self.name in ("linear", "relu_2nn"):
+            return float(self.d)
+        if self.name == "sparse_linear":
+            return float(self.sparsity)
+        return 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # -- sampling ------------------------------------------------------------------------------
+
+    def sample_functions(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """Parameters of ``n`` independent functions (arrays with leading axis n, float64)."""
+        d = self.d
+        if self.name in ("linear", "sparse_linear"):
+            w = rng.standard_normal((n, d))
+            if self.name == "sparse_linear":
+                # keep `sparsity` coordinates chosen uniformly without replacement per function
+                keep = np.argsort(rng.random((n, d)), axis=1)[:, : self.sparsity]
+                mask = np.zeros((n, d), dtype=bool)
+                np.put_along_axis(mask, keep, True, axis=1)
+                w = np.where(mask, w, 0.0)
+            return {"w": w}
+        if self.name == "relu_2nn":
+            return {
+                "W1": rng.standard_normal((n, d, self.hidden)),
+                "W2": rng.standard_normal((n, self.hidden)),
+            }
+        if self.name == "decision_tree":
+            n_internal = 2**self.depth - 1
+            return {
+                "features": rng.integers(0, d, size=(n, n_internal)),
+                "leaves": rng.standard_normal((n, 2**self.depth)),
+            }
+        a = rng.standard_normal((n, self.n_bumps)) / np.sqrt(self.n_bumps)
+        if self.name == "holder":
+            return {"a": a, "centres": rng.random((n, self.n_bumps, d))}
+        # manifold
+        m1 = self.intrinsic_dim + 1
+        q, r = np.linalg.qr(rng.standard_normal((n, d, m1)))
+        q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]  # Haar-distributed frame
+        u = _unit_sphere(rng, (n, self.n_bumps), m1)
+        return {"a": a, "frame": q, "centres": np.einsum("ndm,nbm->nbd", q, u)}
+
+    def sample_inputs(
+        self, rng: np.random.Generator, params: dict[str, np.ndarray], k: int
+    ) -> np.ndarray:
+        """Inputs (n, k, d) for the n functions in ``params``."""
+        n = _batch_size(params)
+        if self.name == "holder":
+            return rng.random((n, k, self.d))
+        if self.name == "manifold":
+            u = _unit_sphere(rng, (n, k), self.intrinsic_dim + 1)
+            return np.einsum("ndm,nkm->nkd", params["frame"], u)
+        return rng.standard_normal((n, k, self.d))
+
+    def evaluate(self, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+        """Noiseless values f(x): x (n, k, d) -> (n, k), function i applied to x[i]."""
+        x = np.asarray(x, dtype=np.float64)
+        check(
+            x.ndim == 3 and x.shape[0] == _batch_size(params) and x.shape[2] == self.d,
+            f"x must have shape (n={_batch_size(params)}, k, d={self.d}), got {x.shape}",
+        )
+        if self.name in ("linear", "sparse_linear"):
+            return np.einsum("nkd,nd->nk", x, params["w"])
+        if self.name == "relu_2nn":
+            h = np.maximum(np.einsum("nkd,ndh->nkh", x, params["W1"]), 0.0)
+            return np.sqrt(2.0 / self.hidden) * np.einsum("nkh,nh->nk", h, params["W2"])
+        if self.name == "decision_tree":
+            node = np.zeros(x.shape[:2], dtype=np.int64)
+            for _ in range(self.depth):
+                feat = np.take_along_axis(params["features"], node, axis=1)  # (n, k)
+                go_right = np.take_along_axis(x, feat[..., None], axis=2)[..., 0] > 0
+                node = 2 * node + 1 + go_right
+            leaf = node - (2**self.depth - 1)
+            return np.take_along_axis(params["leaves"], leaf, axis=1)
+        dist = np.linalg.norm(x[:, :, None, :] - params["centres"][:, None, :, :], axis=-1)
+        return np.einsum("nkm,nm->nk", dist**self.alpha, params["a"])
+
+
+@dataclass
+class Prompts:
+    """A batch of P prompts of k points: inputs, noisy labels, clean values, functions."""
+
+    x: np.ndarray
+    """(P, k, d) inputs."""
+    y: np.ndarray
+    """(P, k) labels f(x) + noise."""
+    f: np.ndarray
+    """(P, k) noiseless values f(x)."""
+    params: dict[str, np.ndarray]
+    """The sampled functions (leading axis P)."""
+
+
+def make_family(name: str, d: int, **options: Any) -> Family:
+    """Build and validate family ``name`` in dimension ``d``.
+
+    Options: ``noise_std`` (all), ``sparsity`` (sparse_linear), ``hidden`` (relu_2nn), ``depth``
+    (decision_tree), ``alpha`` and ``n_bumps`` (holder, manifold), ``intrinsic_dim`` (manifold).
+    """
+    check(
+        name in FAMILY_NAMES,
+        f"unknown function family {name!r}; choose one of {', '.join(FAMILY_NAMES)}",
+    )
+    check(isinstance(d, int | np.integer) and d >= 1, f"d must be an integer >= 1, got {d!r}")
+    allowed = {"noise_std", "sparsity", "hidden", "depth", "alpha", "n_bumps", "intrinsic_dim"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {unknown} for family {name!r}; valid: {sorted(allowed)}"
+        )
+    if name == "holder" and "noise_std" not in options:
+        options["noise_std"] = 0.25
+    fam = Family(name=name, d=int(d), **options)
+    check(fam.noise_std >= 0 and np.isfinite(fam.noise_std),
+          f"noise_std must be a finite number >= 0, got {fam.noise_std}")
+    if name == "sparse_linear":
+        check(1 <= fam.sparsity <= fam.d,
+              f"sparsity must be in [1, d={fam.d}], got {fam.sparsity}")
+    if name == "relu_2nn":
+        check(fam.hidden >= 1, f"hidden must be >= 1, got {fam.hidden}")
+    if name == "decision_tree":
+        check(1 <= fam.depth <= 16, f"depth must be in [1, 16], got {fam.depth}")
+    if name in ("holder", "manifold"):
+        check(0.0 < fam.alpha <= 1.0,
+              f"alpha must be in (0, 1] (Hölder exponent), got {fam.alpha}")
+        check(fam.n_bumps >= 1, f"n_bumps must be >= 1, got {fam.n_bumps}")
+    if name == "manifold":
+        check(
+            1 <= fam.intrinsic_dim <= fam.d - 1,
+            f"manifold family needs 1 <= intrinsic_dim <= d - 1 (sphere S^m in R^d); got "
+            f"intrinsic_dim={fam.intrinsic_dim}, d={fam.d}: raise d or lower intrinsic_dim",
+        )
+    return fam
+
+
+def sample_prompts(family: Family, rng: np.random.Generator, n: int, k: int) -> Prompts:
+    """Draw ``n`` prompts of ``k`` points: one function per prompt, then its inputs and labels.
+
+    Draw order (fixed, so a seed gives the same bytes): functions, inputs, noise.
+    """
+    check(isinstance(n, int | np.integer) and n >= 1, f"n (prompts) must be >= 1, got {n!r}")
+    check(isinstance(k, int | np.integer) and k >= 1, f"k (points per prompt) must be >= 1, "
+          f"got {k!r}")
+    params = family.sample_functions(rng, int(n))
+    x = family.sample_inputs(rng, params, int(k))
+    f = family.evaluate(params, x)
+    y = f + family.noise_std * rng.standard_normal(f.shape) if family.noise_std > 0 else f.copy()
+    return Prompts(x=x, y=y, f=f, params=params)
+
+
+def holder_target(x: np.ndarray, alpha: float, centre: float = 0.5) -> np.ndarray:
+    """The fixed Hölder target of the rate experiment: f_α(x) = Σ_i |x_i − centre|^α.
+
+    x: (..., d) -> (...). α-Hölder (α ∈ (0, 1]) with constant d^{1-α/2}.
+    """
+    check(0.0 < alpha <= 1.0, f"alpha must be in (0, 1], got {alpha}")
+    return (np.abs(np.asarray(x, dtype=np.float64) - centre) ** alpha).sum(axis=-1)
+
+
+def _unit_sphere(rng: np.random.Generator, shape: tuple[int, ...], dim: int) -> np.ndarray:
+    g = rng.standard_normal((*shape, dim))
+    return g / np.linalg.norm(g, axis=-1, keepdims=True)
+
+
+def _batch_size(params: dict[str, np.ndarray]) -> int:
+    return int(next(iter(params.values())).shape[0])

@@ -1,0 +1,752 @@
+"""``icarena run backbones``: every registered backbone on every task, with one budget per task.
+
+Issue 7 (item 6): the same read-in -> backbone -> read-out model is trained with each registered
+backbone (:func:`icarena.pretraining.backbones.available`) on up to three in-context tasks, with
+the **same** steps, batch, learning-rate schedule, width, depth and heads for every backbone of
+a task, and scored by that task's own metric:
+
+=================  ===========================================  =============================
+task               setting                                      metric (lower/higher better)
+=================  ===========================================  =============================
+``regression``     Garg et al. 2022 linear regression, d = 5,   squared error / d at
+                   k = 11 fresh prompts every step (causal)     k = 2d in-context examples (↓)
+``alpine``         ALPINE (Wang et al. 2024) random DAG,        path validity of sampled
+                   n = 100, p = 0.1, next-token LM              completions on test pairs (↑)
+``icgp``           ICGP centralized (Shi et al. 2024): imitate  final Nash gap of the
+                   VI-ULCB on H=2, S=4, A=B=5 Markov games      state-wise averaged policy (↓)
+=================  ===========================================  =============================
+
+Beside the metric every cell reports the model's parameters (read-in + backbone + read-out; the
+backbone alone in its own column), training throughput (tokens/s and ms/step over the training
+steps only, evaluation excluded) and peak memory. Reference rows (least squares for regression,
+the random-walk planner for ALPINE, VI-ULCB itself and uniform play for ICGP) are computed on
+the same held-out prompts / pairs / games.
+
+The report also holds the SympFormer-vs-GPT acceptance item: both backbones' training-loss
+curves on ``regression`` (same budget, same depth and width, EMA-smoothed) in one PNG, with
+their parameter counts (SympFormer's learned momentum coefficients and momentum norms add
+parameters; the digest asks to always report them).
+
+Choices the spec leaves open (documented here):
+
+* **Causality.** All three tasks are next-token / every-prefix tasks, so every backbone is built
+  with ``causal=True``. Backbones without a native causal mode use what they offer: BiXT runs its
+  exact ``prefix_reencode`` mode (every prefix encoded on its own), which costs O(T^2) per
+  sequence instead of O(T) -- it gets the same step budget and its ms/step column shows the
+  price; ``--exclude bixt`` skips it. ``local_global`` (bidirectional by default) is masked.
+* **Supernet.** ``supernet`` trained like a plain network would always run its max
+  sub-network, i.e. exactly ``gpt`` (same parameter names, same init). It is therefore trained
+  the S3/AutoFormer way, uniform single-path (a random sub-network each step,
+  :class:`icarena.pretraining.search.SupernetTask`), and **scored at its max sub-network**; the
+  row measures what weight sharing costs the largest sub-network at an equal step budget.
+* **Peak memory.** On CPU the only portable peak is the process's max RSS, which never goes
+  down, so with ``isolate=True`` (default) each (task, backbone) cell runs in a fresh
+  ``spawn`` subprocess and reports its own peak RSS and the growth of the peak during the cell
+  (``peak_mem_mb`` - RSS after imports and data loading). On CUDA it is
+  ``torch.cuda.max_memory_allocated`` of that process. With ``isolate=False`` (tests, quick
+  runs) the cells share a process and the memory columns are NaN.
+* **Data.** The ALPINE dataset and the VI-ULCB trajectories are generated once per run into
+  ``out_dir/data`` (reused when the config matches) and shared by all backbones, so every
+  backbone sees the same batches (the Trainer draws step i from ``[seed, rank, i]``).
+
+Outputs in ``out_dir``: ``config.json``, ``metrics.json`` (every cell incl. its loss curve),
+``report.md`` (one table of all cells plus a metric-by-backbone pivot), ``sympformer_vs_gpt.png``,
+``cells/<task>/<backbone>/`` (a normal run dir per cell: config.json, model.safetensors,
+ckpt.pt, TensorBoard events, and ``cell.json``, the cell's result, written as soon as the cell
+ends).
+
+Cost and budget (measured 2026-11-27 on the shared 2-core box, load 5-11 from other jobs,
+1 torch thread per cell; ms per training step at the default sizes and batches):
+
+=============  ==========  ======  ============  =======  ========  ==========  ==========
+task           gpt         linear  local_global  sepnorm  supernet  sympformer  bixt
+=============  ==========  ======  ============  =======  ========  ==========  ==========
+regression     134         296     101           130      45        97          4533
+alpine         89          2306    162           165      106       180         3356
+icgp           47          80      50            73       49        69          480
+=============  ==========  ======  ============  =======  ========  ==========  ==========
+
+BiXT's exact prefix re-encoding is 25-90x GPT per step; ``linear`` on ALPINE (one head of
+width 120) materialises its (B, T, 120, 120) running key-value sums, which also makes its
+sampling evaluation slow (≈ 5 min, 5 GB peak). At the default steps this projects to ≈ 23 min
+of training without BiXT plus ≈ 56 min for BiXT *on that loaded box*; the same GPT step runs
+≈ 7x faster on idle cores with 2 threads (regression-linear's 25-30 ms vs 197 ms here), which
+puts the full default run at roughly 15-20 min on an idle 2-core machine. ``--exclude bixt``
+removes about two thirds of the time.
+
+The default budget is a *cost* comparison more than a converged one: at 500 steps of batch 32
+no backbone leaves the in-context-regression plateau (error at 2d ≈ 0.9; least squares 0), and
+ALPINE at 300 steps has near-zero path validity. GPT leaves the plateau after ≈ 1,000-3,000
+steps of batch 64 (``--regression.steps 3000 --regression.batch-size 64``: GPT 0.66,
+SympFormer 0.85 at err@2d, measured); ``regression-linear`` needs 18,000 steps for < 0.06.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from icarena.errors import CheckpointError, ConfigError, check
+
+TASKS: tuple[str, ...] = ("regression", "alpine", "icgp")
+"""Tasks of the comparison, in report order."""
+
+METRICS: dict[str, tuple[str, str]] = {
+    "regression": ("err@2d", "squared error / d at k = 2d in-context examples (lower is better)"),
+    "alpine": ("path_valid", "fraction of valid sampled paths on test pairs (higher is better)"),
+    "icgp": ("nash_gap_avg", "final-episode Nash gap of the averaged policy (lower is better)"),
+}
+
+
+# ----------------------------------------------------------------------------------- config
+@dataclass
+class RegressionSpec:
+    """Budget and setting of the ``regression`` task (Garg et al. linear regression)."""
+
+    steps: int = 500
+    """Training steps (same for every backbone)."""
+    batch_size: int = 32
+    """Prompts per step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (warm-up, then cosine to 0)."""
+    warmup_steps: int = 50
+    """Linear warm-up steps."""
+    d_model: int = 64
+    """Backbone width."""
+    n_layers: int = 3
+    """Backbone depth."""
+    n_heads: int = 2
+    """Attention heads."""
+    d: int = 5
+    """Input dimension."""
+    k: int = 11
+    """Points per prompt (must exceed 2d: the metric reads k = 2d)."""
+    n_eval: int = 640
+    """Held-out prompts."""
+    eval_seed: int = 1234
+    """Seed of the held-out prompts."""
+
+
+@dataclass
+class AlpineSpec:
+    """Budget and setting of the ``alpine`` task (ALPINE path finding, n = 100)."""
+
+    steps: int = 300
+    """Training steps (same for every backbone)."""
+    batch_size: int = 64
+    """Path lines per step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (warm-up, then cosine to lr / 10)."""
+    warmup_steps: int = 30
+    """Linear warm-up steps."""
+    d_model: int = 120
+    """Backbone width (ALPINE: 120)."""
+    n_layers: int = 1
+    """Backbone depth (ALPINE's analysed model: 1)."""
+    n_heads: int = 1
+    """Attention heads (ALPINE's analysed model: 1)."""
+    nodes: int = 100
+    """Graph nodes n."""
+    p: float = 0.1
+    """Edge probability of the random DAG."""
+    paths_per_pair: int = 20
+    """Random-walk training lines per train pair."""
+    n_prompts: int = 200
+    """Test pairs drawn (with replacement) for the path-validity metric."""
+    samples_per_prompt: int = 5
+    """Completions sampled (temperature 1) per drawn pair."""
+
+
+@dataclass
+class IcgpSpec:
+    """Budget and setting of the ``icgp`` task (centralized in-context VI-ULCB player)."""
+
+    steps: int = 200
+    """Training steps (same for every backbone)."""
+    batch_size: int = 16
+    """Trajectories per step."""
+    lr: float = 2e-3
+    """Peak AdamW learning rate (warm-up, then cosine to lr / 10)."""
+    warmup_steps: int = 20
+    """Linear warm-up steps."""
+    d_model: int = 32
+    """Backbone width."""
+    n_layers: int = 2
+    """Backbone depth."""
+    n_heads: int = 4
+    """Attention heads."""
+    episodes: int = 20
+    """K episodes per trajectory (T = K·H tokens)."""
+    n_games: int = 20
+    """Pretraining games."""
+    trajectories_per_game: int = 2
+    """VI-ULCB runs per pretraining game."""
+    eval_games: int = 10
+    """Held-out games for the Nash gap."""
+    eval_seed: int = 1000
+    """Seed of the held-out games."""
+    context_cfg: str = '{"mwu_iters": 50}'
+    """VI-ULCB options as a JSON object."""
+
+
+@dataclass
+class Config:
+    """Train every backbone on every task with one budget per task; one comparison table."""
+
+    out_dir: str = "runs/backbones"
+    """Run directory (report, metrics, plots, data/, cells/<task>/<backbone>/)."""
+    seed: int = 0
+    """Seed of the datasets, inits, batches and sampling (same for every backbone)."""
+    backbones: tuple[str, ...] = ()
+    """Backbones to compare (empty: every registered one)."""
+    exclude: tuple[str, ...] = ()
+    """Backbones to leave out, e.g. 'bixt' (its exact causal mode costs O(T^2) per sequence)."""
+    tasks: tuple[str, ...] = ()
+    """Tasks: regression, alpine, icgp (empty: all)."""
+    backbone_options: str = ""
+    """Extra per-backbone options as JSON, e.g. '{"bixt": {"n_latents": 16}}'."""
+    regression: RegressionSpec = field(default_factory=RegressionSpec)
+    """regression budget and setting."""
+    alpine: AlpineSpec = field(default_factory=AlpineSpec)
+    """alpine budget and setting."""
+    icgp: IcgpSpec = field(default_factory=IcgpSpec)
+    """icgp budget and setting."""
+    smoothing: float = 0.95
+    """EMA factor of the plotted training-loss curves (0: raw)."""
+    isolate: bool = True
+    """Run each cell in a fresh subprocess (honest per-cell peak memory; costs the process start
+    and imports, 3-10 s per cell)."""
+    threads: int = 0
+    """torch CPU threads per cell (0: torch's default)."""
+    device: str = "cpu"
+    """'cpu', 'cuda' or 'auto'."""
+    overwrite: bool = False
+    """Replace an earlier run in out_dir."""
+
+
+def quick_config(out_dir: str) -> Config:
+    """A tiny comparison (every backbone, every task, a few steps; ≈ 10-20 s on 2 cores)."""
+    return Config(
+        out_dir=out_dir, isolate=False, overwrite=True,
+        regression=RegressionSpec(steps=8, batch_size=8, warmup_steps=2, d_model=16,
+                                  n_layers=1, n_heads=2, d=2, k=5, n_eval=32),
+        alpine=AlpineSpec(steps=6, batch_size=8, warmup_steps=2, d_model=16, nodes=12, p=0.3,
+                          paths_per_pair=2, n_prompts=10, samples_per_prompt=1),
+        icgp=IcgpSpec(steps=6, batch_size=4, warmup_steps=2, d_model=16, n_layers=1,
+                      n_heads=2, episodes=3, n_games=2, trajectories_per_game=1,
+                      eval_games=2, context_cfg='{"mwu_iters": 5}'),
+    )
+
+
+def resolve(cfg: Config) -> tuple[list[str], list[str], dict[str, dict[str, Any]]]:
+    """Validate ``cfg``; return (backbones, tasks, per-backbone extra options)."""
+    from icarena.pretraining import backbones as registry
+
+    names = registry.available()
+    chosen = list(cfg.backbones) or names
+    unknown = sorted(set(chosen) - set(names)) + sorted(set(cfg.exclude) - set(names))
+    check(not unknown, f"unknown backbone(s) {unknown}; available: {', '.join(names)}")
+    chosen = [b for b in chosen if b not in cfg.exclude]
+    check(len(chosen) >= 1, "no backbone left to train; drop some names from --exclude")
+    check(len(set(chosen)) == len(chosen), f"backbones listed twice: {chosen}")
+    tasks = list(cfg.tasks) or list(TASKS)
+    bad = sorted(set(tasks) - set(TASKS))
+    check(not bad, f"unknown task(s) {bad}; choose from {', '.join(TASKS)}")
+    check(len(set(tasks)) == len(tasks), f"tasks listed twice: {tasks}")
+    try:
+        extra = json.loads(cfg.backbone_options) if cfg.backbone_options.strip() else {}
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"backbone_options must be JSON like '{{\"bixt\": {{\"n_latents\": "
+                          f"16}}}}' ({e})") from e
+    check(isinstance(extra, dict) and all(isinstance(v, dict) for v in extra.values()),
+          "backbone_options must map backbone names to JSON objects of options")
+    check(not sorted(set(extra) - set(names)),
+          f"backbone_options names unknown backbone(s) {sorted(set(extra) - set(names))}")
+    reserved = {"d_model", "n_layers", "n_heads", "causal", "max_len"}
+    for b, opts in extra.items():
+        clash = sorted(reserved & set(opts))
+        check(not clash, f"backbone_options[{b!r}] sets {clash}: these are the shared budget; "
+              "set them per task (--regression.d-model ...) instead")
+    for name in ("regression", "alpine", "icgp"):
+        spec = getattr(cfg, name)
+        for f in ("steps", "batch_size", "d_model", "n_layers", "n_heads"):
+            v = getattr(spec, f)
+            check(isinstance(v, int) and v >= 1, f"{name}.{f} must be an int >= 1, got {v!r}")
+        check(spec.lr > 0, f"{name}.lr must be > 0, got {spec.lr}")
+        check(spec.warmup_steps >= 0, f"{name}.warmup_steps must be >= 0")
+    check(cfg.regression.k > 2 * cfg.regression.d,
+          f"regression.k ({cfg.regression.k}) must exceed 2d = {2 * cfg.regression.d}: the "
+          "metric is the error at k = 2d in-context examples")
+    check(0.0 <= cfg.smoothing < 1.0, f"smoothing must be in [0, 1), got {cfg.smoothing}")
+    check(cfg.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got "
+          f"{cfg.device!r}")
+    return chosen, tasks, {b: extra.get(b, {}) for b in chosen}
+
+
+# ------------------------------------------------------------------------------ task builders
+def _train_config(spec: Any, cell: dict[str, Any], min_lr_frac: float):
+    from icarena.pretraining.train import TrainConfig
+
+    return TrainConfig(
+        steps=spec["steps"], batch_size=spec["batch_size"], lr=spec["lr"],
+        min_lr=spec["lr"] * min_lr_frac, warmup_steps=min(spec["warmup_steps"], spec["steps"]),
+        eval_every=0, ckpt_every=spec["steps"], log_every=max(1, spec["steps"] // 100),
+        seed=cell["seed"], threads=cell["threads"], device=cell["device"],
+        overwrite=cell["overwrite"], progress=False)
+
+
+def _regression(cell: dict[str, Any]):
+    """(model config, task, metric_fn) of a regression cell."""
+    from icarena.envs.regression import make_family
+    from icarena.experiments.regression_linear import model_config
+    from icarena.pretraining.data.regression import RegressionTask
+    from icarena.pretraining.model import ModelConfig
+
+    s = cell["spec"]
+    family = make_family("linear", s["d"])
+    mcfg = model_config(cell["backbone"], s["d"], s["k"], s["n_layers"], s["d_model"],
+                        s["n_heads"])
+    mcfg["backbone_cfg"].update(cell["options"])
+    task = RegressionTask(family, s["k"], n_eval=s["n_eval"], eval_seed=s["eval_seed"])
+
+    def metric(model, out_dir: Path) -> dict[str, Any]:
+        ev = task.evaluate(model)
+        return {"metric": ev[f"err_k{2 * s['d']}"], "err_mean": ev["err_mean"],
+                "curve": [ev[f"err_k{i}"] for i in range(s["k"])]}
+
+    return ModelConfig(**mcfg), task, metric, {"family": family.to_dict(), "k": s["k"]}, 0.0
+
+
+def _alpine(cell: dict[str, Any]):
+    """(model config, task, metric_fn) of an ALPINE cell (dataset made by the parent)."""
+    from icarena.evaluation.path_eval import SamplingOptions, evaluate_path_model
+    from icarena.evaluation.planning import load_path_dataset
+    from icarena.pretraining.path_lm import PathLMTask, alpine_model_config
+
+    s = cell["spec"]
+    data = load_path_dataset(cell["data"])
+    mcfg = alpine_model_config(data.n + 2, data.block_size, d_model=s["d_model"],
+                               n_layers=s["n_layers"], n_heads=s["n_heads"],
+                               backbone=cell["backbone"], backbone_cfg=cell["options"])
+    task = PathLMTask(np.asarray(data.train_tokens), val_tokens=np.asarray(data.test_tokens))
+    opts = SamplingOptions(n_prompts=s["n_prompts"], samples_per_prompt=s["samples_per_prompt"])
+
+    def metric(model, out_dir: Path) -> dict[str, Any]:
+        ev = evaluate_path_model(model, data, opts, cell["seed"], out_dir)
+        val = task.evaluate(model)
+        return {"metric": ev["transformer"]["path_valid"], "val_loss": val.get("val_loss"),
+                "random_walk": ev["random_walk"]["path_valid"],
+                "per_degree": {d: v["accuracy"] for d, v in
+                               ev["transformer"]["per_degree"].items()}}
+
+    return mcfg, task, metric, {"data": cell["data"]}, 0.1
+
+
+def _icgp_pretrain_config(s: dict[str, Any], backbone: str, seed: int):
+    from icarena.pretraining.game_lm import PretrainConfig
+
+    return PretrainConfig(setting="centralized", H=2, S=4, A=5, B=5, episodes=s["episodes"],
+                          n_games=s["n_games"], trajectories_per_game=s["trajectories_per_game"],
+                          context="viulcb", context_cfg=s["context_cfg"], val_games=0,
+                          backbone=backbone, d_model=s["d_model"], n_layers=s["n_layers"],
+                          n_heads=s["n_heads"], seed=seed)
+
+
+def _icgp(cell: dict[str, Any]):
+    """(model config, task, metric_fn) of an ICGP cell (trajectories made by the parent).
+
+    The cell dir is an ICGP run dir (``icgp.json`` + ``joint/``), so
+    :class:`~icarena.agents.incontext.InContextGamePlayer` loads and plays it.
+    """
+    from icarena.agents.incontext import InContextGamePlayer
+    from icarena.evaluation.nash import record_gap_curves
+    from icarena.pretraining.data.store import atomic_write_json, load_dataset
+    from icarena.pretraining.game_lm import (
+        META_FILE,
+        GamePolicyTask,
+        eval_games,
+        icgp_meta,
+        icgp_model_config,
+    )
+
+    s = cell["spec"]
+    ds = load_dataset(cell["data"], generator="backbones-icgp")
+    pcfg = _icgp_pretrain_config(s, cell["backbone"], cell["seed"])
+    T = s["episodes"] * pcfg.H
+    mcfg = icgp_model_config("joint", pcfg.dims, T, backbone=cell["backbone"],
+                             d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
+                             backbone_cfg=dict(cell["options"]))
+    task = GamePolicyTask(np.asarray(ds["tokens"]), np.asarray(ds["targets"]), labels="soft")
+    Path(cell["out_dir"]).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(cell["out_dir"]) / META_FILE, icgp_meta(pcfg))
+
+    def metric(model, out_dir: Path) -> dict[str, Any]:
+        player = InContextGamePlayer.load(out_dir)
+        games = eval_games(pcfg.H, pcfg.S, pcfg.A, pcfg.B, s["eval_games"], s["eval_seed"])
+        gaps = record_gap_curves(games, player.play(games, s["episodes"], seed=cell["seed"]))
+        return {"metric": float(gaps["avg"][:, -1].mean()),
+                "gap_last": float(gaps["last"][:, -1].mean()),
+                "curve": gaps["avg"].mean(0).tolist()}
+
+    return mcfg, task, metric, {"icgp": icgp_meta(pcfg)}, 0.1
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any]], tuple]] = {
+    "regression": _regression, "alpine": _alpine, "icgp": _icgp}
+
+
+class _TrainOnly:
+    """A task whose Trainer-side ``evaluate`` is empty: the cell scores the model itself once."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self.tokens_per_sample = getattr(task, "tokens_per_sample", 0)
+
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        return self.task.sample_batch(rng, batch_size)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.task.loss(model, batch)
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        return {}
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident set size (Linux reports KiB, macOS bytes)."""
+    import sys
+
+    rss = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
+    """Train and score one (task, backbone) cell; JSON in, JSON-able dict out.
+
+    ``cell``: ``task``, ``backbone``, ``options`` (extra backbone config), ``spec`` (the task's
+    spec as a dict), ``data`` (shared dataset dir or None), ``out_dir``, ``seed``, ``threads``,
+    ``device``, ``overwrite``, ``isolated`` (whether this process runs only this cell).
+    """
+    from icarena.pretraining.model import SequenceModel
+    from icarena.pretraining.search import SupernetTask
+    from icarena.pretraining.train import seed_everything, train
+
+    mcfg, task, metric_fn, task_info, min_lr_frac = BUILDERS[cell["task"]](cell)
+    tcfg = _train_config(cell["spec"], cell, min_lr_frac)
+    out = Path(cell["out_dir"])
+    if cell["task"] == "icgp":
+        run_dir = out / "joint"
+    else:
+        run_dir = out
+    seed_everything(cell["seed"])
+    model = SequenceModel(mcfg)
+    train_task: Any = _TrainOnly(task)
+    if cell["backbone"] == "supernet":
+        net = model.backbone
+        probe = task.sample_batch(np.random.default_rng([cell["seed"], 99]), 64)
+
+        def fitness(m: torch.nn.Module) -> float:
+            device = next(m.parameters()).device
+            return float(task.loss(m, {k: v.to(device) for k, v in probe.items()}))
+
+        train_task = SupernetTask(train_task, net, fitness)
+    if torch.cuda.is_available() and tcfg.device != "cpu":
+        torch.cuda.reset_peak_memory_stats()
+    for name in ("torch.utils.tensorboard", "tqdm.auto"):  # the Trainer's imports, before
+        importlib.import_module(name)  # the memory baseline
+
+    base_rss = _peak_rss_bytes()
+    result = train(model, train_task, tcfg, run_dir,
+                   config={"experiment": "backbones", "model": dataclasses.asdict(mcfg),
+                           "task": {"name": cell["task"], **task_info}})
+    if cell["backbone"] == "supernet":
+        model.backbone.set_active(model.backbone.max_config())
+    model.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        scored = metric_fn(model, out)
+    eval_s = time.perf_counter() - t0
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    if on_cuda:
+        peak, growth = float(result.peak_mem_bytes), float(result.peak_mem_bytes)
+    elif cell["isolated"]:
+        peak = float(_peak_rss_bytes())
+        growth = peak - base_rss
+    else:
+        peak = growth = float("nan")
+    steps = cell["spec"]["steps"]
+    tps = result.tokens_per_s
+    tokens_per_step = task.tokens_per_sample * cell["spec"]["batch_size"]
+    ms = 1000.0 * tokens_per_step / tps if tps and math.isfinite(tps) else float("nan")
+    tail = max(1, steps // 10)
+    return {
+        "task": cell["task"], "backbone": cell["backbone"], **scored,
+        "params": int(model.num_params()), "backbone_params": int(model.backbone.num_params()),
+        "tokens_per_s": float(tps), "ms_per_step": ms,
+        "peak_mem_mb": peak / 2**20, "peak_growth_mb": growth / 2**20,
+        "train_s": float(result.seconds), "eval_s": eval_s,
+        "final_loss": float(np.mean(result.losses[-tail:])), "losses": result.losses,
+        "device": next(model.parameters()).device.type, "options": cell["options"],
+    }
+
+
+def _cell_main(cell_json: str, result_path: str) -> None:
+    """Entry point of an isolated cell process: run the cell, write its result as JSON."""
+    from icarena.pretraining.data.store import atomic_write_bytes
+
+    result = run_cell(json.loads(cell_json))
+    atomic_write_bytes(Path(result_path), json.dumps(result).encode())
+
+
+def _run_isolated(cell: dict[str, Any]) -> dict[str, Any]:
+    """``run_cell`` in a fresh Python process (its own peak RSS / CUDA peak).
+
+    The cell goes in as JSON on the command line and comes back as a JSON file; a failure in
+    the child raises IcarenaError with the end of its stderr.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    from icarena.errors import IcarenaError
+
+    code = ("import sys; from icarena.experiments.backbones import _cell_main; "
+            "_cell_main(sys.argv[1], sys.argv[2])")
+    with tempfile.TemporaryDirectory(prefix="icarena-cell-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(cell), str(result_path)],
+                              stderr=subprocess.PIPE, text=True, check=False)
+        if proc.returncode != 0 or not result_path.is_file():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise IcarenaError(f"cell {cell['task']}/{cell['backbone']} failed in its subprocess "
+                               f"(exit code {proc.returncode}):\n{tail}")
+        return json.loads(result_path.read_text())
+
+
+# ----------------------------------------------------------------------------- shared data
+def prepare_alpine(spec: AlpineSpec, out: Path, seed: int, overwrite: bool) -> Path:
+    """Generate (or reuse) the shared ALPINE dataset at ``out``."""
+    from icarena.experiments.path_planning import prepare_dataset
+    from icarena.pretraining.data import alpine as alpine_data
+
+    gen = alpine_data.Config(out=str(out), seed=seed, overwrite=overwrite, nodes=spec.nodes,
+                             p=spec.p, paths_per_pair=spec.paths_per_pair)
+    return Path(prepare_dataset(out, gen, alpine_data.generate, overwrite))
+
+
+def prepare_icgp(spec: IcgpSpec, out: Path, seed: int, overwrite: bool) -> Path:
+    """Generate (or reuse) the shared VI-ULCB pretraining trajectories at ``out``.
+
+    Arrays ``tokens`` (M, T, D) float32 (joint-stream step tokens, ``slot`` embedding) and
+    ``targets`` (M, T, H, S, A·B) (VI-ULCB's per-step joint policy), M = N games x trajectories,
+    drawn exactly as ``icarena pretrain icgp --setting centralized`` draws them.
+    """
+    from icarena.pretraining.data.store import load_dataset, write_dataset
+    from icarena.pretraining.game_lm import (
+        _seed_int,
+        context_records,
+        json_object,
+        policy_targets,
+        pretraining_games,
+        step_tokens,
+    )
+
+    pcfg = _icgp_pretrain_config(dataclasses.asdict(spec), "gpt", seed)
+    config = {k: getattr(pcfg, k) for k in ("H", "S", "A", "B", "episodes", "n_games",
+                                            "trajectories_per_game", "context", "context_cfg",
+                                            "transition", "embedding")}
+    if out.exists() and not overwrite:
+        existing = load_dataset(out, generator="backbones-icgp")
+        if existing.config == config and existing.manifest.get("seed") == seed:
+            return out
+        raise CheckpointError(f"{out} holds trajectories made with another config; pass "
+                              "--overwrite or choose another --out-dir")
+    H, S, A, B = pcfg.dims
+    games = pretraining_games(H, S, A, B, pcfg.n_games, seed, transition=pcfg.transition)
+    rec = context_records(games, "viulcb", pcfg.episodes, pcfg.trajectories_per_game,
+                          seed=_seed_int(seed, 11),
+                          algo_kwargs=json_object(pcfg.context_cfg, "context_cfg"))
+    arrays = {"tokens": step_tokens(rec, "joint", H, S, A, B, pcfg.embedding),
+              "targets": policy_targets(rec, "joint")}
+    return Path(write_dataset(out, arrays, generator="backbones-icgp", config=config, seed=seed,
+                              overwrite=True))
+
+
+def references(cfg: Config, tasks: list[str]) -> list[dict[str, Any]]:
+    """Classical reference rows on the same held-out data as the cells."""
+    rows: list[dict[str, Any]] = []
+    if "regression" in tasks:
+        from icarena.envs.regression import make_family
+        from icarena.experiments.regression_linear import baseline_errors
+        from icarena.pretraining.data.regression import RegressionTask
+
+        s = cfg.regression
+        fam = make_family("linear", s.d)
+        p = RegressionTask(fam, s.k, n_eval=s.n_eval, eval_seed=s.eval_seed).eval_prompts
+        err = baseline_errors(p.x, p.y, fam.normaliser,
+                              {"least squares": ("least_squares", {})})["least squares"]
+        rows.append({"task": "regression", "backbone": "least squares (reference)",
+                     "metric": float(err.mean(0)[2 * s.d])})
+    if "icgp" in tasks:
+        from icarena.evaluation.nash import record_gap_curves, uniform_gap
+        from icarena.pretraining.game_lm import context_records, eval_games, json_object
+
+        s = cfg.icgp
+        pcfg = _icgp_pretrain_config(dataclasses.asdict(s), "gpt", cfg.seed)
+        games = eval_games(*pcfg.dims, s.eval_games, s.eval_seed)
+        rec = context_records(games, "viulcb", s.episodes, 1, seed=cfg.seed,
+                              algo_kwargs=json_object(s.context_cfg, "context_cfg"))
+        rows.append({"task": "icgp", "backbone": "VI-ULCB (context algorithm)",
+                     "metric": float(record_gap_curves(games, rec)["avg"][:, -1].mean())})
+        rows.append({"task": "icgp", "backbone": "uniform play",
+                     "metric": float(np.mean(uniform_gap(games)))})
+    return rows
+
+
+# ---------------------------------------------------------------------------------- report
+def ema(values: np.ndarray | list[float], alpha: float) -> np.ndarray:
+    """Bias-corrected exponential moving average: m_t = α m_{t-1} + (1-α) v_t, / (1 - α^t)."""
+    v = np.asarray(values, dtype=np.float64)
+    if alpha == 0.0 or v.size == 0:
+        return v.copy()
+    out = np.empty_like(v)
+    m = 0.0
+    for t, x in enumerate(v):
+        m = alpha * m + (1.0 - alpha) * x
+        out[t] = m / (1.0 - alpha ** (t + 1))
+    return out
+
+
+def pivot(cells: list[dict[str, Any]], tasks: list[str], names: list[str]) -> str:
+    """Markdown: backbone x task metric."""
+    from icarena.evaluation.report import markdown_table
+
+    by = {(c["task"], c["backbone"]): c["metric"] for c in cells}
+    headers = ["backbone"] + [f"{t}: {METRICS[t][0]}" for t in tasks]
+    rows = [[b] + [by.get((t, b), float("nan")) for t in tasks] for b in names]
+    return markdown_table(headers, rows, digits=3)
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    """Train every (task, backbone) cell, write metrics.json, report.md and the loss-curve PNG."""
+    from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
+    from icarena.pretraining.data.store import atomic_write_json
+
+    names, tasks, extra = resolve(cfg)
+    out = Path(cfg.out_dir)
+    if (out / "metrics.json").exists() and not cfg.overwrite:
+        raise CheckpointError(f"{out} already holds a finished backbones run; pass --overwrite "
+                              "to replace it or choose another --out-dir")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
+    t_start = time.perf_counter()
+    data: dict[str, str | None] = {"regression": None}
+    if "alpine" in tasks:
+        data["alpine"] = str(prepare_alpine(cfg.alpine, out / "data" / "alpine", cfg.seed,
+                                            cfg.overwrite))
+    if "icgp" in tasks:
+        data["icgp"] = str(prepare_icgp(cfg.icgp, out / "data" / "icgp", cfg.seed,
+                                        cfg.overwrite))
+    refs = references(cfg, tasks)
+
+    cells: list[dict[str, Any]] = []
+    for task in tasks:
+        for b in names:
+            cell = {"task": task, "backbone": b, "options": extra[b],
+                    "spec": dataclasses.asdict(getattr(cfg, task)), "data": data[task],
+                    "out_dir": str(out / "cells" / task / b), "seed": cfg.seed,
+                    "threads": cfg.threads, "device": cfg.device, "overwrite": cfg.overwrite,
+                    "isolated": cfg.isolate}
+            print(f"[backbones] {task} / {b} ...", flush=True)
+            res = _run_isolated(cell) if cfg.isolate else run_cell(cell)
+            atomic_write_json(Path(cell["out_dir"]) / "cell.json", res)  # partial results
+            print(f"[backbones] {task} / {b}: {METRICS[task][0]} = {res['metric']:.4f}, "
+                  f"{res['ms_per_step']:.1f} ms/step, {res['train_s']:.1f} s", flush=True)
+            cells.append(res)
+    total_s = time.perf_counter() - t_start
+
+    # SympFormer vs GPT on regression (acceptance item): smoothed training-loss curves
+    reg = {c["backbone"]: c for c in cells if c["task"] == "regression"}
+    plots, symp_text = [], ("SympFormer vs GPT: needs both `gpt` and `sympformer` on the "
+                            "`regression` task in this run.")
+    if "gpt" in reg and "sympformer" in reg:
+        steps = np.arange(1, len(reg["gpt"]["losses"]) + 1)
+        line_plot(out / "sympformer_vs_gpt.png", steps,
+                  {f"{b} ({reg[b]['params']:,} params)": ema(reg[b]["losses"], cfg.smoothing)
+                   for b in ("gpt", "sympformer")},
+                  xlabel="training step", ylabel=f"training MSE (EMA {cfg.smoothing})",
+                  title="SympFormer vs GPT, in-context linear regression", logy=True)
+        plots.append("sympformer_vs_gpt.png")
+        s = cfg.regression
+        symp_text = (
+            f"Both trained on `regression` with the same budget: {s.n_layers} layers, width "
+            f"{s.d_model}, {s.n_heads} heads, {s.steps} steps of batch {s.batch_size}, lr "
+            f"{s.lr}, same seed and batches.\n\n" + markdown_table(
+                ["backbone", "params (model)", "params (backbone)", "final loss (last 10%)",
+                 METRICS["regression"][0], "ms/step"],
+                [[b, reg[b]["params"], reg[b]["backbone_params"], reg[b]["final_loss"],
+                  reg[b]["metric"], reg[b]["ms_per_step"]] for b in ("gpt", "sympformer")],
+                digits=4) + "\n\n![SympFormer vs GPT](sympformer_vs_gpt.png)")
+    if "regression" in tasks and len(reg) >= 2:
+        steps = np.arange(1, len(next(iter(reg.values()))["losses"]) + 1)
+        line_plot(out / "regression_loss_all.png", steps,
+                  {b: ema(c["losses"], cfg.smoothing) for b, c in reg.items()},
+                  xlabel="training step", ylabel="training MSE (EMA)",
+                  title="all backbones, regression", logy=True)
+        plots.append("regression_loss_all.png")
+
+    headers = ["task", "backbone", "metric", "params", "backbone params", "tokens/s",
+               "ms/step", "peak mem (MB)", "peak growth (MB)", "train s", "eval s"]
+    table_rows = [[c["task"], c["backbone"], c["metric"], c["params"], c["backbone_params"],
+                   c["tokens_per_s"], c["ms_per_step"], c["peak_mem_mb"], c["peak_growth_mb"],
+                   c["train_s"], c["eval_s"]] for c in cells]
+    table_rows += [[r["task"], r["backbone"], r["metric"]] + ["-"] * 8 for r in refs]
+    budget_lines = "\n".join(
+        f"- **{t}** ({METRICS[t][1]}): " + ", ".join(
+            f"{k} {v}" for k, v in dataclasses.asdict(getattr(cfg, t)).items())
+        for t in tasks)
+    mem_note = ("Peak memory: each cell ran in its own process; `peak mem` is its max RSS "
+                "(CPU) or max CUDA allocation, `peak growth` the rise of the peak during "
+                "training + evaluation." if cfg.isolate else
+                "Peak memory: not measured (isolate=False: the cells shared one process, whose "
+                "max RSS never decreases).")
+    threads = cfg.threads or torch.get_num_threads()
+    sections = [
+        f"{len(names)} backbones x {len(tasks)} tasks, seed {cfg.seed}, device {cfg.device}, "
+        f"{threads} torch thread(s) per cell; total {total_s:.0f} s. Every backbone is built "
+        "causal (BiXT: exact prefix re-encoding, O(T^2) per sequence; supernet: uniform "
+        "single-path training, scored at its max sub-network).",
+        "## Budget (same for every backbone of a task)\n\n" + budget_lines,
+        "## Task metric by backbone\n\n" + pivot(cells, tasks, names),
+        "## All cells\n\n" + markdown_table(headers, table_rows, digits=4) + "\n\n" + mem_note
+        + " tokens/s and ms/step cover the training steps only (no evaluation).",
+        "## SympFormer vs GPT (equal depth and width)\n\n" + symp_text,
+    ]
+    if "regression_loss_all.png" in plots:
+        sections.append("![all backbones](regression_loss_all.png)")
+    report = write_report(out, "Backbone comparison across in-context tasks", sections)
+    write_metrics(out, {"cells": cells, "references": refs, "total_s": total_s,
+                        "backbones": names, "tasks": tasks})
+    rows = [{"task": c["task"], "backbone": c["backbone"], "metric": METRICS[c["task"]][0],
+             "value": round(float(c["metric"]), 4), "params": c["params"],
+             "tok/s": round(float(c["tokens_per_s"]), 1),
+             "ms/step": round(float(c["ms_per_step"]), 1),
+             "peak MB": round(float(c["peak_mem_mb"]), 1)} for c in cells]
+    rows += [{"task": r["task"], "backbone": r["backbone"], "metric": METRICS[r["task"]][0],
+              "value": round(r["metric"], 4)} for r in refs]
+    return {"report": str(report), "rows": rows}
+
+
+__all__ = ["Config", "RegressionSpec", "AlpineSpec", "IcgpSpec", "quick_config", "run",
+           "run_cell", "resolve", "ema", "pivot", "references", "TASKS", "METRICS"]

@@ -1,0 +1,207 @@
+"""``icarena run regression-families``: one GPT per function family vs classical baselines.
+
+For each family (Garg et al. 2022, arXiv 2208.01066, §4 of the regression digest) a causal GPT is
+trained on fresh prompts and evaluated on held-out prompts; error-vs-k curves (normalised squared
+error, mean and bootstrap 90% interval) are compared on the same prompts with:
+
+=================  =====================================================================
+family             baselines
+=================  =====================================================================
+linear             least squares, 3-NN, averaging
+sparse_linear      least squares, 3-NN, averaging, Lasso (α = 0.01)
+relu_2nn           least squares, 3-NN, averaging, 2-layer NN fitted by Adam (h = 100)
+decision_tree      least squares, 3-NN, averaging
+holder, manifold   least squares, 3-NN, ridge (λ = 0.1)
+=================  =====================================================================
+
+(Garg et al.'s greedy-tree and XGBoost baselines for trees are not included: scikit-learn and
+XGBoost are not dependencies.)
+
+Checks reported (issue 5): on sparse linear the transformer beats least squares at every
+1 <= k < d; on ReLU nets and trees it is no worse than 3-NN at the largest k.
+
+Scaled to a CPU: d = 5, sparse s = 2, k = 11 for linear families and 21 for ReLU nets and trees,
+the tiny GPT (3 layers, width 64, 2 heads), 8,000 steps per family (estimated ≈ 20 min on an
+idle 2-core machine from the measured per-step costs; a 2,000-step run is still on the loss
+plateau and fails the checks). Each family's model run dir
+is ``out_dir/<family>``; ``out_dir`` holds config.json, metrics.json, report.md and one PNG per
+family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from icarena.errors import check
+from icarena.experiments.regression_linear import (
+    baseline_errors,
+    curve_stats,
+    train_regression_model,
+)
+
+_LINEAR = {"least_squares": ("least_squares", {}), "3-NN": ("knn", {"n_neighbors": 3}),
+           "averaging": ("averaging", {})}
+FAMILY_BASELINES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
+    "linear": _LINEAR,
+    "sparse_linear": {**_LINEAR, "lasso(0.01)": ("lasso", {"alpha": 0.01})},
+    "relu_2nn": {**_LINEAR, "2-layer NN": ("two_layer_nn", {})},
+    "decision_tree": _LINEAR,
+    "holder": {"least_squares": ("least_squares", {}), "3-NN": ("knn", {"n_neighbors": 3}),
+               "ridge(0.1)": ("ridge", {"lam": 0.1})},
+}
+FAMILY_BASELINES["manifold"] = FAMILY_BASELINES["holder"]
+
+
+@dataclass
+class Config:
+    """GPT trained per function family, error-vs-k curves against baselines."""
+
+    out_dir: str = "runs/regression-families"
+    """Run directory (one model run dir per family inside)."""
+    seed: int = 0
+    """Seed of the model inits and training prompt streams."""
+    families: list[str] = field(
+        default_factory=lambda: ["linear", "sparse_linear", "relu_2nn", "decision_tree"])
+    """Families to run (linear, sparse_linear, relu_2nn, decision_tree, holder, manifold)."""
+    d: int = 5
+    """Input dimension."""
+    sparsity: int = 2
+    """Non-zero coefficients of sparse_linear."""
+    k_linear: int = 11
+    """Points per prompt for linear and sparse_linear."""
+    k_nonlinear: int = 21
+    """Points per prompt for relu_2nn, decision_tree, holder and manifold."""
+    n_layers: int = 3
+    """GPT blocks."""
+    d_model: int = 64
+    """GPT width."""
+    n_heads: int = 2
+    """GPT heads."""
+    steps: int = 8000
+    """Training steps per family (2,000 is too few: the loss plateau lasts ≈ 2–4k steps)."""
+    batch_size: int = 64
+    """Prompts per step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (200-step warm-up, cosine to 0)."""
+    n_eval: int = 1280
+    """Held-out prompts per family."""
+    eval_seed: int = 1234
+    """Seed of the held-out prompts."""
+    n_boot: int = 1000
+    """Bootstrap resamples for the 90% intervals."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    device: str = "auto"
+    """'auto', 'cpu' or 'cuda'."""
+    overwrite: bool = False
+    """Replace existing runs in out_dir."""
+    progress: bool = True
+    """Progress bars on a terminal."""
+
+    def validate(self) -> None:
+        from icarena.envs.regression import FAMILY_NAMES
+
+        check(len(self.families) >= 1, "families must name at least one family")
+        for f in self.families:
+            check(f in FAMILY_NAMES,
+                  f"unknown function family {f!r}; choose from {', '.join(FAMILY_NAMES)}")
+        check(self.d >= 1, f"d must be >= 1, got {self.d}")
+        check(self.k_linear >= 2 and self.k_nonlinear >= 2, "k_linear and k_nonlinear must be >= 2")
+        check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+
+
+def quick_config(out_dir: str) -> Config:
+    """A tiny version (< 60 s on 2 cores) for quickstart and tests; checks not expected to pass."""
+    return Config(out_dir=out_dir, steps=40, n_eval=64, n_boot=100, k_nonlinear=11,
+                  progress=False, overwrite=True)
+
+
+def _family(name: str, cfg: Config) -> Any:
+    from icarena.envs.regression import make_family
+
+    options: dict[str, Any] = {"sparsity": cfg.sparsity} if name == "sparse_linear" else {}
+    if name == "manifold":
+        check(cfg.d >= 2, "the manifold family needs d >= 2")
+    return make_family(name, cfg.d, **options)
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    """Train one model per family, evaluate all baselines, write the report."""
+    from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
+    from icarena.pretraining.data.store import atomic_write_json
+
+    cfg.validate()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
+    metrics: dict[str, Any] = {}
+    sections: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for name in cfg.families:
+        family = _family(name, cfg)
+        k = cfg.k_linear if name in ("linear", "sparse_linear") else cfg.k_nonlinear
+        model, task, result = train_regression_model(
+            family, k, out / name, backbone="gpt", n_layers=cfg.n_layers, d_model=cfg.d_model,
+            n_heads=cfg.n_heads, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+            warmup_steps=200, weight_decay=0.0, n_eval=cfg.n_eval, eval_seed=cfg.eval_seed,
+            eval_every=0, seed=cfg.seed, threads=cfg.threads, device=cfg.device,
+            overwrite=cfg.overwrite, resume=False, progress=cfg.progress,
+            experiment=dataclasses.asdict(cfg),
+        )
+        p = task.eval_prompts
+        errors = {"transformer": (task.predict(model, p.x, p.y) - p.y) ** 2 / family.normaliser}
+        errors.update(baseline_errors(p.x, p.y, family.normaliser, FAMILY_BASELINES[name]))
+        stats = {m: curve_stats(e, cfg.n_boot, cfg.seed) for m, e in errors.items()}
+        mean = {m: np.array(s["mean"]) for m, s in stats.items()}
+        check_text, passed = _family_check(name, mean, cfg.d, k)
+        metrics[name] = {"k": k, "normaliser": family.normaliser, "curves": stats,
+                         "check": {"text": check_text, "passed": passed},
+                         "train_seconds": result.seconds}
+        names = list(errors)
+        ks = np.arange(k)
+        line_plot(out / f"{name}.png", ks, mean,
+                  bands={m: (np.array(stats[m]["ci90_low"]), np.array(stats[m]["ci90_high"]))
+                         for m in names},
+                  xlabel="in-context examples", ylabel="normalised squared error",
+                  title=f"{name}, d={cfg.d}")
+        table = markdown_table(
+            ["k"] + names,
+            [[int(i)] + [f"{stats[m]['mean'][i]:.3f} [{stats[m]['ci90_low'][i]:.3f}, "
+                         f"{stats[m]['ci90_high'][i]:.3f}]" for m in names] for i in ks])
+        sections.append(
+            f"## {name}\n\nk = {k}, normaliser {family.normaliser:g}, trained {cfg.steps} steps "
+            f"in {result.seconds:.0f} s.\n\n"
+            f"Check: {check_text} — **{'PASS' if passed else 'FAIL'}**"
+            f"\n\n{table}\n\n![{name}]({name}.png)")
+        rows.append({"family": name, "k_max": k - 1,
+                     **{m: round(float(mean[m][-1]), 4) for m in names},
+                     "check": "PASS" if passed else "FAIL"})
+    write_metrics(out, metrics)
+    report = write_report(out, "regression-families: in-context learning of function families", [
+        f"d = {cfg.d}; GPT {cfg.n_layers}L/{cfg.d_model}/{cfg.n_heads}H, {cfg.steps} steps per "
+        f"family; {cfg.n_eval} held-out prompts; normalised squared error, mean "
+        "[bootstrap 90% interval]. The summary row per family is at the largest k.",
+        *sections,
+    ])
+    return {"report": str(report), "rows": rows}
+
+
+def _family_check(name: str, mean: dict[str, np.ndarray], d: int, k: int) -> tuple[str, bool]:
+    """Issue 5's per-family acceptance statement and whether it holds (on the means)."""
+    tr = mean["transformer"]
+    if name == "sparse_linear":
+        ks = np.arange(1, min(d, k))
+        ok = bool((tr[ks] < mean["least_squares"][ks]).all())
+        return f"transformer < least squares at every 1 <= k < d={d}", ok
+    if name in ("relu_2nn", "decision_tree"):
+        return (f"transformer <= 3-NN at the largest k={k - 1} "
+                f"({tr[-1]:.3f} vs {mean['3-NN'][-1]:.3f})", bool(tr[-1] <= mean["3-NN"][-1]))
+    if name == "linear":
+        return (f"transformer within 0.1 of least squares at the largest k={k - 1}",
+                bool(abs(tr[-1] - mean["least_squares"][-1]) <= 0.1))
+    return (f"transformer <= 3-NN at the largest k={k - 1}", bool(tr[-1] <= mean["3-NN"][-1]))

@@ -1,0 +1,282 @@
+"""In-context regression prompts as token sequences, the training task, and the ``regression``
+dataset generator.
+
+Prompt format (Garg et al. 2022, arXiv 2208.01066; digest regression.md §2). A prompt of k pairs
+(x_i, y_i), x_i ∈ R^d, becomes 2k tokens of width d::
+
+    z_{2i}   = x_i                  (x-token)
+    z_{2i+1} = (y_i, 0, ..., 0)     (y-token)
+
+A causal model reads its prediction of y_i at the x-token position 2i, i.e. from
+(x_0, y_0, ..., x_{i-1}, y_{i-1}, x_i); the loss averages the squared error over all k positions,
+so every prefix length is trained at once.
+
+:class:`RegressionTask` implements the Trainer's task protocol (``sample_batch``, ``loss``,
+``evaluate``, ``tokens_per_sample``): fresh prompts every step drawn from the step's rng (or rows
+of a finite prompt pool written by the generator), and evaluation on a fixed held-out prompt set
+drawn from ``eval_seed``. ``evaluate`` reports the normalised squared error
+(error / family normaliser) at every k and its mean.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from icarena.envs.regression.families import Family, make_family, sample_prompts
+from icarena.errors import check
+from icarena.pretraining.data.store import load_dataset, write_dataset
+from icarena.pretraining.train import TrainConfig
+
+# A 2-word seed sequence cannot collide with the Trainer's 3-word (seed, rank, step) streams.
+_EVAL_STREAM = 0x5EED_E7A1
+
+
+def tokenize(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Interleave a batch of prompts into tokens.
+
+    Args:
+        x: (B, k, d) inputs; y: (B, k) labels.
+    Returns:
+        (B, 2k, d) float32 tokens, x-tokens at even positions, (y, 0, ..., 0) at odd ones.
+    """
+    x = torch.as_tensor(x, dtype=torch.float32)
+    y = torch.as_tensor(y, dtype=torch.float32)
+    check(x.dim() == 3 and y.shape == x.shape[:2],
+          f"x must be (B, k, d) and y (B, k); got {tuple(x.shape)} and {tuple(y.shape)}")
+    B, k, d = x.shape
+    tokens = torch.zeros(B, 2 * k, d, dtype=torch.float32)
+    tokens[:, 0::2] = x
+    tokens[:, 1::2, 0] = y
+    return tokens
+
+
+def predictions(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The model's predictions (B, k) read at the x-token positions (output channel 0)."""
+    return model(tokens)[:, 0::2, 0]
+
+
+class RegressionTask:
+    """Trainer task: in-context regression on one function family.
+
+    Args:
+        family: the function family (:func:`icarena.envs.regression.make_family`).
+        k: points per prompt.
+        n_eval: held-out prompts for :meth:`evaluate`.
+        eval_seed: seed of the held-out prompts.
+        pool: optional finite prompt pool ``(x (P, k, d), y (P, k))``; each training prompt is
+            then a uniformly drawn row instead of a fresh prompt.
+        eval_batch: prompts per forward pass during evaluation.
+    """
+
+    def __init__(
+        self,
+        family: Family,
+        k: int,
+        *,
+        n_eval: int = 1280,
+        eval_seed: int = 1234,
+        pool: tuple[np.ndarray, np.ndarray] | None = None,
+        eval_batch: int = 256,
+    ) -> None:
+        check(k >= 1, f"k must be >= 1, got {k}")
+        check(n_eval >= 1, f"n_eval must be >= 1, got {n_eval}")
+        self.family, self.k = family, int(k)
+        self.tokens_per_sample = 2 * self.k
+        self.eval_batch = int(eval_batch)
+        self.eval_prompts = sample_prompts(
+            family, np.random.default_rng([eval_seed, _EVAL_STREAM]), n_eval, self.k
+        )
+        self.pool = None
+        if pool is not None:
+            px, py = (np.asarray(a) for a in pool)
+            check(px.ndim == 3 and px.shape[1:] == (self.k, family.d) and py.shape == px.shape[:2],
+                  f"pool must be x (P, k={self.k}, d={family.d}) and y (P, k); got {px.shape} "
+                  f"and {py.shape}")
+            self.pool = (px, py)
+
+    @classmethod
+    def from_dataset(cls, path: str | os.PathLike, **kwargs: Any) -> RegressionTask:
+        """A task whose training prompts are rows of a ``regression`` dataset (finite pool)."""
+        ds = load_dataset(path, generator="regression")
+        c = ds.config
+        family = make_family(c["family"], c["d"], **c["family_options"])
+        return cls(family, c["k"], pool=(np.asarray(ds["x"]), np.asarray(ds["y"])), **kwargs)
+
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        """{"tokens": (B, 2k, d) float32, "y": (B, k) float32} for one training step."""
+        if self.pool is not None:
+            rows = rng.integers(0, self.pool[0].shape[0], size=batch_size)
+            x, y = self.pool[0][rows], self.pool[1][rows]
+        else:
+            p = sample_prompts(self.family, rng, batch_size, self.k)
+            x, y = p.x, p.y
+        return {"tokens": tokenize(x, y), "y": torch.as_tensor(y, dtype=torch.float32)}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean squared error over all k x-token positions."""
+        return ((predictions(model, batch["tokens"]) - batch["y"]) ** 2).mean()
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Predictions (P, k) float64 of ``model`` on prompts (x, y), in chunks of eval_batch."""
+        device = next(model.parameters()).device
+        out = []
+        for s in range(0, x.shape[0], self.eval_batch):
+            tokens = tokenize(x[s : s + self.eval_batch], y[s : s + self.eval_batch])
+            out.append(predictions(model, tokens.to(device)).double().cpu().numpy())
+        return np.concatenate(out)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Normalised squared error on the held-out prompts: ``err_k{i}`` per k and ``err_mean``."""
+        was_training = model.training
+        model.eval()
+        p = self.eval_prompts
+        err = (self.predict(model, p.x, p.y) - p.y) ** 2 / self.family.normaliser
+        model.train(was_training)
+        curve = err.mean(axis=0)
+        out = {f"err_k{i}": float(v) for i, v in enumerate(curve)}
+        out["err_mean"] = float(curve.mean())
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator: a finite pool of prompts on disk (`icarena generate regression`).
+
+
+@dataclass
+class Config:
+    """Write a finite pool of in-context regression prompts."""
+
+    out: str = "data/regression"
+    """Output dataset directory."""
+    seed: int = 0
+    """Seed of the prompts (functions, inputs, noise)."""
+    overwrite: bool = False
+    """Replace an existing dataset at ``out``."""
+    family: str = "linear"
+    """Function family: linear, sparse_linear, relu_2nn, decision_tree, holder, manifold."""
+    d: int = 5
+    """Input dimension."""
+    k: int = 11
+    """Points per prompt."""
+    n_prompts: int = 10_000
+    """Number of prompts in the pool."""
+    noise_std: float | None = None
+    """Label noise std (None: the family's default, 0.25 for holder and 0 otherwise)."""
+    sparsity: int = 3
+    """Non-zero coefficients (sparse_linear)."""
+    hidden: int = 100
+    """Hidden width (relu_2nn)."""
+    depth: int = 4
+    """Tree depth (decision_tree)."""
+    alpha: float = 1.0
+    """Hölder exponent in (0, 1] (holder, manifold)."""
+    n_bumps: int = 4
+    """Number of |x - c|^alpha bumps (holder, manifold)."""
+    intrinsic_dim: int = 1
+    """Sphere dimension m of the manifold S^m in R^d (manifold; 1 = circle)."""
+    shard_rows: int | None = None
+    """Prompts per shard (None: one shard)."""
+
+
+def family_from_config(cfg: Config) -> Family:
+    """The Family described by a generator config (only the options that family uses)."""
+    used = {
+        "sparse_linear": ("sparsity",),
+        "relu_2nn": ("hidden",),
+        "decision_tree": ("depth",),
+        "holder": ("alpha", "n_bumps"),
+        "manifold": ("alpha", "n_bumps", "intrinsic_dim"),
+    }.get(cfg.family, ())
+    options: dict[str, Any] = {name: getattr(cfg, name) for name in used}
+    if cfg.noise_std is not None:
+        options["noise_std"] = cfg.noise_std
+    return make_family(cfg.family, cfg.d, **options)
+
+
+def generate(cfg: Config) -> Path:
+    """Write ``x`` (P, k, d), ``y`` (P, k), ``f`` (P, k) and ``params/<name>`` to ``cfg.out``."""
+    family = family_from_config(cfg)
+    check(cfg.k >= 1, f"k must be >= 1, got {cfg.k}")
+    check(cfg.n_prompts >= 1, f"n_prompts must be >= 1, got {cfg.n_prompts}")
+    out = Path(cfg.out)
+    p = sample_prompts(family, np.random.default_rng(cfg.seed), cfg.n_prompts, cfg.k)
+    arrays = {"x": p.x, "y": p.y, "f": p.f}
+    arrays.update({f"params/{name}": v for name, v in p.params.items()})
+    options = {k: v for k, v in family.to_dict().items() if k not in ("name", "d")}
+    config = {"family": family.name, "d": family.d, "k": cfg.k, "n_prompts": cfg.n_prompts,
+              "family_options": options}
+    return write_dataset(out, arrays, generator="regression", config=config, seed=cfg.seed,
+                         shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)
+
+
+# ---------------------------------------------------------------------------------------------
+# `icarena pretrain regression`: train a causal model on fresh prompts or on a prompt pool.
+
+
+def _default_train_config() -> TrainConfig:
+    return TrainConfig(steps=18_000, batch_size=64, lr=1e-3, warmup_steps=200, eval_every=2000)
+
+
+@dataclass
+class PretrainConfig:
+    """In-context regression pretraining (Garg et al.): fresh prompts, or a finite pool."""
+
+    out_dir: str = "runs/regression"
+    """Run directory."""
+    seed: int = 0
+    """Seed of the initialisation and the prompt stream."""
+    data: str = ""
+    """Prompt pool from `icarena generate regression` ('' = fresh prompts from --family ...)."""
+    family: str = "linear"
+    """Function family of fresh prompts (ignored with --data)."""
+    d: int = 5
+    """Input dimension of fresh prompts (ignored with --data)."""
+    k: int = 11
+    """Points per fresh prompt (ignored with --data)."""
+    backbone: str = "gpt"
+    """Registered backbone name (built with causal=True)."""
+    d_model: int = 64
+    """Backbone width."""
+    n_layers: int = 3
+    """Backbone blocks."""
+    n_heads: int = 2
+    """Attention heads."""
+    n_eval: int = 1280
+    """Held-out prompts for evaluation."""
+    train: TrainConfig = field(default_factory=_default_train_config)
+    """Optimisation (TrainConfig)."""
+
+
+def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+    """Train a causal read-in -> backbone -> read-out model on in-context regression prompts."""
+    import dataclasses
+
+    from icarena.pretraining.model import ModelConfig, SequenceModel
+    from icarena.pretraining.train import seed_everything, train
+
+    if cfg.data:
+        task = RegressionTask.from_dataset(cfg.data, n_eval=cfg.n_eval)
+    else:
+        task = RegressionTask(make_family(cfg.family, cfg.d), cfg.k, n_eval=cfg.n_eval)
+    fam = task.family
+    mcfg = ModelConfig(backbone=cfg.backbone,
+                       backbone_cfg={"d_model": cfg.d_model, "n_layers": cfg.n_layers,
+                                     "n_heads": cfg.n_heads, "causal": True,
+                                     "max_len": 2 * task.k},
+                       input_kind="vectors", input_dim=fam.d, output_dim=1)
+    seed_everything(cfg.seed)
+    model = SequenceModel(mcfg)
+    train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed)
+    result = train(model, task, train_cfg, cfg.out_dir,
+                   config={"pretrain": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg),
+                           "task": {"family": fam.to_dict(), "k": task.k}})
+    return {"report": "", "rows": [{"k": i, "error / normaliser": round(
+        result.final_eval[f"err_k{i}"], 4)} for i in range(task.k)]}
