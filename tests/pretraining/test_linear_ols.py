@@ -177,3 +177,18 @@ def test_linear_backbone_is_permutation_equivariant_without_positions():
     x = torch.randn(1, 6, 8)
     perm = torch.randperm(6)
     torch.testing.assert_close(m(x[:, perm]), m(x)[:, perm], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("T", [3, 9])  # T <= dh^2: masked quadratic form; T > dh^2: sums
+def test_causal_linear_attention_both_forms_match_the_masked_matrix(T):
+    from icarena.pretraining.backbones.linear import LinearAttention
+
+    torch.manual_seed(0)
+    att = LinearAttention(4, n_heads=2, head_dim=2, normalize="count").double()
+    x = torch.randn(3, T, 4, dtype=torch.float64)
+    key_mask = torch.rand(3, T) > 0.3
+    out = att(x, causal=True, key_mask=key_mask)
+    a = att.scores(x, causal=True, key_mask=key_mask)  # (B, H, T, T), normalised by count
+    v = att._heads(att.v(x))
+    ref = att.o((a @ v).transpose(1, 2).reshape(3, T, -1))
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
