@@ -99,15 +99,11 @@ def list_everything() -> str:
     for env_id, spec in sorted(gymnasium.registry.items()):
         if env_id.startswith("icarena/"):
             out.append(f"  {env_id:28s} {_first_doc_line(spec.entry_point)}")
-    try:
-        import pettingzoo
+    import pettingzoo
 
-        for env_id, spec in sorted(pettingzoo.registry.items()):
-            if env_id.startswith("icarena/"):
-                out.append(f"  {env_id:28s} (pettingzoo parallel) "
-                           f"{_first_doc_line(spec.entry_point)}")
-    except (ImportError, AttributeError):
-        pass
+    for env_id, spec in sorted(getattr(pettingzoo, "parallel_registry", {}).items()):
+        if env_id.startswith("icarena/"):
+            out.append(f"  {env_id:28s} (pettingzoo parallel) {_first_doc_line(spec.entry_point)}")
     out.append("\nbackbones (--backbone NAME):")
     out += [f"  {n:28s} {backbones.describe(n)}" for n in backbones.available()]
     for stage, title in (("generate", "generators (icarena generate NAME)"),

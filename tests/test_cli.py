@@ -14,6 +14,8 @@ def test_help_and_list(capsys):
     for section in ("envs", "backbones", "experiments", "generators"):
         assert section in out
     assert "gpt" in out and "quickstart" in out and "regression-linear" in out
+    for env_id in ("icarena/MatrixGame-v0", "icarena/markov_game-v0", "icarena/PathFinding-v0"):
+        assert env_id in out
 
 
 @pytest.mark.parametrize(
