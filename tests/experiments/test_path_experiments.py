@@ -55,6 +55,7 @@ def test_alpine_reuses_dataset_and_refuses_other_config(tmp_path):
 
 def test_blocksworld_end_to_end(tmp_path):
     cfg = tiny(blocksworld.quick_config(str(tmp_path)))
+    cfg.widths = [30]
     result = blocksworld.run(cfg)
     assert (tmp_path / "d30" / "report.md").is_file()
     assert result["rows"][0]["width"] == 30 and result["rows"][0]["BFS"] == 1.0
