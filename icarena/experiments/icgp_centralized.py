@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from icarena.experiments import icgp_decentralized
 from icarena.experiments.icgp_decentralized import acceptance_checks, run_icgp
 from icarena.pretraining.train import TrainConfig
 
@@ -38,53 +39,29 @@ def _train_cfg() -> TrainConfig:
 
 
 @dataclass
-class Config:
-    """ICGP centralized experiment (H=2, S=4, A=B=5 Markov games, VI-ULCB context)."""
+class Config(icgp_decentralized.Config):
+    """ICGP centralized experiment (H=2, S=4, A=B=5 Markov games, VI-ULCB context).
+
+    Same fields as the decentralized experiment's config; only the defaults below differ, plus
+    the horizon H and the number of states S.
+    """
 
     out_dir: str = "runs/icgp-centralized"
     """Output directory (one sub-dir per N, plus report.md, metrics.json, PNGs)."""
-    seed: int = 0
-    """Seed of pretraining games, trajectories, inits and batches."""
-    backbone: str = "gpt"
-    """Registered backbone (see `icarena list`)."""
     episodes: int = 150
     """K episodes per trajectory (paper: 300; CPU default 150)."""
-    n_values: tuple[int, ...] = (10, 20, 100)
-    """Numbers N of pretraining games, one model each; the first is the N = 10 reference."""
     trajectories_per_game: int = 2
     """VI-ULCB runs per pretraining game (different random draws)."""
     context: str = "viulcb"
     """Context algorithm (centralized: 'viulcb')."""
     context_cfg: str = ""
     """VI-ULCB options as JSON, e.g. '{"c": 0.05, "mwu_iters": 100}'."""
-    labels: str = "soft"
-    """Pretraining loss: 'soft' (policy cross-entropy) or 'sampled' (the paper's sampled action)."""
-    embedding: str = "slot"
-    """Step token: 'slot' (reward in the taken action's slot) or 'concat' (digest §4 layout)."""
-    d_model: int = 32
-    """Model width."""
-    n_layers: int = 2
-    """Backbone blocks."""
-    n_heads: int = 4
-    """Attention heads."""
-    backbone_cfg: str = ""
-    """Extra backbone options as JSON."""
+    train: TrainConfig = field(default_factory=_train_cfg)
+    """Optimisation settings of every model (--train.steps, --train.threads, ...)."""
     H: int = 2
     """Episode horizon."""
     S: int = 4
     """Number of states."""
-    A: int = 5
-    """Max-player actions."""
-    B: int = 5
-    """Min-player actions."""
-    eval_games: int = 10
-    """Held-out evaluation games."""
-    eval_seed: int = 1000
-    """Seed of the held-out games (never used for pretraining)."""
-    overwrite: bool = False
-    """Replace an earlier run in out_dir."""
-    train: TrainConfig = field(default_factory=_train_cfg)
-    """Optimisation settings of every model (--train.steps, --train.threads, ...)."""
 
 
 SETTING = "centralized"
