@@ -28,8 +28,14 @@ from icarena.evaluation.path_eval import (
     evaluate_path_model,
 )
 from icarena.evaluation.planning import PathDataset
-from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
-from icarena.pretraining.data.store import atomic_write_bytes, atomic_write_json, load_dataset
+from icarena.evaluation.report import (
+    line_plot,
+    markdown_table,
+    save_figure,
+    write_metrics,
+    write_report,
+)
+from icarena.pretraining.data.store import atomic_write_json, load_dataset
 from icarena.pretraining.model import SequenceModel
 from icarena.pretraining.path_lm import PathLMTask, alpine_model_config
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
@@ -133,8 +139,6 @@ def probe_heatmaps(path: Path, model: SequenceModel, state: ProbeState) -> bool:
     """Heatmap PNG: W_M' next to the true adjacency, W_V' next to observed reachability."""
     if not probes.probes_supported(model):
         return False
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,11 +154,7 @@ def probe_heatmaps(path: Path, model: SequenceModel, state: ProbeState) -> bool:
         im = ax.imshow(np.asarray(mat, dtype=float), cmap="viridis", interpolation="nearest")
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)
     return True
 
 

@@ -283,14 +283,12 @@ def run(cfg: Config) -> dict[str, Any]:
 
 
 def _plot(path: Path, results: dict[str, Any]) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from icarena.pretraining.data.store import atomic_write_bytes
+    from icarena.evaluation.report import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     for key, r in results.items():
@@ -309,8 +307,4 @@ def _plot(path: Path, results: dict[str, Any]) -> None:
     ax.set_ylabel("test MSE")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ from icarena.pretraining.backbones.supernet import SubnetConfig, SuperTransforme
 from icarena.pretraining.data.regression import RegressionTask, tokenize
 from icarena.pretraining.data.store import atomic_write_bytes, atomic_write_json
 from icarena.pretraining.model import ModelConfig, SequenceModel
-from icarena.pretraining.train import TrainConfig, seed_everything, train
+from icarena.pretraining.train import TrainConfig, save_weights, seed_everything, train
 
 _VAL_STREAM = 0x5EA4C4  # seed-sequence word of the validation prompts (distinct from test)
 
@@ -375,12 +374,8 @@ def extract_model(model: SequenceModel, sub: SubnetConfig) -> SequenceModel:
 
 def save_model_dir(model: SequenceModel, out: Path, extra: dict[str, Any]) -> None:
     """Write ``config.json`` + ``model.safetensors`` (a run dir that load_model reads)."""
-    from safetensors.torch import save_model
-
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".model.safetensors.tmp"
-    save_model(model, str(tmp))
-    os.replace(tmp, out / "model.safetensors")
+    save_weights(model, out / "model.safetensors")
     atomic_write_json(out / "config.json", {"model": dataclasses.asdict(model.cfg), **extra})
 
 

@@ -197,7 +197,8 @@ def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return inner.state_dict()
 
 
-def _save_weights(model: nn.Module, path: Path) -> None:
+def save_weights(model: nn.Module, path: Path) -> None:
+    """Write ``model``'s weights (unwrapped from DDP) as safetensors, atomically."""
     from safetensors.torch import save_model
 
     inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
@@ -367,7 +368,7 @@ def train(
         if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps and info.is_main:
             run_eval(done)
         if info.is_main and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            _save_weights(model, out_dir / "model.safetensors")
+            save_weights(model, out_dir / "model.safetensors")
             _save_checkpoint(ckpt_path, model, opt, sched, done, losses, eval_history,
                              full_config)
     bar.close()
