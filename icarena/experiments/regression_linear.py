@@ -140,9 +140,12 @@ def train_regression_model(
     n_heads: int, steps: int, batch_size: int, lr: float, warmup_steps: int,
     weight_decay: float, n_eval: int, eval_seed: int, eval_every: int, seed: int,
     threads: int, device: str, overwrite: bool, resume: bool, progress: bool,
-    experiment: dict[str, Any],
+    experiment: dict[str, Any], curriculum: tuple[int, int] | None = None,
 ) -> tuple[Any, Any, Any]:
-    """Build and train a causal regression model; returns (model, task, TrainResult)."""
+    """Build and train a causal regression model; returns (model, task, TrainResult).
+
+    ``curriculum``: optional (start_dims, every) dimension curriculum (:class:`RegressionTask`).
+    """
     from icarena.pretraining.data.regression import RegressionTask
     from icarena.pretraining.model import ModelConfig, SequenceModel
     from icarena.pretraining.train import TrainConfig, seed_everything, train
@@ -150,7 +153,7 @@ def train_regression_model(
     mcfg = model_config(backbone, family.d, k, n_layers, d_model, n_heads)
     seed_everything(seed)
     model = SequenceModel(ModelConfig(**mcfg))
-    task = RegressionTask(family, k, n_eval=n_eval, eval_seed=eval_seed)
+    task = RegressionTask(family, k, n_eval=n_eval, eval_seed=eval_seed, curriculum=curriculum)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=0.0,
                        warmup_steps=min(warmup_steps, steps), weight_decay=weight_decay,
                        eval_every=eval_every, ckpt_every=max(steps // 4, 1), seed=seed,
@@ -158,7 +161,8 @@ def train_regression_model(
                        progress=progress)
     config = {"experiment": experiment, "model": mcfg,
               "task": {"family": family.to_dict(), "k": k, "n_eval": n_eval,
-                       "eval_seed": eval_seed}}
+                       "eval_seed": eval_seed,
+                       "curriculum": None if curriculum is None else list(curriculum)}}
     result = train(model, task, tcfg, out_dir, config=config)
     model.eval()
     return model, task, result

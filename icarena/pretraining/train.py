@@ -11,6 +11,8 @@ A task implements::
     loss(model, batch) -> scalar tensor
     evaluate(model) -> dict[str, float]        # logged as eval/<key>
     tokens_per_sample: int                     # optional, for the tokens/s figure
+    set_step(step: int) -> None                # optional, called before each sample_batch
+                                               # (curricula: a function of the step, so resume-safe)
 
 Run dir written (rank 0 only, each file atomically): ``config.json`` (the caller's resolved
 config plus the train config), ``model.safetensors`` (releasable weights), ``ckpt.pt``
@@ -343,6 +345,8 @@ def train(
     for step in range(start_step, cfg.steps):
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, info.rank, step])
+        if hasattr(task, "set_step"):
+            task.set_step(step)
         batch = {k: v.to(device) for k, v in task.sample_batch(rng, cfg.batch_size).items()}
         loss = task.loss(model, batch)
         if not torch.isfinite(loss):

@@ -111,3 +111,46 @@ def test_pretrain_entry_point_on_a_pool(tmp_path):
     assert [r["k"] for r in out["rows"]] == [0, 1, 2, 3]
     model, config = load_model(tmp_path / "run")
     assert config["task"]["k"] == 4 and model.cfg.input_dim == 2
+
+
+def test_dimension_curriculum_follows_the_trainer_step(tmp_path):
+    """Garg et al.'s curriculum: inactive coordinates are 0, sparse supports lie inside the
+    active ones, the schedule is a function of the step the Trainer reports (resume-safe)."""
+    from icarena.pretraining.model import ModelConfig, SequenceModel
+    from icarena.pretraining.train import TrainConfig, train
+
+    fam = make_family("sparse_linear", 5, sparsity=2)
+    task = RegressionTask(fam, 6, n_eval=16, curriculum=(2, 10))
+    assert [task.active_dims(s) for s in (0, 9, 10, 25, 30, 1000)] == [2, 2, 3, 4, 5, 5]
+    task.set_step(10)
+    b = task.sample_batch(np.random.default_rng(0), 64)
+    assert (b["tokens"][:, 0::2, 3:] == 0).all() and (b["tokens"][:, 0::2, :3] != 0).all()
+    p = sample_prompts(fam, np.random.default_rng(0), 64, 6, active_dims=3)
+    assert (p.params["w"][:, 3:] == 0).all() and ((p.params["w"] != 0).sum(1) == 2).all()
+    assert torch.equal(b["tokens"], tokenize(p.x, p.y))
+    # no curriculum (or all dims active) draws exactly the full task's bytes
+    full = sample_prompts(fam, np.random.default_rng(1), 8, 6)
+    same = sample_prompts(fam, np.random.default_rng(1), 8, 6, active_dims=5)
+    np.testing.assert_array_equal(full.x, same.x)
+    np.testing.assert_array_equal(full.y, same.y)
+    # evaluation is always on the full-dimensional task
+    assert (task.eval_prompts.x[..., 2:] != 0).all()
+
+    seen = []
+    orig = task.set_step
+    task.set_step = lambda s: (seen.append(s), orig(s))
+    model = SequenceModel(ModelConfig(
+        backbone="gpt", backbone_cfg={"d_model": 8, "n_layers": 1, "n_heads": 1,
+                                      "causal": True, "max_len": 12},
+        input_kind="vectors", input_dim=5, output_dim=1))
+    train(model, task, TrainConfig(steps=5, batch_size=4, progress=False, log_every=5), tmp_path)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_curriculum_errors_name_the_problem():
+    with pytest.raises(Exception, match="curriculum is defined for"):
+        sample_prompts(make_family("holder", 2), np.random.default_rng(0), 2, 3, active_dims=1)
+    with pytest.raises(Exception, match="active_dims must be in"):
+        sample_prompts(make_family("linear", 2), np.random.default_rng(0), 2, 3, active_dims=3)
+    with pytest.raises(Exception, match="curriculum must be"):
+        RegressionTask(make_family("linear", 3), 4, n_eval=4, curriculum=(0, 10))

@@ -11,6 +11,7 @@ from icarena.agents.regression.baselines import (
     lsa_optimal,
     prefix_predictions,
     ridge,
+    sparse_bayes,
     two_layer_nn,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "lsa_optimal",
     "prefix_predictions",
     "ridge",
+    "sparse_bayes",
     "two_layer_nn",
 ]

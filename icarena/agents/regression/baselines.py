@@ -24,6 +24,9 @@ Predictors (digest regression.md §4–§5):
   error (d + 1)/(n + d + 1).
 * ``lasso``: argmin (1/2n)‖y − Xw‖² + α‖w‖₁ (scikit-learn's objective, no intercept) by
   cyclic coordinate descent run on all prompts at once, until max |Δw| < ``tol``.
+* ``sparse_bayes``: the Bayes-optimal (posterior-mean) predictor of the noiseless
+  ``sparse_linear`` prior (w_S ~ N(0, I) on a uniformly random support S of size ``sparsity``):
+  exact, by enumerating the C(d, s) supports -- the floor no learner can beat on that family.
 * ``two_layer_nn``: a ReLU net with one hidden layer (``hidden`` = 100) fitted on the prompt by
   full-batch Adam (lr 5e-3, 100 steps, as Garg et al.), one independent net per prompt, batched
   with ``torch.bmm``.
@@ -154,6 +157,39 @@ def lasso(
     return _linear_predict(w, x_query)
 
 
+def sparse_bayes(
+    x_ctx: np.ndarray, y_ctx: np.ndarray, x_query: np.ndarray, *, sparsity: int = 1,
+    jitter: float = 1e-9,
+) -> np.ndarray:
+    """Posterior mean of y_query under the sparse-linear prior (noiseless labels).
+
+    For each support S (|S| = s): y | X, S ~ N(0, C_S) with C_S = X_S X_Sᵀ, posterior mean
+    ŵ_S = X_Sᵀ C_S⁻¹ y, evidence p(y | S) = N(y; 0, C_S). The prediction is
+    Σ_S p(S | y) x_q,Sᵀ ŵ_S with p(S | y) ∝ p(y | S) (uniform prior over supports). ``jitter``
+    (added to C_S's diagonal) stands in for an infinitesimal label noise, so supports that cannot
+    explain y get vanishing weight.
+    """
+    from itertools import combinations
+
+    _check_shapes(x_ctx, y_ctx, x_query)
+    P, n, d = x_ctx.shape
+    check(1 <= sparsity <= d, f"sparsity must be in [1, d={d}], got {sparsity}")
+    if n == 0:
+        return np.zeros(x_query.shape[:2])
+    log_ev, preds = [], []
+    for support in combinations(range(d), sparsity):
+        xs = x_ctx[:, :, support]                                     # (P, n, s)
+        cov = xs @ xs.transpose(0, 2, 1) + jitter * np.eye(n)         # (P, n, n)
+        alpha = np.linalg.solve(cov, y_ctx[..., None])[..., 0]        # C_S⁻¹ y
+        log_ev.append(-0.5 * (y_ctx * alpha).sum(-1) - 0.5 * np.linalg.slogdet(cov)[1])
+        w = np.einsum("pns,pn->ps", xs, alpha)
+        preds.append(np.einsum("pms,ps->pm", x_query[:, :, support], w))
+    log_ev = np.stack(log_ev)                                         # (n_supports, P)
+    weights = np.exp(log_ev - log_ev.max(axis=0))
+    weights /= weights.sum(axis=0)
+    return np.einsum("kp,kpm->pm", weights, np.stack(preds))
+
+
 def two_layer_nn(
     x_ctx: np.ndarray,
     y_ctx: np.ndarray,
@@ -216,6 +252,7 @@ BASELINES: dict[str, Predictor] = {
     "averaging": averaging,
     "lsa_optimal": lsa_optimal,
     "lasso": lasso,
+    "sparse_bayes": sparse_bayes,
     "two_layer_nn": two_layer_nn,
 }
 

@@ -79,14 +79,23 @@ class Family:
 
     # -- sampling ------------------------------------------------------------------------------
 
-    def sample_functions(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-        """Parameters of ``n`` independent functions (arrays with leading axis n, float64)."""
+    def sample_functions(
+        self, rng: np.random.Generator, n: int, active_dims: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Parameters of ``n`` independent functions (arrays with leading axis n, float64).
+
+        ``active_dims`` (curriculum, :func:`sample_prompts`): sparse_linear draws its support
+        among the first ``active_dims`` coordinates only (Garg et al.); other families ignore it.
+        """
         d = self.d
         if self.name in ("linear", "sparse_linear"):
             w = rng.standard_normal((n, d))
             if self.name == "sparse_linear":
                 # keep `sparsity` coordinates chosen uniformly without replacement per function
-                keep = np.argsort(rng.random((n, d)), axis=1)[:, : self.sparsity]
+                # (among the first `active_dims` ones during a curriculum)
+                live = d if active_dims is None else active_dims
+                order = np.argsort(rng.random((n, live)), axis=1)
+                keep = order[:, : min(self.sparsity, live)]
                 mask = np.zeros((n, d), dtype=bool)
                 np.put_along_axis(mask, keep, True, axis=1)
                 w = np.where(mask, w, 0.0)
@@ -204,16 +213,34 @@ def make_family(name: str, d: int, **options: Any) -> Family:
     return fam
 
 
-def sample_prompts(family: Family, rng: np.random.Generator, n: int, k: int) -> Prompts:
+CURRICULUM_FAMILIES = ("linear", "sparse_linear", "relu_2nn", "decision_tree")
+"""Families with N(0, I_d) inputs, on which a dimension curriculum is defined."""
+
+
+def sample_prompts(
+    family: Family, rng: np.random.Generator, n: int, k: int, active_dims: int | None = None
+) -> Prompts:
     """Draw ``n`` prompts of ``k`` points: one function per prompt, then its inputs and labels.
 
     Draw order (fixed, so a seed gives the same bytes): functions, inputs, noise.
+
+    ``active_dims`` (Garg et al.'s dimension curriculum; families with Gaussian inputs only):
+    input coordinates >= ``active_dims`` are set to 0 and sparse_linear's support lies in the
+    first ``active_dims`` coordinates; ``None`` (or ``d``) draws the full-dimensional task.
     """
     check(isinstance(n, int | np.integer) and n >= 1, f"n (prompts) must be >= 1, got {n!r}")
     check(isinstance(k, int | np.integer) and k >= 1, f"k (points per prompt) must be >= 1, "
           f"got {k!r}")
-    params = family.sample_functions(rng, int(n))
+    if active_dims is not None:
+        check(family.name in CURRICULUM_FAMILIES,
+              f"a dimension curriculum is defined for {', '.join(CURRICULUM_FAMILIES)} only, "
+              f"not {family.name!r}; turn the curriculum off for this family")
+        check(1 <= active_dims <= family.d,
+              f"active_dims must be in [1, d={family.d}], got {active_dims}")
+    params = family.sample_functions(rng, int(n), active_dims)
     x = family.sample_inputs(rng, params, int(k))
+    if active_dims is not None and active_dims < family.d:
+        x[:, :, active_dims:] = 0.0
     f = family.evaluate(params, x)
     y = f + family.noise_std * rng.standard_normal(f.shape) if family.noise_std > 0 else f.copy()
     return Prompts(x=x, y=y, f=f, params=params)

@@ -73,6 +73,10 @@ class RegressionTask:
         pool: optional finite prompt pool ``(x (P, k, d), y (P, k))``; each training prompt is
             then a uniformly drawn row instead of a fresh prompt.
         eval_batch: prompts per forward pass during evaluation.
+        curriculum: optional ``(start_dims, every)``: Garg et al.'s dimension curriculum --
+            training prompts use ``start_dims`` active input coordinates (the rest set to 0,
+            sparse supports inside them), one more every ``every`` steps up to d. Evaluation
+            always uses all d. Fresh prompts only (not with ``pool``).
     """
 
     def __init__(
@@ -84,9 +88,18 @@ class RegressionTask:
         eval_seed: int = 1234,
         pool: tuple[np.ndarray, np.ndarray] | None = None,
         eval_batch: int = 256,
+        curriculum: tuple[int, int] | None = None,
     ) -> None:
         check(k >= 1, f"k must be >= 1, got {k}")
         check(n_eval >= 1, f"n_eval must be >= 1, got {n_eval}")
+        if curriculum is not None:
+            start, every = curriculum
+            check(1 <= start <= family.d and every >= 1,
+                  f"curriculum must be (start_dims in [1, d={family.d}], every >= 1 steps), "
+                  f"got {curriculum}")
+            check(pool is None, "a dimension curriculum needs fresh prompts; drop the pool")
+        self.curriculum = curriculum
+        self._step = 0
         self.family, self.k = family, int(k)
         self.tokens_per_sample = 2 * self.k
         self.eval_batch = int(eval_batch)
@@ -109,13 +122,25 @@ class RegressionTask:
         family = make_family(c["family"], c["d"], **c["family_options"])
         return cls(family, c["k"], pool=(np.asarray(ds["x"]), np.asarray(ds["y"])), **kwargs)
 
+    def set_step(self, step: int) -> None:
+        """Called by the Trainer before each batch (the curriculum is a function of the step)."""
+        self._step = int(step)
+
+    def active_dims(self, step: int) -> int | None:
+        """Active input coordinates of training prompts at ``step`` (None: no curriculum)."""
+        if self.curriculum is None:
+            return None
+        start, every = self.curriculum
+        return min(self.family.d, start + step // every)
+
     def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         """{"tokens": (B, 2k, d) float32, "y": (B, k) float32} for one training step."""
         if self.pool is not None:
             rows = rng.integers(0, self.pool[0].shape[0], size=batch_size)
             x, y = self.pool[0][rows], self.pool[1][rows]
         else:
-            p = sample_prompts(self.family, rng, batch_size, self.k)
+            p = sample_prompts(self.family, rng, batch_size, self.k,
+                               active_dims=self.active_dims(self._step))
             x, y = p.x, p.y
         return {"tokens": tokenize(x, y), "y": torch.as_tensor(y, dtype=torch.float32)}
 

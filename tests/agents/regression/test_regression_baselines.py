@@ -9,6 +9,7 @@ from icarena.agents.regression import (
     lsa_optimal,
     prefix_predictions,
     ridge,
+    sparse_bayes,
     two_layer_nn,
 )
 from icarena.envs.regression import make_family, sample_prompts
@@ -127,3 +128,22 @@ def test_bad_input():
         ridge(x, y, q, lam=0.0)
     with pytest.raises(ConfigError, match="n_neighbors"):
         knn(x, y, q, n_neighbors=0)
+
+
+def test_sparse_bayes_against_closed_forms():
+    # s = d: the prior is N(0, I) and the noiseless posterior mean is the min-norm LS fit
+    x, y, xq = _data(P=6, n=3, d=4)
+    np.testing.assert_allclose(sparse_bayes(x, y, xq, sparsity=4, jitter=0.0),
+                               least_squares(x, y, xq), atol=1e-9)
+    # d = 2, s = 1, one point: two supports with evidence N(y; 0, x_j^2), fit w_j = y / x_j
+    x1, y1, q = np.array([[[0.5, -2.0]]]), np.array([[1.3]]), np.array([[[1.0, 0.7]]])
+    ev = np.exp(-0.5 * 1.3**2 / np.array([0.25, 4.0])) / np.sqrt([0.25, 4.0])
+    expect = (ev / ev.sum()) @ np.array([1.3 / 0.5, 0.7 * 1.3 / -2.0])
+    assert sparse_bayes(x1, y1, q, sparsity=1, jitter=0.0)[0, 0] == pytest.approx(expect)
+    # s = 1 and two points identify the coordinate: the prediction is exact
+    p = sample_prompts(make_family("sparse_linear", 5, sparsity=1), np.random.default_rng(3),
+                       200, 3)
+    pred = sparse_bayes(p.x[:, :2], p.y[:, :2], p.x[:, 2:], sparsity=1)
+    err = np.abs(pred[:, 0] - p.y[:, 2])
+    assert np.mean(err < 1e-6) > 0.97 and err.max() < 0.02  # (a near-zero w stays ambiguous)
+    assert (prefix_predictions("sparse_bayes", p.x, p.y, sparsity=1)[:, 0] == 0).all()
