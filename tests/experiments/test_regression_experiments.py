@@ -72,7 +72,8 @@ def test_regression_families_tiny(tmp_path):
     mod = experiment_module("regression-families")
     cfg = mod.Config(out_dir=str(tmp_path / "rf"), families=["sparse_linear", "decision_tree"],
                      d=3, k_linear=5, k_nonlinear=6, n_layers=1, d_model=16, steps=5,
-                     n_eval=24, n_boot=20, progress=False)
+                     family_steps={"sparse_linear": 7}, curriculum_every=3, n_eval=24,
+                     n_boot=20, progress=False)
     out = mod.run(cfg)
     assert [r["family"] for r in out["rows"]] == ["sparse_linear", "decision_tree"]
     for name in ("config.json", "metrics.json", "report.md", "sparse_linear.png",
@@ -80,6 +81,14 @@ def test_regression_families_tiny(tmp_path):
         assert (tmp_path / "rf" / name).is_file(), name
     m = json.loads((tmp_path / "rf" / "metrics.json").read_text())
     assert "lasso(0.01)" in m["sparse_linear"]["curves"]
+    assert m["sparse_linear"]["steps"] == 7 and m["decision_tree"]["steps"] == 5
+    # s = 1: two points identify the coordinate, so the Bayes floor is ~0 from k = 2 while
+    # least squares still errs at k = 2 < d
+    bayes = np.array(m["sparse_linear"]["curves"]["Bayes optimal"]["mean"])
+    ls = np.array(m["sparse_linear"]["curves"]["least_squares"]["mean"])
+    assert bayes[2:].max() < 0.02 and ls[2] > 0.05
+    run_cfg = json.loads((tmp_path / "rf" / "sparse_linear" / "config.json").read_text())
+    assert run_cfg["task"]["curriculum"] == [2, 3]
     tr = np.array(m["decision_tree"]["curves"]["transformer"]["mean"])
     knn = np.array(m["decision_tree"]["curves"]["3-NN"]["mean"])
     assert m["decision_tree"]["check"]["passed"] == bool(tr[-1] <= knn[-1])
