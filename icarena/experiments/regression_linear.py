@@ -78,6 +78,10 @@ class Config:
     """Evaluate (TensorBoard eval/*) every this many steps (0: only at the end)."""
     n_boot: int = 1000
     """Bootstrap resamples for the 90% intervals."""
+    curriculum_start: int = 0
+    """Garg et al.'s dimension curriculum: active input dims at step 0 (0: off, the default)."""
+    curriculum_every: int = 1000
+    """One more active input dimension every this many steps, up to d."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
     device: str = "auto"
@@ -94,6 +98,9 @@ class Config:
         check(self.k >= 1, f"k must be >= 1, got {self.k}")
         check(self.n_eval >= 2, f"n_eval must be >= 2, got {self.n_eval}")
         check(self.n_boot >= 1, f"n_boot must be >= 1, got {self.n_boot}")
+        check(0 <= self.curriculum_start <= self.d and self.curriculum_every >= 1,
+              f"curriculum_start must be in [0, d={self.d}] (0: off) and curriculum_every >= 1; "
+              f"got {self.curriculum_start} and {self.curriculum_every}")
 
 
 def quick_config(out_dir: str) -> Config:
@@ -183,6 +190,7 @@ def run(cfg: Config) -> dict[str, Any]:
         eval_seed=cfg.eval_seed, eval_every=cfg.eval_every, seed=cfg.seed, threads=cfg.threads,
         device=cfg.device, overwrite=cfg.overwrite, resume=cfg.resume, progress=cfg.progress,
         experiment=dataclasses.asdict(cfg),
+        curriculum=(cfg.curriculum_start, cfg.curriculum_every) if cfg.curriculum_start else None,
     )
     p = task.eval_prompts
     errors = {"transformer": (task.predict(model, p.x, p.y) - p.y) ** 2 / family.normaliser}
