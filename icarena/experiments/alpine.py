@@ -9,6 +9,19 @@ learned adjacency / reachability over training, a heatmap of both, and a failure
 Paper settings (ALPINE code): batch 1024, 10,000 iterations, lr 5e-4. The CPU default trains
 fewer sequences (see ``TrainConfig`` defaults below); ``--train.steps 10000
 --train.batch-size 1024`` is the paper's budget.
+
+Measured (seed 0, 1 thread, 17.5 min on a shared 2-core box), path validity by degree:
+
+===================  =======  ========  ========  ========  ========
+split                overall  degree 0  degree 1  degree 2  >= 3
+===================  =======  ========  ========  ========  ========
+train fraction 0.5   0.951    0.960     0.921     0.869     (none)
+train fraction 0.1   0.916    0.941     0.880     0.786     0.375
+===================  =======  ========  ========  ========  ========
+
+Accuracy falls with the degree, but degree 2 is 5 (0.5 split, 13 distinct degree-2 pairs) and
+9 (0.1 split, 21 pairs) points below degree 1, not the >= 20 points of the transitivity finding;
+the drop is sharp only at degree >= 3 (4 pairs). The report states whichever holds.
 """
 
 from __future__ import annotations
