@@ -72,7 +72,8 @@ def test_regression_families_tiny(tmp_path):
     mod = experiment_module("regression-families")
     cfg = mod.Config(out_dir=str(tmp_path / "rf"), families=["sparse_linear", "decision_tree"],
                      d=3, k_linear=5, k_nonlinear=6, n_layers=1, d_model=16, steps=5,
-                     family_steps={"sparse_linear": 7}, curriculum_every=3, n_eval=24,
+                     family_steps={"sparse_linear": 7},
+                     family_batch_size={"sparse_linear": 8}, curriculum_every=3, n_eval=24,
                      n_boot=20, progress=False)
     out = mod.run(cfg)
     assert [r["family"] for r in out["rows"]] == ["sparse_linear", "decision_tree"]
@@ -82,6 +83,7 @@ def test_regression_families_tiny(tmp_path):
     m = json.loads((tmp_path / "rf" / "metrics.json").read_text())
     assert "lasso(0.01)" in m["sparse_linear"]["curves"]
     assert m["sparse_linear"]["steps"] == 7 and m["decision_tree"]["steps"] == 5
+    assert m["sparse_linear"]["batch_size"] == 8 and m["decision_tree"]["batch_size"] == 64
     # s = 1: two points identify the coordinate, so the Bayes floor is ~0 from k = 2 while
     # least squares still errs at k = 2 < d
     bayes = np.array(m["sparse_linear"]["curves"]["Bayes optimal"]["mean"])
