@@ -26,7 +26,7 @@ GPT (3 layers, width 64, 2 heads), Garg et al.'s dimension curriculum (2 active 
 +1 every 1,000 steps) on every Gaussian-input family, 8,000 steps of batch 64 per family, and for
 sparse linear s = 1 (Garg et al.'s s/d = 3/20 at d = 5) with 20,000 steps of batch 128: without
 the curriculum it stayed on its loss plateau for 12k+ steps, and at 24k steps of batch 64 one
-seed passed its check and another did not (k = 3: 0.393 vs least squares 0.341).
+data stream passed its check and another did not (k = 3: 0.393 vs least squares 0.341).
 
 Measured at these defaults (seed 0, 1 thread on a 2-core machine shared with another job;
 normalised error at k = 1..4 for sparse linear, at the largest k otherwise):
