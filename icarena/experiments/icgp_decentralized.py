@@ -24,6 +24,14 @@ teacher-forced held-out trajectories -- validation KL falls from 0.22 to 0.085 w
 yet well enough in closed-loop play). More steps and data help (N = 500, 600 steps of batch 8:
 0.248); the paper trains 100 epochs on a GPU.
 
+Why the gap stays high (measured): in closed loop the models concentrate as much as EXP3 does
+but on the wrong actions. On EXP3's own trajectories an action's past frequency tracks its
+current probability, and the model learned that shortcut: given 60% of its past plays on one
+action and equal rewards, the N = 20 model puts 0.66 on it, whereas EXP3's update on the same
+history puts 0 on it. In play the shortcut feeds itself. Neither off-policy pretraining
+histories nor DAgger-style relabelling of the model's own histories (both tried) closed the gap
+within a CPU budget; 5x the optimisation steps did not either.
+
 The pipeline chains the stages: :func:`icarena.pretraining.game_lm.pretrain` into
 ``out_dir/N<n>/`` (one run dir per N, each with ``max/`` and ``min/`` Trainer runs),
 :func:`icarena.evaluation.icgp.evaluate_players` on the held-out games, then ``metrics.json``,
