@@ -42,9 +42,9 @@ linear          0.079 (k = 10)             0                       3-NN 0.629
 ==============  =========================  ======================  =========================
 
 With ``--seed 1`` sparse linear gives .708 .489 .216 .155 (also below least squares at every
-k < d). Training took 28 min for sparse linear and 5-11 min for each other family there (≈ 55 min in
-all). Each family's model run dir is ``out_dir/<family>``; ``out_dir`` holds config.json,
-metrics.json, report.md and one PNG per family.
+k < d). Training took 28 min for sparse linear and 5-11 min for each other family there
+(≈ 55 min in all). Each family's model run dir is ``out_dir/<family>``; ``out_dir`` holds
+config.json, metrics.json, report.md and one PNG per family.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ class Config:
 
     def validate(self) -> None:
         from icarena.envs.regression import FAMILY_NAMES
+        from icarena.pretraining.data.regression import dimension_curriculum
 
         check(len(self.families) >= 1, "families must name at least one family")
         for f in self.families:
@@ -144,16 +145,14 @@ class Config:
             for f, n in getattr(self, option).items():
                 check(f in FAMILY_NAMES and n >= 1,
                       f"{option} needs known families and values >= 1, got {f!r}: {n}")
-        check(0 <= self.curriculum_start <= self.d and self.curriculum_every >= 1,
-              f"curriculum_start must be in [0, d={self.d}] (0: off) and curriculum_every >= 1; "
-              f"got {self.curriculum_start} and {self.curriculum_every}")
+        dimension_curriculum(self.curriculum_start, self.curriculum_every, self.d)
 
 
 def quick_config(out_dir: str) -> Config:
     """A tiny version (< 60 s on 2 cores) for quickstart and tests; checks not expected to pass."""
     return Config(out_dir=out_dir, steps=40, family_steps={}, family_batch_size={},
-                  curriculum_every=10, n_eval=64,
-                  n_boot=100, k_nonlinear=11, progress=False, overwrite=True)
+                  curriculum_every=10, n_eval=64, n_boot=100, k_nonlinear=11, progress=False,
+                  overwrite=True)
 
 
 def _family(name: str, cfg: Config) -> Any:
@@ -168,10 +167,11 @@ def _family(name: str, cfg: Config) -> Any:
 def _curriculum(name: str, cfg: Config) -> tuple[int, int] | None:
     """The dimension curriculum of family ``name`` (Gaussian-input families only), or None."""
     from icarena.envs.regression.families import CURRICULUM_FAMILIES
+    from icarena.pretraining.data.regression import dimension_curriculum
 
-    if cfg.curriculum_start == 0 or name not in CURRICULUM_FAMILIES:
+    if name not in CURRICULUM_FAMILIES:
         return None
-    return cfg.curriculum_start, cfg.curriculum_every
+    return dimension_curriculum(cfg.curriculum_start, cfg.curriculum_every, cfg.d)
 
 
 def _curriculum_text(cfg: Config) -> str:

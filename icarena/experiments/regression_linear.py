@@ -94,13 +94,13 @@ class Config:
     """Progress bar on a terminal."""
 
     def validate(self) -> None:
+        from icarena.pretraining.data.regression import dimension_curriculum
+
         check(self.d >= 1, f"d must be >= 1, got {self.d}")
         check(self.k >= 1, f"k must be >= 1, got {self.k}")
         check(self.n_eval >= 2, f"n_eval must be >= 2, got {self.n_eval}")
         check(self.n_boot >= 1, f"n_boot must be >= 1, got {self.n_boot}")
-        check(0 <= self.curriculum_start <= self.d and self.curriculum_every >= 1,
-              f"curriculum_start must be in [0, d={self.d}] (0: off) and curriculum_every >= 1; "
-              f"got {self.curriculum_start} and {self.curriculum_every}")
+        dimension_curriculum(self.curriculum_start, self.curriculum_every, self.d)
 
 
 def quick_config(out_dir: str) -> Config:
@@ -179,6 +179,7 @@ def run(cfg: Config) -> dict[str, Any]:
     """Train, evaluate against the baselines, write metrics.json / report.md / error_vs_k.png."""
     from icarena.envs.regression import make_family
     from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
+    from icarena.pretraining.data.regression import dimension_curriculum
 
     cfg.validate()
     out = Path(cfg.out_dir)
@@ -190,7 +191,7 @@ def run(cfg: Config) -> dict[str, Any]:
         eval_seed=cfg.eval_seed, eval_every=cfg.eval_every, seed=cfg.seed, threads=cfg.threads,
         device=cfg.device, overwrite=cfg.overwrite, resume=cfg.resume, progress=cfg.progress,
         experiment=dataclasses.asdict(cfg),
-        curriculum=(cfg.curriculum_start, cfg.curriculum_every) if cfg.curriculum_start else None,
+        curriculum=dimension_curriculum(cfg.curriculum_start, cfg.curriculum_every, cfg.d),
     )
     p = task.eval_prompts
     errors = {"transformer": (task.predict(model, p.x, p.y) - p.y) ** 2 / family.normaliser}

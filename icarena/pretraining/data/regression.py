@@ -62,6 +62,18 @@ def predictions(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return model(tokens)[:, 0::2, 0]
 
 
+def dimension_curriculum(start: int, every: int, d: int) -> tuple[int, int] | None:
+    """An experiment's curriculum options as :class:`RegressionTask`'s ``curriculum``.
+
+    ``start`` active input dims at step 0 (0: no curriculum -> None), one more every ``every``
+    steps up to ``d``; out-of-range options raise a ConfigError naming them.
+    """
+    check(0 <= start <= d and every >= 1,
+          f"curriculum_start must be in [0, d={d}] (0: off) and curriculum_every >= 1; "
+          f"got {start} and {every}")
+    return (start, every) if start else None
+
+
 class RegressionTask:
     """Trainer task: in-context regression on one function family.
 
