@@ -7,7 +7,9 @@ policy at every (h, s) is the model's read-out at position t given D_t, the hist
 before t -- nothing is trained or updated while it plays.
 
 * decentralized run: two models; the max player's model reads only (h, s, a, r) and the min
-  player's only (h, s, b, 1 − r), so neither sees the opponent's actions. :meth:`policies`
+  player's only (h, s, b, 1 − r) -- plus, with the ``slot_prob`` / ``slot_policy`` embeddings,
+  the policy it proposed itself at each past step (``pi/max`` / ``pi/min`` of the history) --
+  so neither sees the opponent's actions or policy. :meth:`policies`
   returns the pair (π_max (G, H, S, A), π_min (G, H, S, B)).
 * centralized run: one model over (h, s, a, b, r); :meth:`policies` returns the joint policy
   (G, H, S, A·B) and the players sample a joint action from it.
@@ -97,7 +99,8 @@ class InContextGamePlayer:
 
         Args:
             history: record columns (G, t) (``traj/h``, ``traj/s``, ``act/max``, ``act/min``,
-                ``rew/max``); only the columns of ``stream`` are read.
+                ``rew/max``; ``pi/max|min|joint`` (G, t, H, S, n) for the policy embeddings);
+                only the columns of ``stream`` are read.
             stream: "max", "min" or "joint".
             all_positions: return the policy of every recorded step instead (teacher forcing).
         Returns:

@@ -29,6 +29,27 @@ player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or 
 
     x_t = concat[e_{h_t}, e_{s_t}, e_{own action}, ρ_t]
     x_t = concat[e_{h_t}, e_{s_t}, e_{a_t}, e_{b_t}, r_t]                                (joint)
+
+* ``"slot_prob"`` (icgp-decentralized's default): the slot token plus the probability p_t with
+  which the stream's own policy chose the action it took, in that action's slot::
+
+    x_t = concat[slot token, p_t · e_{own action} (n)],   p_t = π_t(own action | h_t, s_t)
+
+  A player knows the probabilities it acted with; EXP3 and V-learning need exactly them, since
+  their loss estimates are importance weighted (ℓ_t / π_t(a_t)). Without p_t the model must
+  re-derive its past policies from the history, and the measured result is a shortcut: it
+  copies its own past action frequencies, which in play feeds on itself
+  (:mod:`icarena.experiments.icgp_decentralized`). In play the in-context player feeds back the
+  policies it proposed itself (the ``pi/<stream>`` columns of the history).
+* ``"slot_policy"``: the slot token plus the stream's whole own policy π_t(· | h_t, s_t) (n).
+  Measured as a warning: the next policy is then almost a function of the last token (val KL
+  0.02 vs 0.07 for slot_prob), but in play the model's errors compound through its own fed-back
+  policy and the gap ends above uniform play's.
+* ``"cell"``: visit and reward in the slot of the (h, s, own action) cell, so one prefix average
+  yields every state's statistics::
+
+    x_t = concat[e_{h_t}, e_{s_t}, e_{own action(s)}, e_{cell}, ρ_t · e_{cell}]  (2·H·S·n cells)
+
  The model input is ``[0, x_0, ..., x_{T−2}]``: position 0 is an
 all-zero start token and position t (after D_t = x_{<t}) holds the prediction of the policy used
 at step t. The read-out is a ``Linear(d → H·S·n_out)`` (``SequenceModel.output_dim``) reshaped to
@@ -50,7 +71,9 @@ Data. ``pretrain`` draws N pretraining games from the ICGP prior (seed branch ``
 the context algorithm ``trajectories_per_game`` times on each (different random draws, one
 batched run) and a separate validation set (branch ``[seed, 2]``); held-out evaluation games use
 the branch ``[eval_seed, 3]`` (:func:`eval_games`), so training never sees them. A batch is
-``batch_size`` whole trajectories drawn uniformly with replacement.
+``batch_size`` whole trajectories drawn uniformly with replacement. ``stream_workers = 2`` trains
+the max and min models side by side in two spawned processes (same results as one after the other
+at the same thread count; roughly halves the wall time on two cores).
 
 Run dir layout (``icarena pretrain icgp --out-dir RUN``)::
 
@@ -81,7 +104,8 @@ from icarena.pretraining.model import ModelConfig, SequenceModel
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
 
 SETTINGS = ("decentralized", "centralized")
-EMBEDDINGS = ("slot", "concat")
+EMBEDDINGS = ("slot", "concat", "slot_prob", "slot_policy", "cell")
+POLICY_COLUMNS = {"max": "pi/max", "min": "pi/min", "joint": "pi/joint"}
 LABELS = ("soft", "sampled")
 STREAMS = {"decentralized": ("max", "min"), "centralized": ("joint",)}
 CONTEXT_ALGORITHMS = {"decentralized": ("exp3", "vlearning"), "centralized": ("viulcb",)}
@@ -98,11 +122,13 @@ def n_actions(stream: str, A: int, B: int) -> int:
 
 
 def token_dim(stream: str, H: int, S: int, A: int, B: int, embedding: str = "slot") -> int:
-    """Width of a step token (module docstring): H + S + n + (n or 1) for a player stream,
-    H + S + A + B + (A·B or 1) for the joint stream ("slot" or "concat" embedding)."""
+    """Width of a step token (module docstring): H + S + (own action(s)) + n ("slot"), 1
+    ("concat"), 2n ("slot_prob", "slot_policy") or 2·H·S·n ("cell"); own action(s) = n for a
+    player stream, A + B for the joint stream (n = A·B)."""
     check(embedding in EMBEDDINGS, f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
     acts = A + B if stream == "joint" else n_actions(stream, A, B)
-    return H + S + acts + (n_actions(stream, A, B) if embedding == "slot" else 1)
+    n = n_actions(stream, A, B)
+    return H + S + acts + {"slot": n, "concat": 1, "cell": 2 * H * S * n}.get(embedding, 2 * n)
 
 
 def step_tokens(
@@ -117,8 +143,10 @@ def step_tokens(
             "max", ``act/min`` for "min") and the reward; the joint stream reads both.
         stream: "max", "min" or "joint".
         H, S, A, B: game dims.
-        embedding: "slot" (default: the reward is written into the taken action's slot) or
-            "concat" (a single reward feature); see the module docstring.
+        embedding: "slot" (default: the reward is written into the taken action's slot),
+            "concat" (a single reward feature), "slot_prob", "slot_policy" (these two also
+            read the stream's own policy column ``pi/max``, ``pi/min`` or ``pi/joint``, (G, t,
+            H, S, n)) or "cell"; see the module docstring.
     Returns:
         float32 (G, t, token_dim).
     """
@@ -143,8 +171,34 @@ def step_tokens(
         own = _onehot(history["act/min"], B, "act/min")
         parts.append(own)
         own_r = 1.0 - r
-    parts.append(own_r[..., None] * own if embedding == "slot" else own_r[..., None])
+    if embedding == "concat":
+        parts.append(own_r[..., None])
+    elif embedding == "cell":
+        visit = _onehot(h * S + s, H * S, "traj/h·S + traj/s")
+        cell = (visit[..., :, None] * own[..., None, :]).reshape(*own.shape[:-1], H * S * n)
+        parts += [cell, own_r[..., None] * cell]
+    else:
+        parts.append(own_r[..., None] * own)
+    if embedding in ("slot_prob", "slot_policy"):
+        pi = _own_policy_at_visits(history, stream, h, s, n)
+        parts.append(pi * own if embedding == "slot_prob" else pi)
     return np.concatenate(parts, axis=-1).astype(np.float32)
+
+
+def _own_policy_at_visits(history: dict[str, np.ndarray], stream: str, h: np.ndarray,
+                          s: np.ndarray, n: int) -> np.ndarray:
+    """π_t(· | h_t, s_t), the stream's own policy used at each recorded step: (G, t, n)."""
+    key = POLICY_COLUMNS[stream]
+    G, t = h.shape
+    if key not in history:
+        check(t == 0, f"the 'slot_prob' / 'slot_policy' embeddings need the stream's own "
+              f"policies {key!r} (G, t, H, S, n) in the history; it has only {sorted(history)}")
+        return np.zeros((G, 0, n), np.float32)
+    pi = np.asarray(history[key], dtype=np.float32)
+    check(pi.ndim == 5 and pi.shape[:2] == (G, t) and pi.shape[-1] == n,
+          f"{key} must be (G, t, H, S, {n}) with (G, t) = {(G, t)}, got {pi.shape}")
+    g, i = np.arange(G)[:, None], np.arange(t)[None, :]
+    return pi[g, i, h, s]
 
 
 def _onehot(x: Any, n: int, name: str) -> np.ndarray:
@@ -374,7 +428,8 @@ class PretrainConfig:
     labels: str = "soft"
     """Loss: 'soft' (cross-entropy to the recorded policy) or 'sampled' (one action per (t,h,s))."""
     embedding: str = "slot"
-    """Step token: 'slot' (reward in the taken action's slot, default) or 'concat' (digest §4)."""
+    """Step token: 'slot' (reward in the taken action's slot, default), 'concat' (digest §4),
+    'slot_prob' (+ own probability of the action taken), 'slot_policy', 'cell' (docstring)."""
     val_games: int = 4
     """Validation games (seed branch [seed, 2]) for eval/val_kl and eval/val_tv."""
     backbone: str = "gpt"
@@ -387,6 +442,10 @@ class PretrainConfig:
     """Attention heads."""
     backbone_cfg: str = ""
     """Extra backbone options as a JSON object (override the above), e.g. '{"mlp_ratio": 2}'."""
+    stream_workers: int = 1
+    """Processes training the streams side by side (decentralized: 2 trains the max and min
+    models at once, each on cpu_count // 2 threads unless --train.threads is set; same results
+    as 1 for the same thread count)."""
     train: TrainConfig = field(default_factory=_default_train)
     """Optimisation settings (per stream); --train.resume continues every stream."""
 
@@ -396,6 +455,8 @@ class PretrainConfig:
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
         check(self.val_games >= 0, f"val_games must be >= 0, got {self.val_games}")
+        check(isinstance(self.stream_workers, int) and self.stream_workers >= 1,
+              f"stream_workers must be an int >= 1, got {self.stream_workers!r}")
         ok = CONTEXT_ALGORITHMS[self.setting]
         check(self.context in ok, f"context algorithm {self.context!r} does not fit the "
               f"{self.setting} setting; choose one of {ok}")
@@ -460,8 +521,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     from icarena.pretraining.data.store import atomic_write_json
 
     atomic_write_json(out / META_FILE, meta)
-    results: dict[str, TrainResult] = {}
-    rows = []
+    jobs = []
     for i, stream in enumerate(cfg.streams):
         task = GamePolicyTask(
             step_tokens(rec, stream, H, S, A, B, cfg.embedding), policy_targets(rec, stream),
@@ -479,11 +539,32 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         tcfg = dataclasses.replace(cfg.train, seed=_seed_int(cfg.train.seed, cfg.seed, i))
         run_config = {"task": "icgp", "stream": stream, "icgp": meta,
                       "model": dataclasses.asdict(mcfg)}
-        res = train(model, task, tcfg, out / stream, config=run_config)
-        results[stream] = res
-        rows.append({"stream": stream, "final_loss": res.losses[-1] if res.losses else
-                     float("nan"), **res.final_eval, "seconds": res.seconds})
+        jobs.append((model, task, tcfg, out / stream, run_config))
+    results = dict(zip(cfg.streams, _train_streams(jobs, cfg.stream_workers), strict=True))
+    rows = [{"stream": stream, "final_loss": res.losses[-1] if res.losses else float("nan"),
+             **res.final_eval, "seconds": res.seconds} for stream, res in results.items()]
     return {"run_dir": str(out), "results": results, "rows": rows}
+
+
+def _train_job(job: tuple) -> TrainResult:
+    model, task, tcfg, run_dir, run_config = job
+    return train(model, task, tcfg, run_dir, config=run_config)
+
+
+def _train_streams(jobs: list[tuple], workers: int) -> list[TrainResult]:
+    """Train each stream's (model, task, cfg, run dir, config) job; side by side in ``workers``
+    spawned processes when > 1 (each job is seeded on its own, so the order does not matter)."""
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        return [_train_job(job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    jobs = [(m, t, c if c.threads else dataclasses.replace(c, threads=threads), d, rc)
+            for m, t, c, d, rc in jobs]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_job, jobs))
 
 
 def icgp_meta(cfg: PretrainConfig) -> dict[str, Any]:

@@ -9,37 +9,48 @@ import torch
 from icarena.agents.incontext import InContextGamePlayer
 from icarena.envs.games import TabularGame
 from icarena.errors import ConfigError
-from icarena.pretraining.game_lm import STREAMS, PretrainConfig, icgp_model_config, pretrain
+from icarena.pretraining.game_lm import (
+    EMBEDDINGS,
+    STREAMS,
+    PretrainConfig,
+    icgp_model_config,
+    pretrain,
+)
 from icarena.pretraining.model import SequenceModel
 from icarena.pretraining.train import TrainConfig
 
 
-def _player(setting, H=2, S=2, A=3, B=4, K=6, seed=0):
+def _player(setting, H=2, S=2, A=3, B=4, K=6, seed=0, embedding="slot"):
     """A randomly initialised player (its weights make every input matter)."""
     torch.manual_seed(seed)
     models = {s: SequenceModel(icgp_model_config(s, (H, S, A, B), K * H, d_model=16,
-                                                 n_layers=2, n_heads=2))
+                                                 n_layers=2, n_heads=2, embedding=embedding))
               for s in STREAMS[setting]}
     meta = {"setting": setting, "H": H, "S": S, "A": A, "B": B, "episodes": K,
-            "streams": list(STREAMS[setting]), "embedding": "slot"}
+            "streams": list(STREAMS[setting]), "embedding": embedding}
     return InContextGamePlayer(models, meta)
 
 
 def _history(G, T, H, S, A, B, seed):
+    """A random joint history with both players' (and a joint) policy at every step."""
     rng = np.random.default_rng(seed)
     return {"traj/h": np.tile(np.arange(T) % H, (G, 1)), "traj/s": rng.integers(0, S, (G, T)),
             "traj/s_next": rng.integers(0, S, (G, T)), "act/max": rng.integers(0, A, (G, T)),
-            "act/min": rng.integers(0, B, (G, T)), "rew/max": rng.random((G, T))}
+            "act/min": rng.integers(0, B, (G, T)), "rew/max": rng.random((G, T)),
+            "pi/max": rng.dirichlet(np.ones(A), (G, T, H, S)),
+            "pi/min": rng.dirichlet(np.ones(B), (G, T, H, S)),
+            "pi/joint": rng.dirichlet(np.ones(A * B), (G, T, H, S))}
 
 
 def _cut(hist, t):
     return {k: v[:, :t] for k, v in hist.items()}
 
 
+@pytest.mark.parametrize("embedding", EMBEDDINGS)
 @pytest.mark.parametrize("setting", ["decentralized", "centralized"])
-def test_policy_at_a_step_depends_only_on_the_history_before_it(setting):
+def test_policy_at_a_step_depends_only_on_the_history_before_it(setting, embedding):
     H, S, A, B, K = 2, 2, 3, 4, 6
-    player = _player(setting, H, S, A, B, K)
+    player = _player(setting, H, S, A, B, K, embedding=embedding)
     T = K * H
     hist = _history(3, T, H, S, A, B, seed=1)
     for stream in player.streams:
@@ -62,12 +73,16 @@ def test_policy_at_a_step_depends_only_on_the_history_before_it(setting):
         assert np.allclose(moved[:, 0], full[:, 0], atol=1e-6)
 
 
-def test_decentralized_players_never_see_the_opponents_actions():
+@pytest.mark.parametrize("embedding", EMBEDDINGS)
+def test_decentralized_players_never_see_the_opponents_actions(embedding):
     H, S, A, B, K = 2, 2, 3, 4, 6
-    player = _player("decentralized", H, S, A, B, K)
+    player = _player("decentralized", H, S, A, B, K, embedding=embedding)
     hist = _history(3, K * H - 1, H, S, A, B, seed=2)
-    swap_min = dict(hist, **{"act/min": (hist["act/min"] + 1) % B})
-    swap_max = dict(hist, **{"act/max": (hist["act/max"] + 1) % A})
+    # the opponent's actions and its policies (and the joint one) change; own columns do not
+    swap_min = dict(hist, **{"act/min": (hist["act/min"] + 1) % B,
+                             "pi/min": hist["pi/min"][..., ::-1], "pi/joint": None})
+    swap_max = dict(hist, **{"act/max": (hist["act/max"] + 1) % A,
+                             "pi/max": hist["pi/max"][..., ::-1], "pi/joint": None})
     np.testing.assert_array_equal(player.stream_policies(hist, "max"),
                                   player.stream_policies(swap_min, "max"))
     np.testing.assert_array_equal(player.stream_policies(hist, "min"),
@@ -75,15 +90,17 @@ def test_decentralized_players_never_see_the_opponents_actions():
     # positive controls: own actions matter, and the centralized model sees both
     assert not np.allclose(player.stream_policies(hist, "max"),
                            player.stream_policies(swap_max, "max"))
-    joint = _player("centralized", H, S, A, B, K)
+    joint = _player("centralized", H, S, A, B, K, embedding=embedding)
     assert not np.allclose(joint.stream_policies(hist, "joint"),
-                           joint.stream_policies(swap_min, "joint"))
+                           joint.stream_policies(dict(swap_min, **{"pi/joint": hist["pi/joint"]}),
+                                                 "joint"))
 
 
+@pytest.mark.parametrize("embedding", ["slot", "slot_prob"])
 @pytest.mark.parametrize("setting", ["decentralized", "centralized"])
-def test_play_uses_the_read_out_given_the_history_so_far(setting):
+def test_play_uses_the_read_out_given_the_history_so_far(setting, embedding):
     H, S, A, B, K = 2, 2, 3, 4, 6
-    player = _player(setting, H, S, A, B, K)
+    player = _player(setting, H, S, A, B, K, embedding=embedding)
     games = TabularGame.random(H, S, A, B, seed=3, n_games=4)
     rec = player.play(games, K, seed=7, query="step")
     assert rec["act/max"].shape == (4, K * H)

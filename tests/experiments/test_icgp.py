@@ -17,7 +17,8 @@ from icarena.pretraining.game_lm import eval_games
 MICRO = ["--episodes", "4", "--n-values", "1", "2", "--trajectories-per-game", "1",
          "--d-model", "8", "--n-layers", "1", "--n-heads", "2", "--eval-games", "2",
          "--train.steps", "2", "--train.batch-size", "2", "--train.warmup-steps", "1",
-         "--train.ckpt-every", "2", "--train.log-every", "1", "--overwrite"]
+         "--train.ckpt-every", "2", "--train.log-every", "1", "--stream-workers", "1",
+         "--overwrite"]
 
 
 @pytest.mark.parametrize("backbone", backbones.available())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,9 @@ def _history(G=2, T=5, H=2, S=3, A=4, B=2, seed=0):
         "act/max": rng.integers(0, A, (G, T)),
         "act/min": rng.integers(0, B, (G, T)),
         "rew/max": rng.random((G, T)),
+        "pi/max": rng.dirichlet(np.ones(A), (G, T, H, S)),
+        "pi/min": rng.dirichlet(np.ones(B), (G, T, H, S)),
+        "pi/joint": rng.dirichlet(np.ones(A * B), (G, T, H, S)),
     }
 
 
@@ -39,28 +43,55 @@ def test_token_layout_matches_hand_built_tokens(embedding):
                 parts = [np.eye(H)[h], np.eye(S)[s]]
                 if stream == "max":
                     own, rho, parts = np.eye(A)[a], r, parts + [np.eye(A)[a]]
+                    x, n = a, A
                 elif stream == "min":
                     own, rho, parts = np.eye(B)[b], 1 - r, parts + [np.eye(B)[b]]
+                    x, n = b, B
                 else:
                     own, rho = np.eye(A * B)[a * B + b], r
                     parts += [np.eye(A)[a], np.eye(B)[b]]
-                parts.append(rho * own if embedding == "slot" else [rho])
+                    x, n = a * B + b, A * B
+                pi = hist[f"pi/{stream}"][g, t, h, s]
+                if embedding == "concat":
+                    parts.append([rho])
+                elif embedding == "cell":
+                    cell = np.eye(H * S * n)[(h * S + s) * n + x]
+                    parts += [cell, rho * cell]
+                else:
+                    parts.append(rho * own)
+                if embedding == "slot_prob":
+                    parts.append(pi[x] * own)
+                elif embedding == "slot_policy":
+                    parts.append(pi)
                 np.testing.assert_allclose(tok[g, t], np.concatenate(parts), atol=1e-6)
     with pytest.raises(ConfigError, match="embedding"):
         gl.step_tokens(hist, "max", H, S, A, B, "onehot")
 
 
-def test_player_tokens_ignore_the_opponents_actions():
+@pytest.mark.parametrize("embedding", gl.EMBEDDINGS)
+def test_player_tokens_ignore_the_opponents_actions_and_policies(embedding):
     H, S, A, B = 2, 3, 4, 2
     hist = _history(H=H, S=S, A=A, B=B)
-    other = dict(hist, **{"act/min": (hist["act/min"] + 1) % B})
-    np.testing.assert_array_equal(gl.step_tokens(hist, "max", H, S, A, B),
-                                  gl.step_tokens(other, "max", H, S, A, B))
-    other = dict(hist, **{"act/max": (hist["act/max"] + 1) % A})
-    np.testing.assert_array_equal(gl.step_tokens(hist, "min", H, S, A, B),
-                                  gl.step_tokens(other, "min", H, S, A, B))
-    assert not np.array_equal(gl.step_tokens(hist, "joint", H, S, A, B),
-                              gl.step_tokens(other, "joint", H, S, A, B))
+    other = dict(hist, **{"act/min": (hist["act/min"] + 1) % B,
+                          "pi/min": hist["pi/min"][..., ::-1], "pi/joint": None})
+    np.testing.assert_array_equal(gl.step_tokens(hist, "max", H, S, A, B, embedding),
+                                  gl.step_tokens(other, "max", H, S, A, B, embedding))
+    other = dict(hist, **{"act/max": (hist["act/max"] + 1) % A,
+                          "pi/max": hist["pi/max"][..., ::-1], "pi/joint": None})
+    np.testing.assert_array_equal(gl.step_tokens(hist, "min", H, S, A, B, embedding),
+                                  gl.step_tokens(other, "min", H, S, A, B, embedding))
+    other["pi/joint"] = hist["pi/joint"]
+    assert not np.array_equal(gl.step_tokens(hist, "joint", H, S, A, B, embedding),
+                              gl.step_tokens(other, "joint", H, S, A, B, embedding))
+
+
+def test_policy_embeddings_need_the_streams_own_policies():
+    hist = _history()
+    del hist["pi/max"]
+    with pytest.raises(ConfigError, match="pi/max"):
+        gl.step_tokens(hist, "max", 2, 3, 4, 2, "slot_prob")
+    empty = {k: v[:, :0] for k, v in hist.items()}  # before the first step: no policies yet
+    assert gl.step_tokens(empty, "max", 2, 3, 4, 2, "slot_prob").shape == (2, 0, 2 + 3 + 4 * 3)
 
 
 def test_out_of_range_actions_are_rejected():
@@ -185,8 +216,25 @@ def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
         gl.pretrain(cfg)
 
 
+def test_streams_trained_side_by_side_match_one_after_the_other(tmp_path):
+    from safetensors.numpy import load_file
+
+    runs = {}
+    for workers in (1, 2):
+        cfg = _tiny(tmp_path / f"w{workers}", embedding="slot_prob", stream_workers=workers)
+        cfg.train.threads = 1
+        runs[workers] = gl.pretrain(cfg)
+    for s in ("max", "min"):
+        assert runs[1]["results"][s].losses == runs[2]["results"][s].losses
+        one, two = (load_file(Path(runs[w]["run_dir"]) / s / "model.safetensors") for w in (1, 2))
+        assert one.keys() == two.keys()
+        for k in one:
+            np.testing.assert_array_equal(one[k], two[k])
+
+
 def test_pretrain_config_errors(tmp_path):
     for kw, msg in ((dict(setting="both"), "setting"), (dict(context="viulcb"), "does not fit"),
+                    (dict(stream_workers=0), "stream_workers"),
                     (dict(H=2), "matrix games"), (dict(labels="hard"), "labels"),
                     (dict(embedding="x"), "embedding"),
                     (dict(backbone_cfg="[1]"), "JSON object"),

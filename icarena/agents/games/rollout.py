@@ -42,6 +42,7 @@ from icarena.errors import ConfigError, check
 
 PolicyOutput = tuple[np.ndarray, np.ndarray] | np.ndarray
 HISTORY_KEYS = ("traj/h", "traj/s", "traj/s_next", "act/max", "act/min", "rew/max")
+POLICY_KEYS = ("pi/max", "pi/min", "pi/joint")
 PolicyFn = Callable[[dict[str, np.ndarray]], PolicyOutput]
 
 
@@ -95,6 +96,15 @@ class Recorder:
         d["rew/max"][:, t], d["traj/s_next"][:, t] = r, s_next
 
 
+def _history(rec: Recorder | None, t: int, G: int) -> dict[str, np.ndarray]:
+    """The record's first t steps (HISTORY_KEYS and the policies used); empty before step 0."""
+    if rec is None:
+        return {key: np.zeros((G, 0), np.float64 if key == "rew/max" else np.int64)
+                for key in HISTORY_KEYS}
+    return {key: v[:, :t] for key, v in rec.data.items()
+            if key in HISTORY_KEYS or key in POLICY_KEYS}
+
+
 def episode_policies(record: dict[str, np.ndarray], H: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-episode Markov policies (G, K, H, S, A), (G, K, H, S, B): each episode's first step."""
     return record["pi/max"][:, ::H], record["pi/min"][:, ::H]
@@ -135,9 +145,11 @@ def play(
     """Play G games for K episodes with the policies a policy source proposes; return the record.
 
     ``policy_fn(history)`` receives the trajectory so far -- a dict with ``traj/h``, ``traj/s``,
-    ``traj/s_next``, ``act/max``, ``act/min``, ``rew/max``, each (G, t) (the full joint stream;
-    a decentralized source must read only its own player's columns) -- and returns the policy
-    to act with next, at every (h, s) of every game, as either
+    ``traj/s_next``, ``act/max``, ``act/min``, ``rew/max``, each (G, t), and the policies it
+    proposed before, ``pi/max`` (G, t, H, S, A), ``pi/min`` (G, t, H, S, B) (and ``pi/joint``
+    for a joint source) -- the full joint stream; a decentralized source must read only its own
+    player's columns -- and returns the policy to act with next, at every (h, s) of every
+    game, as either
 
     * ``(pi_max (G, H, S, A), pi_min (G, H, S, B))`` (independent players), or
     * a joint policy (G, H, S, A, B) or (G, H, S, A·B) (centralized / correlated play).
@@ -166,9 +178,7 @@ def play(
         for h in range(H):
             t = k * H + h
             if query == "step" or h == 0:
-                hist = {key: rec.data[key][:, :t] if rec is not None else
-                        np.zeros((G, 0), np.float64 if key == "rew/max" else np.int64)
-                        for key in HISTORY_KEYS}
+                hist = _history(rec, t, G)
                 cur = _as_pair(policy_fn(hist), G, H, S, A, B)
                 if rec is None:
                     rec = Recorder(G, K, H, S, A, B, joint=cur[2] is not None)

@@ -93,6 +93,9 @@ def test_play_replays_recorded_policies():
 
     def replay(history):
         t = history["act/max"].shape[1]
+        if t:  # the history hands back the policies proposed before step t, and no more
+            assert history["pi/max"].shape[1] == history["pi/min"].shape[1] == t
+            np.testing.assert_allclose(history["pi/max"], rec["pi/max"][:, :t], atol=1e-6)
         return rec["pi/max"][:, t], rec["pi/min"][:, t]
 
     out = play(g, replay, 15, seed=9)
