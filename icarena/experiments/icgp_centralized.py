@@ -29,7 +29,10 @@ and play like uniform (ratios 1.70 / 1.60 / 1.70). The ``cell`` embedding, which
 state's visit and reward statistics one prefix average, gives the same (held-out KL 0.57-0.60,
 ratios 1.71 / 1.67 / 1.71). The models memorise the 2·N pretraining trajectories instead of
 learning VI-ULCB's map from statistics to an equilibrium; N = 100 games is not enough to
-generalise here, whereas the decentralized EXP3 players generalise from N = 100.
+generalise here, whereas the decentralized EXP3 players generalise from N = 100. More games help
+only a little at CPU size (2 layers, width 32, 1,500 steps of batch 16): held-out KL 0.40 at
+N = 100 (× 2 trajectories) vs 0.30 at N = 1,000 (× 1; 0.30 with ``cell`` too), final averaged
+gap 0.644 vs 0.601 (uniform 0.615); ``slot_policy`` at N = 100: KL 0.40, gap 0.618.
 """
 
 from __future__ import annotations
