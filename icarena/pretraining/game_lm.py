@@ -429,7 +429,8 @@ class PretrainConfig:
     """Loss: 'soft' (cross-entropy to the recorded policy) or 'sampled' (one action per (t,h,s))."""
     embedding: str = "slot"
     """Step token: 'slot' (reward in the taken action's slot, default), 'concat' (digest §4),
-    'slot_prob' (+ own probability of the action taken), 'slot_policy', 'cell' (docstring)."""
+    'slot_prob' (+ own probability of the action taken; what icgp-decentralized uses: EXP3 /
+    V-learning players need it), 'slot_policy', 'cell' (module docstring)."""
     val_games: int = 4
     """Validation games (seed branch [seed, 2]) for eval/val_kl and eval/val_tv."""
     backbone: str = "gpt"
