@@ -32,7 +32,8 @@ learning VI-ULCB's map from statistics to an equilibrium; N = 100 games is not e
 generalise here, whereas the decentralized EXP3 players generalise from N = 100. More games help
 only a little at CPU size (2 layers, width 32, 1,500 steps of batch 16): held-out KL 0.40 at
 N = 100 (× 2 trajectories) vs 0.30 at N = 1,000 (× 1; 0.30 with ``cell`` too), final averaged
-gap 0.644 vs 0.601 (uniform 0.615); ``slot_policy`` at N = 100: KL 0.40, gap 0.618.
+gap 0.644 vs 0.601 (uniform 0.615); ``slot_policy`` at N = 100: KL 0.40, gap 0.618; 4 layers
+of width 64 at N = 1,000: KL 0.30, gap 0.606 (its training loss sits at 3.19 from step ~600).
 """
 
 from __future__ import annotations
