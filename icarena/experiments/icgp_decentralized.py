@@ -30,8 +30,8 @@ uniform    0.308    0.308     1.76
 =========  =======  ========  ==========  ================================
 
 The largest-N model meets the 1.1 × bar and is better than the N = 10 one. With ``--seed 1``
-(other games, inits and draws; run on a GPU): 0.318 / 0.195 / 0.198 vs EXP3 0.188, ratios
-1.69 / 1.04 / 1.05. N = 10 stays far in every setting tried: 10 games × 5 trajectories are
+(other games, inits and draws; CPU): 0.320 / 0.194 / 0.198 vs EXP3 0.188, ratios
+1.70 / 1.03 / 1.05. N = 10 stays far in every setting tried: 10 games × 5 trajectories are
 memorised (held-out KL 0.06-0.14), and the gap falls with N as the paper reports.
 
 How the defaults were found (final averaged-gap ratio; N = 100, 2 layers, width 32, batch 16
