@@ -225,7 +225,7 @@ def model_inputs(tokens: np.ndarray | torch.Tensor, length: int | None = None):
 
 def policy_targets(record: dict[str, np.ndarray], stream: str) -> np.ndarray:
     """The context algorithm's per-step policy at all (h, s): (G, T, H, S, n) float32."""
-    key = {"max": "pi/max", "min": "pi/min", "joint": "pi/joint"}[stream]
+    key = POLICY_COLUMNS[stream]
     check(key in record, f"the record has no {key!r}; the centralized setting needs a "
           "centralized context algorithm (viulcb) whose record carries pi/joint")
     return np.asarray(record[key], dtype=np.float32)

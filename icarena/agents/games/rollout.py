@@ -42,7 +42,6 @@ from icarena.errors import ConfigError, check
 
 PolicyOutput = tuple[np.ndarray, np.ndarray] | np.ndarray
 HISTORY_KEYS = ("traj/h", "traj/s", "traj/s_next", "act/max", "act/min", "rew/max")
-POLICY_KEYS = ("pi/max", "pi/min", "pi/joint")
 PolicyFn = Callable[[dict[str, np.ndarray]], PolicyOutput]
 
 
@@ -97,12 +96,12 @@ class Recorder:
 
 
 def _history(rec: Recorder | None, t: int, G: int) -> dict[str, np.ndarray]:
-    """The record's first t steps (HISTORY_KEYS and the policies used); empty before step 0."""
+    """The record's first t steps (HISTORY_KEYS and the pi/* policies used); before step 0,
+    when no record exists yet, empty HISTORY_KEYS columns."""
     if rec is None:
         return {key: np.zeros((G, 0), np.float64 if key == "rew/max" else np.int64)
                 for key in HISTORY_KEYS}
-    return {key: v[:, :t] for key, v in rec.data.items()
-            if key in HISTORY_KEYS or key in POLICY_KEYS}
+    return {key: v[:, :t] for key, v in rec.data.items()}
 
 
 def episode_policies(record: dict[str, np.ndarray], H: int) -> tuple[np.ndarray, np.ndarray]:
