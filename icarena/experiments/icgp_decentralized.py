@@ -114,6 +114,11 @@ class Config:
     """Step token (icarena.pretraining.game_lm): 'slot_prob' (reward and the player's own
     probability of its action in the action's slot), 'slot', 'concat' (digest §4), 'cell',
     'slot_policy'."""
+    read_out: str = "linear"
+    """Read-out: 'linear' (all (h, s) from one Linear) or 'query' (one causal attention query
+    per (h, s))."""
+    read_out_cfg: str = ""
+    """Options of the 'query' read-out as JSON, e.g. '{"hidden": 64, "head_dim": 16}'."""
     d_model: int = 32
     """Model width."""
     n_layers: int = 3
@@ -134,6 +139,8 @@ class Config:
     """Replace an earlier run in out_dir."""
     stream_workers: int = 2
     """Processes training the max and min models side by side (1: one after the other)."""
+    data_workers: int = 1
+    """Processes generating the pretraining trajectories (>1 changes the random draws)."""
     train: TrainConfig = field(default_factory=_train_cfg)
     """Optimisation settings of every model (--train.steps, --train.threads, ...)."""
 
@@ -175,10 +182,11 @@ def run_icgp(cfg: Any, setting: str, dims: dict[str, int], *, title: str) -> dic
             out_dir=str(out / f"N{n}"), seed=cfg.seed, setting=setting, A=cfg.A, B=cfg.B,
             episodes=cfg.episodes, n_games=n, trajectories_per_game=cfg.trajectories_per_game,
             context=cfg.context, context_cfg=cfg.context_cfg, labels=cfg.labels,
-            embedding=cfg.embedding,
+            embedding=cfg.embedding, read_out=cfg.read_out, read_out_cfg=cfg.read_out_cfg,
             backbone=cfg.backbone, d_model=cfg.d_model, n_layers=cfg.n_layers,
             n_heads=cfg.n_heads, backbone_cfg=cfg.backbone_cfg,
-            stream_workers=cfg.stream_workers, train=tcfg, **dims)
+            stream_workers=cfg.stream_workers, data_workers=cfg.data_workers, train=tcfg,
+            **dims)
         t1 = time.perf_counter()
         res = pretrain(pcfg)
         timings[f"pretrain_N{n}_s"] = time.perf_counter() - t1
@@ -201,8 +209,9 @@ def run_icgp(cfg: Any, setting: str, dims: dict[str, int], *, title: str) -> dic
         f"Setting **{setting}**, games H={dims['H']}, S={dims['S']}, A={cfg.A}, B={cfg.B}; "
         f"K = {cfg.episodes} episodes; context algorithm **{summary['context']}**; backbone "
         f"**{cfg.backbone}** (d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads); "
-        f"labels {cfg.labels}, embedding {cfg.embedding}; N ∈ {list(cfg.n_values)} "
-        "pretraining games × "
+        f"labels {cfg.labels}, embedding {cfg.embedding}, read-out {cfg.read_out}"
+        f"{' ' + cfg.read_out_cfg if cfg.read_out == 'query' else ''}; "
+        f"N ∈ {list(cfg.n_values)} pretraining games × "
         f"{cfg.trajectories_per_game} trajectories; {cfg.train.steps} steps of batch "
         f"{cfg.train.batch_size} per model.",
         f"## Final-episode Nash gap on {cfg.eval_games} held-out games (mean)\n\n"

@@ -52,10 +52,21 @@ player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or 
 
  The model input is ``[0, x_0, ..., x_{T−2}]``: position 0 is an
 all-zero start token and position t (after D_t = x_{<t}) holds the prediction of the policy used
-at step t. The read-out is a ``Linear(d → H·S·n_out)`` (``SequenceModel.output_dim``) reshaped to
-(H, S, n_out) with a softmax over the last axis; n_out = A, B or A·B. Positions come from the
-backbone's own positional encoding. With the backbone built ``causal=True`` the output at
-position t depends on x_0..x_{t−1} only.
+at step t. Positions come from the backbone's own positional encoding. With the backbone built
+``causal=True`` the output at position t depends on x_0..x_{t−1} only.
+
+Read-out (``read_out``), H·S·n_out logits per position reshaped to (H, S, n_out) with a softmax
+over the last axis; n_out = A, B or A·B:
+
+* ``"linear"`` (default; digest §4): one ``Linear(d → H·S·n_out)`` from the position's state.
+* ``"query"`` (icgp-centralized's default): one causal attention query per (h, s)
+  (:class:`icarena.pretraining.readouts.QueryReadOut`): each state's query averages (learned)
+  values over the prefix, weighted by learned scores of the inputs and states, then an MLP
+  shared by the states maps that to the state's logits. VI-ULCB's policy at (h, s) is a function
+  of that state's per-joint-action counts, mean rewards and next-state values (200 cells across
+  the 8 states); read from one width-d position, the linear read-out stayed at uniform play
+  however the model was sized, while the per-state read-out learns the map once for every state
+  (measurements in :mod:`icarena.experiments.icgp_centralized`).
 
 Loss (``labels``), averaged over steps t and all (h, s) (the paper's augmentation: labels for
 unvisited states too, Lin–Bai–Mei 2023):
@@ -101,6 +112,7 @@ from torch import nn
 
 from icarena.errors import CheckpointError, ConfigError, check
 from icarena.pretraining.model import ModelConfig, SequenceModel
+from icarena.pretraining.readouts import READ_OUTS
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
 
 SETTINGS = ("decentralized", "centralized")
@@ -250,11 +262,16 @@ def icgp_model_config(
     n_heads: int = 4,
     backbone_cfg: dict[str, Any] | None = None,
     embedding: str = "slot",
+    read_out: str = "linear",
+    read_out_cfg: dict[str, Any] | None = None,
 ) -> ModelConfig:
-    """The model of one stream: Linear read-in -> causal backbone -> Linear(d, H·S·n) read-out.
+    """The model of one stream: Linear read-in -> causal backbone -> read-out of H·S·n logits.
 
     Defaults follow DPT / Lin–Bai–Mei (digest §4): d_model 32, 4 layers, 4 heads, dropout 0.
     ``backbone_cfg`` overrides/extends the backbone options; ``causal`` is always True.
+    ``read_out``: "linear" (one Linear(d, H·S·n), digest §4) or "query" (one causal attention
+    query per (h, s), :class:`icarena.pretraining.readouts.QueryReadOut`; ``read_out_cfg``
+    sets its heads, head_dim, hidden, summary).
     """
     H, S, A, B = dims
     cfg: dict[str, Any] = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads,
@@ -264,9 +281,14 @@ def icgp_model_config(
           "in-context game players must be causal (the policy at step t may use only D_{t-1}); "
           "drop causal=False from backbone_cfg")
     cfg["causal"] = True
+    check(read_out in READ_OUTS, f"read_out must be one of {READ_OUTS}, got {read_out!r}")
+    check("groups" not in (read_out_cfg or {}), "the query read-out's groups are the H·S "
+          "states; drop 'groups' from read_out_cfg")
     return ModelConfig(backbone=backbone, backbone_cfg=cfg, input_kind="vectors",
                        input_dim=token_dim(stream, H, S, A, B, embedding),
-                       output_dim=H * S * n_actions(stream, A, B))
+                       output_dim=H * S * n_actions(stream, A, B), read_out=read_out,
+                       read_out_cfg=({"groups": H * S} if read_out == "query" else {})
+                       | dict(read_out_cfg or {}))
 
 
 class GamePolicyTask:
@@ -354,15 +376,20 @@ def eval_games(H: int, S: int, A: int, B: int, n_games: int, eval_seed: int, *,
 
 
 def context_records(game, algorithm: str, episodes: int, trajectories: int, seed: int,
-                    algo_kwargs: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+                    algo_kwargs: dict[str, Any] | None = None,
+                    workers: int = 1) -> dict[str, np.ndarray]:
     """Run the context algorithm ``trajectories`` times on each of the G games (one batched run).
 
     Returns the record with M = G·trajectories rows, trajectory j of game g at row j·G + g.
+    ``workers > 1`` splits the M rows into that many contiguous chunks run in spawned processes,
+    chunk c drawing from seed branch [seed, c]: deterministic for a fixed ``workers``, but not
+    the same draws as ``workers = 1`` (one batched generator).
     """
-    from icarena.agents.games import run_algorithm
     from icarena.envs.games import TabularGame
 
     G = len(game)
+    check(isinstance(workers, int) and workers >= 1,
+          f"workers must be an int >= 1, got {workers!r}")
     if trajectories > 1:
         rep = TabularGame(np.tile(game.rewards, (trajectories, 1, 1, 1, 1)),
                           np.tile(game.transitions, (trajectories, 1, 1, 1, 1, 1)),
@@ -370,9 +397,31 @@ def context_records(game, algorithm: str, episodes: int, trajectories: int, seed
     else:
         rep = game
     cfg = _algo_config(algorithm, algo_kwargs)
-    rec = run_algorithm(algorithm, rep, episodes, cfg=cfg, seed=seed)
-    check(rec["traj/h"].shape[0] == G * trajectories, "unexpected record size")
+    M = G * trajectories
+    workers = min(workers, M)
+    if workers == 1:
+        rec = _run_chunk((algorithm, rep, episodes, cfg, seed))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        bounds = np.linspace(0, M, workers + 1).astype(int)
+        jobs = [(algorithm, TabularGame(rep.rewards[a:b], rep.transitions[a:b], rep.initial[a:b]),
+                 episodes, cfg, np.random.SeedSequence([seed, c]))
+                for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+        with ProcessPoolExecutor(workers,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(_run_chunk, jobs))
+        rec = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    check(rec["traj/h"].shape[0] == M, "unexpected record size")
     return rec
+
+
+def _run_chunk(job: tuple) -> dict[str, np.ndarray]:
+    from icarena.agents.games import run_algorithm
+
+    algorithm, game, episodes, cfg, seed = job
+    return run_algorithm(algorithm, game, episodes, cfg=cfg, seed=seed)
 
 
 def _algo_config(algorithm: str, kwargs: dict[str, Any] | None):
@@ -431,6 +480,12 @@ class PretrainConfig:
     """Step token: 'slot' (reward in the taken action's slot, default), 'concat' (digest §4),
     'slot_prob' (+ own probability of the action taken; what icgp-decentralized uses: EXP3 /
     V-learning players need it), 'slot_policy', 'cell' (module docstring)."""
+    read_out: str = "linear"
+    """Read-out: 'linear' (all (h, s) from one Linear, digest §4) or 'query' (one causal
+    attention query per (h, s); icgp-centralized's default)."""
+    read_out_cfg: str = ""
+    """Options of the 'query' read-out as a JSON object, e.g. '{"hidden": 64, "head_dim": 16}'
+    (icarena.pretraining.readouts.QueryReadOut)."""
     val_games: int = 4
     """Validation games (seed branch [seed, 2]) for eval/val_kl and eval/val_tv."""
     backbone: str = "gpt"
@@ -447,6 +502,9 @@ class PretrainConfig:
     """Processes training the streams side by side (decentralized: 2 trains the max and min
     models at once, each on cpu_count // 2 threads unless --train.threads is set; same results
     as 1 for the same thread count)."""
+    data_workers: int = 1
+    """Processes generating the context-algorithm trajectories (>1: chunk c of the games draws
+    from seed branch [seed, c], so the data differ from 1's; for thousands of VI-ULCB games)."""
     train: TrainConfig = field(default_factory=_default_train)
     """Optimisation settings (per stream); --train.resume continues every stream."""
 
@@ -456,8 +514,9 @@ class PretrainConfig:
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
         check(self.val_games >= 0, f"val_games must be >= 0, got {self.val_games}")
-        check(isinstance(self.stream_workers, int) and self.stream_workers >= 1,
-              f"stream_workers must be an int >= 1, got {self.stream_workers!r}")
+        for name in ("stream_workers", "data_workers"):
+            v = getattr(self, name)
+            check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
         ok = CONTEXT_ALGORITHMS[self.setting]
         check(self.context in ok, f"context algorithm {self.context!r} does not fit the "
               f"{self.setting} setting; choose one of {ok}")
@@ -467,8 +526,13 @@ class PretrainConfig:
         check(self.labels in LABELS, f"labels must be one of {LABELS}, got {self.labels!r}")
         check(self.embedding in EMBEDDINGS,
               f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        check(self.read_out in READ_OUTS,
+              f"read_out must be one of {READ_OUTS}, got {self.read_out!r}")
         json_object(self.context_cfg, "context_cfg")
         json_object(self.backbone_cfg, "backbone_cfg")
+        check(self.read_out == "query" or not json_object(self.read_out_cfg, "read_out_cfg"),
+              f"read_out_cfg sets options of the 'query' read-out; drop it or pass "
+              f"--read-out query (read_out is {self.read_out!r})")
         self.train.validate()
 
     @property
@@ -510,7 +574,8 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     games = pretraining_games(H, S, A, B, cfg.n_games, cfg.seed, transition=cfg.transition)
     rec = context_records(games, cfg.context, cfg.episodes, cfg.trajectories_per_game,
                           seed=_seed_int(cfg.seed, 11),
-                          algo_kwargs=json_object(cfg.context_cfg, "context_cfg"))
+                          algo_kwargs=json_object(cfg.context_cfg, "context_cfg"),
+                          workers=cfg.data_workers)
     val = None
     if cfg.val_games:
         vg = pretraining_games(H, S, A, B, cfg.val_games, cfg.seed, branch=2,
@@ -534,7 +599,8 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         mcfg = icgp_model_config(stream, cfg.dims, T, backbone=cfg.backbone, d_model=cfg.d_model,
                                  n_layers=cfg.n_layers, n_heads=cfg.n_heads,
                                  backbone_cfg=json_object(cfg.backbone_cfg, "backbone_cfg"),
-                                 embedding=cfg.embedding)
+                                 embedding=cfg.embedding, read_out=cfg.read_out,
+                                 read_out_cfg=json_object(cfg.read_out_cfg, "read_out_cfg"))
         seed_everything(_seed_int(cfg.seed, 20 + i))
         model = SequenceModel(mcfg)
         tcfg = dataclasses.replace(cfg.train, seed=_seed_int(cfg.train.seed, cfg.seed, i))
@@ -576,7 +642,8 @@ def icgp_meta(cfg: PretrainConfig) -> dict[str, Any]:
         "context": cfg.context, "context_cfg": json_object(cfg.context_cfg, "context_cfg"),
         "n_games": cfg.n_games,
         "trajectories_per_game": cfg.trajectories_per_game, "transition": cfg.transition,
-        "labels": cfg.labels, "embedding": cfg.embedding, "seed": cfg.seed,
+        "labels": cfg.labels, "embedding": cfg.embedding, "read_out": cfg.read_out,
+        "read_out_cfg": json_object(cfg.read_out_cfg, "read_out_cfg"), "seed": cfg.seed,
         "backbone": cfg.backbone,
     }
 

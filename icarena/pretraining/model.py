@@ -21,6 +21,7 @@ from torch import nn
 
 from icarena.errors import CheckpointError, ConfigError, check
 from icarena.pretraining import backbones
+from icarena.pretraining.readouts import READ_OUTS, build_read_out
 
 
 @dataclass
@@ -39,6 +40,11 @@ class ModelConfig:
     """Width of the read-out (vocabulary size, 1 for regression, #actions, ...)."""
     tie_weights: bool = False
     """Tie the read-out to the token embedding (tokens only; needs output_dim == input_dim)."""
+    read_out: str = "linear"
+    """'linear' (Linear(d, output_dim) per position) or 'query' (a per-group causal attention
+    read-out over the inputs and states, :class:`icarena.pretraining.readouts.QueryReadOut`)."""
+    read_out_cfg: dict[str, Any] = field(default_factory=dict)
+    """Options of the read-out ('query': groups (required), heads, head_dim, hidden, summary)."""
 
     def validate(self) -> None:
         check(self.input_kind in ("tokens", "vectors"),
@@ -48,13 +54,20 @@ class ModelConfig:
         if self.tie_weights:
             check(self.input_kind == "tokens" and self.input_dim == self.output_dim,
                   "tie_weights needs input_kind='tokens' and output_dim == input_dim")
+        check(self.read_out in READ_OUTS,
+              f"read_out must be one of {READ_OUTS}, got {self.read_out!r}")
+        if self.read_out != "linear":
+            check(self.input_kind == "vectors" and not self.tie_weights,
+                  f"the {self.read_out!r} read-out reads the input features too: it needs "
+                  "input_kind='vectors' and no tie_weights")
 
 
 class SequenceModel(nn.Module):
     """read-in -> backbone -> read-out over a sequence.
 
     ``forward(x, *, pad_mask=None, special_mask=None)``: x is (B, T) int64 token ids or
-    (B, T, input_dim) floats; returns (B, T, output_dim).
+    (B, T, input_dim) floats; returns (B, T, output_dim). The read-out is ``cfg.read_out``
+    (:mod:`icarena.pretraining.readouts`); the 'query' read-out sees x as well as the states.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -68,7 +81,8 @@ class SequenceModel(nn.Module):
             nn.init.normal_(self.read_in.weight, std=0.02)
         else:
             self.read_in = nn.Linear(cfg.input_dim, d)
-        self.read_out = nn.Linear(d, cfg.output_dim, bias=not cfg.tie_weights)
+        self.read_out = build_read_out(cfg.read_out, cfg.input_dim, d, cfg.output_dim,
+                                       dict(cfg.read_out_cfg), bias=not cfg.tie_weights)
         if cfg.tie_weights:
             self.read_out.weight = self.read_in.weight
 
@@ -99,7 +113,8 @@ class SequenceModel(nn.Module):
         pad_mask: torch.Tensor | None = None,
         special_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.read_out(self.hidden(x, pad_mask=pad_mask, special_mask=special_mask))
+        z = self.hidden(x, pad_mask=pad_mask, special_mask=special_mask)
+        return self.read_out(z) if self.cfg.read_out == "linear" else self.read_out(x, z)
 
     def num_params(self) -> int:
         """Trainable parameters, tied tensors counted once."""

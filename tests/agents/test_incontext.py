@@ -17,14 +17,16 @@ from icarena.pretraining.game_lm import (
     pretrain,
 )
 from icarena.pretraining.model import SequenceModel
+from icarena.pretraining.readouts import READ_OUTS
 from icarena.pretraining.train import TrainConfig
 
 
-def _player(setting, H=2, S=2, A=3, B=4, K=6, seed=0, embedding="slot"):
+def _player(setting, H=2, S=2, A=3, B=4, K=6, seed=0, embedding="slot", read_out="linear"):
     """A randomly initialised player (its weights make every input matter)."""
     torch.manual_seed(seed)
     models = {s: SequenceModel(icgp_model_config(s, (H, S, A, B), K * H, d_model=16,
-                                                 n_layers=2, n_heads=2, embedding=embedding))
+                                                 n_layers=2, n_heads=2, embedding=embedding,
+                                                 read_out=read_out))
               for s in STREAMS[setting]}
     meta = {"setting": setting, "H": H, "S": S, "A": A, "B": B, "episodes": K,
             "streams": list(STREAMS[setting]), "embedding": embedding}
@@ -46,11 +48,12 @@ def _cut(hist, t):
     return {k: v[:, :t] for k, v in hist.items()}
 
 
+@pytest.mark.parametrize("read_out", READ_OUTS)
 @pytest.mark.parametrize("embedding", EMBEDDINGS)
 @pytest.mark.parametrize("setting", ["decentralized", "centralized"])
-def test_policy_at_a_step_depends_only_on_the_history_before_it(setting, embedding):
+def test_policy_at_a_step_depends_only_on_the_history_before_it(setting, embedding, read_out):
     H, S, A, B, K = 2, 2, 3, 4, 6
-    player = _player(setting, H, S, A, B, K, embedding=embedding)
+    player = _player(setting, H, S, A, B, K, embedding=embedding, read_out=read_out)
     T = K * H
     hist = _history(3, T, H, S, A, B, seed=1)
     for stream in player.streams:
@@ -73,10 +76,11 @@ def test_policy_at_a_step_depends_only_on_the_history_before_it(setting, embeddi
         assert np.allclose(moved[:, 0], full[:, 0], atol=1e-6)
 
 
+@pytest.mark.parametrize("read_out", READ_OUTS)
 @pytest.mark.parametrize("embedding", EMBEDDINGS)
-def test_decentralized_players_never_see_the_opponents_actions(embedding):
+def test_decentralized_players_never_see_the_opponents_actions(embedding, read_out):
     H, S, A, B, K = 2, 2, 3, 4, 6
-    player = _player("decentralized", H, S, A, B, K, embedding=embedding)
+    player = _player("decentralized", H, S, A, B, K, embedding=embedding, read_out=read_out)
     hist = _history(3, K * H - 1, H, S, A, B, seed=2)
     # the opponent's actions and its policies (and the joint one) change; own columns do not
     swap_min = dict(hist, **{"act/min": (hist["act/min"] + 1) % B,
@@ -90,7 +94,7 @@ def test_decentralized_players_never_see_the_opponents_actions(embedding):
     # positive controls: own actions matter, and the centralized model sees both
     assert not np.allclose(player.stream_policies(hist, "max"),
                            player.stream_policies(swap_max, "max"))
-    joint = _player("centralized", H, S, A, B, K, embedding=embedding)
+    joint = _player("centralized", H, S, A, B, K, embedding=embedding, read_out=read_out)
     assert not np.allclose(joint.stream_policies(hist, "joint"),
                            joint.stream_policies(dict(swap_min, **{"pi/joint": hist["pi/joint"]}),
                                                  "joint"))

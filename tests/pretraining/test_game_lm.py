@@ -190,6 +190,24 @@ def test_context_records_repeat_games_with_different_draws():
         gl.context_records(games, "exp3", 5, 1, seed=1, algo_kwargs={"bogus": 1})
 
 
+def test_context_records_in_worker_chunks_are_seeded_per_chunk():
+    games = gl.pretraining_games(2, 2, 3, 3, 3, seed=0)
+    rec = gl.context_records(games, "viulcb", 4, 2, seed=5, workers=2,
+                             algo_kwargs={"mwu_iters": 10})
+    assert rec["act/max"].shape == (6, 8) and rec["pi/joint"].shape == (6, 8, 2, 2, 9)
+    # rows 0-2 and 3-5 are the chunks: trajectory 0 and trajectory 1 of the 3 games, each run
+    # on its own from seed branch [5, c] -- checked against running the chunk directly
+    from icarena.agents.games import VIULCBConfig, run_viulcb
+
+    for c in (0, 1):
+        alone = run_viulcb(games, 4, cfg=VIULCBConfig(mwu_iters=10),
+                           seed=np.random.SeedSequence([5, c]))
+        for k in alone:
+            np.testing.assert_array_equal(rec[k][3 * c: 3 * c + 3], alone[k])
+    with pytest.raises(ConfigError, match="workers"):
+        gl.context_records(games, "viulcb", 4, 1, seed=5, workers=0)
+
+
 def _tiny(tmp_path, setting="decentralized", **kw):
     dims = {"H": 1, "S": 1, "context": "exp3"} if setting == "decentralized" else \
         {"H": 2, "S": 2, "context": "viulcb", "context_cfg": '{"mwu_iters": 10}'}
@@ -203,7 +221,8 @@ def _tiny(tmp_path, setting="decentralized", **kw):
 
 @pytest.mark.parametrize("setting", ["decentralized", "centralized"])
 def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
-    cfg = _tiny(tmp_path, setting)
+    cfg = _tiny(tmp_path, setting, **({"read_out": "query", "read_out_cfg": '{"hidden": 8}'}
+                                      if setting == "centralized" else {}))
     out = gl.pretrain(cfg)
     run = tmp_path / setting
     meta = json.loads((run / "icgp.json").read_text())
@@ -212,6 +231,12 @@ def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
         assert (run / s / "model.safetensors").is_file() and (run / s / "ckpt.pt").is_file()
         assert len(out["results"][s].losses) == 3
         assert np.isfinite(out["results"][s].final_eval["val_kl"])
+    from icarena.agents.incontext import InContextGamePlayer
+
+    player = InContextGamePlayer.load(run)  # the run dir alone rebuilds the models
+    assert player.models[gl.STREAMS[setting][0]].cfg.read_out == meta["read_out"]
+    rec = player.play(gl.eval_games(cfg.H, cfg.S, 3, 3, 2, 7), 3, seed=0)
+    assert rec["act/max"].shape == (2, 3 * cfg.H)
     with pytest.raises(CheckpointError, match="already holds"):
         gl.pretrain(cfg)
 
@@ -235,6 +260,8 @@ def test_streams_trained_side_by_side_match_one_after_the_other(tmp_path):
 def test_pretrain_config_errors(tmp_path):
     for kw, msg in ((dict(setting="both"), "setting"), (dict(context="viulcb"), "does not fit"),
                     (dict(stream_workers=0), "stream_workers"),
+                    (dict(data_workers=0), "data_workers"), (dict(read_out="mlp"), "read_out"),
+                    (dict(read_out_cfg='{"hidden": 8}'), "--read-out query"),
                     (dict(H=2), "matrix games"), (dict(labels="hard"), "labels"),
                     (dict(embedding="x"), "embedding"),
                     (dict(backbone_cfg="[1]"), "JSON object"),
@@ -243,5 +270,8 @@ def test_pretrain_config_errors(tmp_path):
             _tiny(tmp_path, **kw).validate()
     with pytest.raises(ConfigError, match="causal"):
         gl.icgp_model_config("max", (1, 1, 3, 3), 4, backbone_cfg={"causal": False})
+    with pytest.raises(ConfigError, match="groups"):
+        gl.icgp_model_config("joint", (2, 2, 3, 3), 4, read_out="query",
+                             read_out_cfg={"groups": 1})
     with pytest.raises(CheckpointError, match="not an icgp run dir"):
         gl.read_meta(tmp_path)
