@@ -10,30 +10,52 @@ rule). On 10 held-out games it reports the Nash gap of the correlated policy's m
 per-episode and state-wise averaged -- vs episodes, next to VI-ULCB on the same games with the
 same seeds, and uniform play.
 
+Model: a 2-layer width-32 GPT over the ``slot`` step tokens with the **per-state query
+read-out** (``--read-out query``, :class:`icarena.pretraining.readouts.QueryReadOut`): one
+causal attention query per (h, s) averages learned values over the history, and an MLP shared by
+the 8 states maps each state's summary (and the other states' short summaries, for the
+next-state values) to its 25 joint-action logits. N = 10, 20 and **1,000** pretraining games, one
+VI-ULCB trajectory each.
+
 CPU default vs paper: the paper uses K = 300 episodes (T = 600 tokens). The default here is
-**K = 150** (T = 300) with a 2-layer width-32 GPT, so that three models, VI-ULCB data generation
-and evaluation fit in 30 minutes on 2 CPU cores; ``--episodes 300`` is the paper's setting
-(about 2× the time per step). Stages, outputs and the acceptance checks are those of
-:mod:`icarena.experiments.icgp_decentralized` (shared driver :func:`run_icgp`).
+**K = 150** (T = 300) so that three models, the VI-ULCB data and the evaluation fit in 30 minutes
+on 2 CPU cores; ``--episodes 300`` is the paper's setting (about 2x the time per step; not
+measured). Every number below is at K = 150. Stages, outputs and the acceptance checks are those
+of :mod:`icarena.experiments.icgp_decentralized` (shared driver :func:`run_icgp`).
 
-Measured at these defaults (seed 0, 10 held-out games, eval seed 1000; 25 min wall on a shared
-2-core machine): final averaged-policy gap 0.646 / 0.618 / 0.618 (N = 10 / 20 / 100) vs VI-ULCB
-0.375 and uniform 0.615: the joint models stay at uniform play, the 1.1 × bar is **not** met
-within the CPU budget (400 steps of batch 16 per model leave the loss at ≈ ln 25).
+Measured (10 held-out games, eval seed 1000; final averaged-policy Nash gap, ratio to VI-ULCB's
+on the same games with the same seeds; VI-ULCB 0.375 at seed 0, 0.373 at seed 1; uniform 0.615):
 
-Not a matter of compute (measured on one H100, seed 0, same games): 4-layer width-128 models
-trained 3,000 steps of batch 32 (lr 1e-3) reach a training loss of 2.88-2.90 -- about the
-entropy of VI-ULCB's own policies (2.85 on average; a uniform model scores ln 25 = 3.22) -- but
-a held-out KL(VI-ULCB ‖ TF) of 0.60 (N = 10, 20 and 100 alike), worse than uniform's 0.35,
-and play like uniform (ratios 1.70 / 1.60 / 1.70). The ``cell`` embedding, which makes every
-state's visit and reward statistics one prefix average, gives the same (held-out KL 0.57-0.60,
-ratios 1.71 / 1.67 / 1.71). The models memorise the 2·N pretraining trajectories instead of
-learning VI-ULCB's map from statistics to an equilibrium; N = 100 games is not enough to
-generalise here, whereas the decentralized EXP3 players generalise from N = 100. More games help
-only a little at CPU size (2 layers, width 32, 1,500 steps of batch 16): held-out KL 0.40 at
-N = 100 (× 2 trajectories) vs 0.30 at N = 1,000 (× 1; 0.30 with ``cell`` too), final averaged
-gap 0.644 vs 0.601 (uniform 0.615); ``slot_policy`` at N = 100: KL 0.40, gap 0.618; 4 layers
-of width 64 at N = 1,000: KL 0.30, gap 0.606 (its training loss sits at 3.19 from step ~600).
+* **GPU setting** (meets the 1.1x bar; 4,000 games x 8,000 steps of batch 32, read-out hidden
+  128 / head_dim 32; 3 min for the N = 4,000 model on one H100, 1 min of it VI-ULCB data)::
+
+    icarena run icgp-centralized --n-values 10 20 4000 --data-workers 8 \\
+        --read-out-cfg '{"hidden": 128, "head_dim": 32}' --train.steps 8000 \\
+        --train.batch-size 32 --train.warmup-steps 200 --train.device cuda
+
+  N = 4,000: gap 0.389 (ratio **1.036**, held-out KL(VI-ULCB ‖ TF) 0.069) at seed 0, 0.394
+  (**1.056**, KL 0.066) at seed 1. N = 10 / 20 (measured at 6,000 steps, ``--data-workers 3``):
+  0.620 / 0.632 at seed 0, 0.663 / 0.645 at seed 1 (ratios 1.65-1.78, held-out KL 0.59-0.72):
+  10 or 20 trajectories are memorised and play no better than uniform. Fewer steps or games:
+  N = 4,000 x 6,000 steps 1.042 (seed 0) / 1.108 (seed 1); width 64: 1.077; 3 layers x 3,000
+  steps: 1.162; N = 1,000 x 6,000 steps: 1.106.
+* **CPU default** (2,000 steps of batch 16, read-out hidden 64 / head_dim 16, seed 0; 19.9 min
+  on an idle 2-core box): gap 0.634 / 0.648 / 0.479 for N = 10 / 20 / 1,000, ratios 1.69 /
+  1.73 / **1.27**, held-out KL 0.68 / 0.66 / 0.24. The N = 1,000 model is clearly better than
+  uniform play and than N = 10, but the 1.1x bar is **not** met within the CPU budget (the GPU
+  setting trains on 8x more sequences with a larger read-out); the same CPU budget with the
+  larger read-out at 1,500 steps gave 1.30.
+* Why the per-state read-out (all at seed 0): with the digest's single ``Linear(d → 200)``
+  read-out the joint model never left uniform play -- 2 layers of width 32 at 400 steps: ratios
+  1.72 / 1.65 / 1.65 for N = 10 / 20 / 100; 4 layers of width 128 for 3,000 steps of batch 32 on
+  a GPU: held-out KL 0.60 (uniform's is 0.35), ratios 1.60-1.70; N = 1,000 at width 32 or 64:
+  KL 0.30, ratio 1.60; the ``cell`` and ``slot_policy`` tokens changed nothing. With the query
+  read-out the same CPU budget at N = 1,000 (1,500 steps) gives KL 0.23 and ratio 1.30. VI-ULCB's
+  policy at a state is a function of that state's 25 joint-action counts and mean rewards (and
+  the next states' values); one width-32 position cannot hold those for all 8 states at once.
+  Even given them exactly, the map is slow to learn: an MLP from a last-step state's exact counts
+  and mean rewards to VI-ULCB's policy there reaches held-out KL 0.35 (then overfits) from 100
+  games, 0.21 from 1,000 and 0.14 from 3,000 (uniform 0.60): hence thousands of games.
 """
 
 from __future__ import annotations
@@ -47,8 +69,8 @@ from icarena.pretraining.train import TrainConfig
 
 
 def _train_cfg() -> TrainConfig:
-    return TrainConfig(steps=400, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=40,
-                       weight_decay=1e-4, eval_every=0, ckpt_every=200, log_every=20,
+    return TrainConfig(steps=2000, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=100,
+                       weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25,
                        progress=False)
 
 
@@ -64,7 +86,9 @@ class Config(icgp_decentralized.Config):
     """Output directory (one sub-dir per N, plus report.md, metrics.json, PNGs)."""
     episodes: int = 150
     """K episodes per trajectory (paper: 300; CPU default 150)."""
-    trajectories_per_game: int = 2
+    n_values: tuple[int, ...] = (10, 20, 1000)
+    """Numbers N of pretraining games, one model each; the first is the N = 10 reference."""
+    trajectories_per_game: int = 1
     """VI-ULCB runs per pretraining game (different random draws)."""
     context: str = "viulcb"
     """Context algorithm (centralized: 'viulcb')."""
@@ -73,8 +97,16 @@ class Config(icgp_decentralized.Config):
     embedding: str = "slot"
     """Step token (icarena.pretraining.game_lm): 'slot' (reward in the joint action's slot),
     'cell' (visit and reward in the (h, s, a, b) slot), 'concat', 'slot_prob', 'slot_policy'."""
+    read_out: str = "query"
+    """Read-out: 'query' (one causal attention query per (h, s)) or 'linear' (all (h, s) from
+    one Linear, digest §4)."""
+    read_out_cfg: str = '{"hidden": 64, "head_dim": 16}'
+    """Options of the 'query' read-out as JSON (the GPU setting uses '{"hidden": 128,
+    "head_dim": 32}', the read-out's own defaults)."""
     n_layers: int = 2
     """Backbone blocks."""
+    data_workers: int = 2
+    """Processes generating the VI-ULCB trajectories (chunk c from seed branch [seed, c])."""
     train: TrainConfig = field(default_factory=_train_cfg)
     """Optimisation settings of every model (--train.steps, --train.threads, ...)."""
     H: int = 2
@@ -90,7 +122,7 @@ def quick_config(out_dir: str) -> Config:
     """A tiny run (a few seconds per model; not expected to meet the acceptance bar)."""
     return Config(out_dir=out_dir, episodes=10, n_values=(2, 4), trajectories_per_game=1,
                   context_cfg='{"mwu_iters": 20}', d_model=16, n_layers=1, n_heads=2,
-                  eval_games=3,
+                  read_out_cfg='{"hidden": 32, "head_dim": 8}', data_workers=1, eval_games=3,
                   train=TrainConfig(steps=20, batch_size=4, lr=3e-3, warmup_steps=2,
                                     ckpt_every=20, log_every=5, progress=False))
 

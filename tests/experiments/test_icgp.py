@@ -21,17 +21,27 @@ MICRO = ["--episodes", "4", "--n-values", "1", "2", "--trajectories-per-game", "
          "--overwrite"]
 
 
+CENTRALIZED_MICRO = ["--H", "2", "--S", "2", "--A", "3", "--B", "3", "--data-workers", "1",
+                     "--context-cfg", '{"mwu_iters": 10}', *MICRO]
+
+
+@pytest.mark.parametrize("setting", ["decentralized", "centralized"])
 @pytest.mark.parametrize("backbone", backbones.available())
-def test_every_backbone_runs_the_experiment(tmp_path, backbone):
+def test_every_backbone_runs_the_experiment(tmp_path, backbone, setting):
     out = tmp_path / backbone
-    res = run_stage("run", "icgp-decentralized",
-                    ["--out-dir", str(out), "--backbone", backbone, *MICRO])
+    micro = MICRO if setting == "decentralized" else CENTRALIZED_MICRO
+    res = run_stage("run", f"icgp-{setting}", ["--out-dir", str(out), "--backbone", backbone,
+                                               *micro])
     methods = [r["method"] for r in res["rows"]]
-    assert methods == ["TF N=1", "TF N=2", "exp3", "uniform"]
+    context = "exp3" if setting == "decentralized" else "viulcb"
+    assert methods == ["TF N=1", "TF N=2", context, "uniform"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backbone"] == backbone
-    assert json.loads((out / "N2" / "max" / "config.json").read_text())["model"]["backbone"] \
-        == backbone
+    stream = "max" if setting == "decentralized" else "joint"
+    model = json.loads((out / "N2" / stream / "config.json").read_text())["model"]
+    assert model["backbone"] == backbone
+    # each experiment's default read-out: the centralized one reads out per state
+    assert model["read_out"] == ("linear" if setting == "decentralized" else "query")
     for f in ("report.md", "gap_last.png", "gap_avg.png", "icgp_eval.json"):
         assert (out / f).is_file()
     assert any((out / "tb_icgp").iterdir())
@@ -39,8 +49,7 @@ def test_every_backbone_runs_the_experiment(tmp_path, backbone):
 
 def test_centralized_experiment_and_reported_numbers_match_an_independent_recomputation(tmp_path):
     out = tmp_path / "cen"
-    args = ["--out-dir", str(out), "--H", "2", "--S", "2", "--A", "3", "--B", "3",
-            "--context-cfg", '{"mwu_iters": 10}', *MICRO]
+    args = ["--out-dir", str(out), *CENTRALIZED_MICRO]
     res = run_stage("run", "icgp-centralized", args)
     assert [r["method"] for r in res["rows"]] == ["TF N=1", "TF N=2", "viulcb", "uniform"]
     metrics = json.loads((out / "metrics.json").read_text())
