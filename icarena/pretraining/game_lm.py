@@ -281,7 +281,6 @@ def icgp_model_config(
           "in-context game players must be causal (the policy at step t may use only D_{t-1}); "
           "drop causal=False from backbone_cfg")
     cfg["causal"] = True
-    check(read_out in READ_OUTS, f"read_out must be one of {READ_OUTS}, got {read_out!r}")
     check("groups" not in (read_out_cfg or {}), "the query read-out's groups are the H·S "
           "states; drop 'groups' from read_out_cfg")
     return ModelConfig(backbone=backbone, backbone_cfg=cfg, input_kind="vectors",
@@ -402,16 +401,11 @@ def context_records(game, algorithm: str, episodes: int, trajectories: int, seed
     if workers == 1:
         rec = _run_chunk((algorithm, rep, episodes, cfg, seed))
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         bounds = np.linspace(0, M, workers + 1).astype(int)
         jobs = [(algorithm, TabularGame(rep.rewards[a:b], rep.transitions[a:b], rep.initial[a:b]),
                  episodes, cfg, np.random.SeedSequence([seed, c]))
                 for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
-        with ProcessPoolExecutor(workers,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            parts = list(pool.map(_run_chunk, jobs))
+        parts = _spawn_map(_run_chunk, jobs, workers)
         rec = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     check(rec["traj/h"].shape[0] == M, "unexpected record size")
     return rec
@@ -422,6 +416,16 @@ def _run_chunk(job: tuple) -> dict[str, np.ndarray]:
 
     algorithm, game, episodes, cfg, seed = job
     return run_algorithm(algorithm, game, episodes, cfg=cfg, seed=seed)
+
+
+def _spawn_map(fn, jobs: list[tuple], workers: int) -> list:
+    """``[fn(job) for job in jobs]`` in ``workers`` spawned processes (fresh interpreters, so
+    no torch / BLAS thread state is inherited), results in job order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(fn, jobs))
 
 
 def _algo_config(algorithm: str, kwargs: dict[str, Any] | None):
@@ -510,13 +514,11 @@ class PretrainConfig:
 
     def validate(self) -> None:
         check(self.setting in SETTINGS, f"setting must be one of {SETTINGS}, got {self.setting!r}")
-        for name in ("H", "S", "A", "B", "episodes", "n_games", "trajectories_per_game"):
+        for name in ("H", "S", "A", "B", "episodes", "n_games", "trajectories_per_game",
+                     "stream_workers", "data_workers"):
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
         check(self.val_games >= 0, f"val_games must be >= 0, got {self.val_games}")
-        for name in ("stream_workers", "data_workers"):
-            v = getattr(self, name)
-            check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
         ok = CONTEXT_ALGORITHMS[self.setting]
         check(self.context in ok, f"context algorithm {self.context!r} does not fit the "
               f"{self.setting} setting; choose one of {ok}")
@@ -624,14 +626,10 @@ def _train_streams(jobs: list[tuple], workers: int) -> list[TrainResult]:
     workers = min(workers, len(jobs))
     if workers <= 1:
         return [_train_job(job) for job in jobs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     threads = max(1, (os.cpu_count() or 1) // workers)
     jobs = [(m, t, c if c.threads else dataclasses.replace(c, threads=threads), d, rc)
             for m, t, c, d, rc in jobs]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_train_job, jobs))
+    return _spawn_map(_train_job, jobs, workers)
 
 
 def icgp_meta(cfg: PretrainConfig) -> dict[str, Any]:
