@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	SDL_VIDEODRIVER=dummy $(VENV)/bin/icarena run quickstart
+	SDL_VIDEODRIVER=dummy $(VENV)/bin/icarena run quickstart --overwrite
 
 test: venv
 	SDL_VIDEODRIVER=dummy $(PY) -m pytest -m "not slow"

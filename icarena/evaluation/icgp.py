@@ -46,7 +46,7 @@ from icarena.evaluation.report import (
     write_metrics,
     write_report,
 )
-from icarena.pretraining.data.store import atomic_write_json
+from icarena.lifecycle import atomic_write_json, check_run_target, claim_run, eval_out_dir
 from icarena.pretraining.game_lm import context_records, eval_games, read_meta
 
 
@@ -176,7 +176,10 @@ class EvalConfig:
     run_dir: str = ""
     """ICGP run dir (icgp.json + max/ min/ or joint/); several: comma-separated."""
     out_dir: str = ""
-    """Where to write metrics.json, report.md, PNGs and TensorBoard events (default: run_dir)."""
+    """Where to write metrics.json, report.md, PNGs and TensorBoard events ('' = run_dir/eval
+    for one run dir; required for several). The runs' own files are never changed."""
+    overwrite: bool = False
+    """Replace an earlier evaluation in out_dir."""
     n_games: int = 10
     """Held-out evaluation games."""
     eval_seed: int = 1000
@@ -196,19 +199,25 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     dirs = [d for d in cfg.run_dir.split(",") if d.strip()]
     if not dirs:
         raise ConfigError("--run-dir is required (an icgp run dir; several: comma-separated)")
-    run_dirs = {Path(d).name or d: d for d in dirs}
-    out = Path(cfg.out_dir or dirs[0])
+    names = [Path(d).name or d for d in dirs]
+    run_dirs = dict(zip(names if len(set(names)) == len(names) else dirs, dirs, strict=True))
+    if not cfg.out_dir and len(dirs) > 1:
+        raise ConfigError("several run dirs need --out-dir for the evaluation's files")
+    out = eval_out_dir(dirs[0], cfg.out_dir)
+    check_run_target(out, overwrite=cfg.overwrite, resumable=False)  # refuse before the work
     res = evaluate_players(run_dirs, n_games=cfg.n_games, eval_seed=cfg.eval_seed,
                            episodes=cfg.episodes or None, seed=cfg.seed, query=cfg.query,
                            device=cfg.device)
     summary = summarize(res)
-    write_outputs(out, res, summary)
-    write_metrics(out, {k: v for k, v in summary.items() if k != "curves"})
-    report = write_report(out, "In-context game players: Nash gap on held-out games", [
-        f"{summary['n_games']} held-out games (eval seed {summary['eval_seed']}), K = "
-        f"{summary['K']}, context algorithm {summary['context']}.",
-        table_markdown(summary["rows"]), "![per-episode](gap_last.png)\n\n![averaged](gap_avg.png)",
-    ])
+    with claim_run(out, overwrite=cfg.overwrite, resumable=False):
+        write_outputs(out, res, summary)
+        write_metrics(out, {k: v for k, v in summary.items() if k != "curves"})
+        report = write_report(out, "In-context game players: Nash gap on held-out games", [
+            f"{summary['n_games']} held-out games (eval seed {summary['eval_seed']}), K = "
+            f"{summary['K']}, context algorithm {summary['context']}.",
+            table_markdown(summary["rows"]),
+            "![per-episode](gap_last.png)\n\n![averaged](gap_avg.png)",
+        ])
     return {"report": str(report), "rows": [{k: r[k] for k in ("method", "gap_last", "gap_avg",
                                                                "ratio_avg_to_context") if k in r}
                                             for r in summary["rows"]]}

@@ -27,7 +27,7 @@ from icarena.evaluation.planning import (
     score_completions,
 )
 from icarena.evaluation.report import markdown_table, write_metrics, write_report
-from icarena.pretraining.data.store import atomic_write_bytes
+from icarena.lifecycle import atomic_write_bytes, claim_run, eval_out_dir
 from icarena.pretraining.model import SequenceModel, load_model
 from icarena.pretraining.path_lm import sample_completions
 
@@ -128,8 +128,13 @@ class EvalConfig:
 
     run_dir: str = "runs/alpine"
     """Run dir with config.json + model.safetensors (from `icarena pretrain path` or a run)."""
-    data: str = "runs/alpine/data"
-    """Dataset dir (from `icarena generate alpine|blocksworld`)."""
+    data: str = ""
+    """Dataset dir ('' = the one the run was trained on; its manifest hash is checked)."""
+    out_dir: str = ""
+    """Where to write metrics.json, report.md, failures.jsonl ('' = run_dir/eval); the run's
+    own files are never changed."""
+    overwrite: bool = False
+    """Replace an earlier evaluation in out_dir."""
     seed: int = 0
     """Seed of the drawn prompts and the sampling."""
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
@@ -137,18 +142,33 @@ class EvalConfig:
 
 
 def evaluate(cfg: EvalConfig) -> dict:
-    """``icarena evaluate path``: writes eval_metrics.json, eval_report.md, failures.jsonl."""
-    model, _ = load_model(cfg.run_dir)
-    data = load_path_dataset(cfg.data)
+    """``icarena evaluate path``: writes metrics.json, report.md, failures.jsonl to out_dir."""
+    model, config = load_model(cfg.run_dir)
+    data = load_path_dataset(cfg.data or recorded_dataset_path(cfg.run_dir, config))
+    trained_on = config.get("dataset", {}).get("manifest_sha256")
+    check(trained_on in (None, data.identity["manifest_sha256"]),
+          f"{cfg.run_dir} was trained on another dataset than {cfg.data or 'the recorded one'} "
+          "(manifest hashes differ); pass --data with the dataset the model was trained on")
     check(model.cfg.input_dim == data.n + 2,
           f"the model's vocabulary ({model.cfg.input_dim}) does not fit the dataset's "
           f"({data.n + 2}); pass the dataset the model was trained on")
-    out = Path(cfg.run_dir)
-    ev = evaluate_path_model(model, data, cfg.sampling, cfg.seed, out)
-    write_metrics(out, {"evaluation": ev})
-    report = write_report(out, "Path validity", [degree_table(
-        {k: ev[k] for k in ("transformer", "bfs", "random_walk")})])
+    out = eval_out_dir(cfg.run_dir, cfg.out_dir)
+    with claim_run(out, overwrite=cfg.overwrite, resumable=False):
+        ev = evaluate_path_model(model, data, cfg.sampling, cfg.seed, out)
+        write_metrics(out, {"evaluation": ev, "run_dir": str(cfg.run_dir)})
+        report = write_report(out, "Path validity", [degree_table(
+            {k: ev[k] for k in ("transformer", "bfs", "random_walk")})])
     rows = [{"planner": r["planner"], "overall": round(r["path_valid"], 3),
              **{f"deg {d}": round(r["per_degree"][d]["accuracy"], 3) for d in DEGREES}}
             for r in (ev["transformer"], ev["bfs"], ev["random_walk"])]
     return {"report": str(report), "rows": rows}
+
+
+def recorded_dataset_path(run_dir: str | Path, config: dict) -> Path:
+    """The dataset a path run was trained on: ``pretrain.data`` of ``icarena pretrain path``, or
+    ``RUN/data`` of an experiment's run dir."""
+    recorded = config.get("pretrain", {}).get("data")
+    candidate = Path(recorded) if recorded else Path(run_dir) / "data"
+    check(candidate.exists(), f"cannot find the dataset {run_dir} was trained on (looked at "
+                              f"{candidate}); pass it with --data")
+    return candidate

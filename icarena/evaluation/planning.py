@@ -23,7 +23,7 @@ otherwise. With ``D_0[s, t] = R_obs[t, s]`` and boolean products,
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +295,8 @@ class PathDataset:
     test_pairs: np.ndarray
     test_tokens: np.ndarray
     config: dict[str, Any]
+    identity: dict[str, Any] = field(default_factory=dict)
+    """What a run records of this dataset (manifest hash, generator)."""
 
     @property
     def adjacency(self) -> np.ndarray:
@@ -309,7 +311,7 @@ class PathDataset:
 
 def load_path_dataset(path: str | Path) -> PathDataset:
     """Load an ``alpine`` or ``blocksworld`` dataset and rebuild its graph."""
-    from icarena.pretraining.data.store import load_dataset
+    from icarena.pretraining.data.store import dataset_identity, load_dataset
 
     ds = load_dataset(path)
     if ds.generator not in ("alpine", "blocksworld"):
@@ -319,7 +321,8 @@ def load_path_dataset(path: str | Path) -> PathDataset:
     graph = graph_from_edges(n, np.asarray(ds["graph/edges"]))
     return PathDataset(graph=graph, n=n, block_size=int(ds.config["block_size"]),
                        train_tokens=ds["train/tokens"], test_pairs=np.asarray(ds["test/pairs"]),
-                       test_tokens=ds["test/tokens"], config=ds.config)
+                       test_tokens=ds["test/tokens"], config=ds.config,
+                       identity=dataset_identity(ds))
 
 
 def evaluate_completions(

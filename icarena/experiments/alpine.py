@@ -34,6 +34,7 @@ from pathlib import Path
 from icarena.evaluation.path_eval import SamplingOptions
 from icarena.evaluation.planning import load_path_dataset
 from icarena.experiments import path_planning as pp
+from icarena.lifecycle import writes_run
 from icarena.pretraining.data import alpine as alpine_data
 from icarena.pretraining.train import TrainConfig
 
@@ -53,9 +54,11 @@ class Config:
     seed: int = 0
     """Seed of the dataset, the initialisation, the batches and the sampling."""
     overwrite: bool = False
-    """Replace an earlier run in out_dir."""
-    data: alpine_data.Config = field(default_factory=alpine_data.Config)
-    """Dataset (its out/seed/overwrite are set from the fields above)."""
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished) with the same settings."""
+    data: alpine_data.Spec = field(default_factory=alpine_data.Spec)
+    """Dataset (written to out_dir/data with the seed above)."""
     model: pp.ModelOptions = field(default_factory=pp.ModelOptions)
     """Model architecture."""
     train: TrainConfig = field(default_factory=default_train)
@@ -64,17 +67,17 @@ class Config:
     """Evaluation protocol."""
 
 
+@writes_run
 def run(cfg: Config) -> dict:
     out = Path(cfg.out_dir)
-    gen = dataclasses.replace(cfg.data, out=str(out / "data"), seed=cfg.seed,
-                              overwrite=cfg.overwrite)
-    train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed, overwrite=cfg.overwrite)
+    gen = alpine_data.Config(**dataclasses.asdict(cfg.data), out_dir=str(out / "data"),
+                             seed=cfg.seed)
+    train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed)
     cfg.sampling.validate()
     t0 = time.perf_counter()
-    pp.prepare_dataset(Path(gen.out), gen, alpine_data.generate,
-                       cfg.overwrite and not cfg.train.resume)
+    pp.prepare_dataset(gen, alpine_data.generate)
     return pp.run_path_experiment(
-        out, load_path_dataset(gen.out), cfg, cfg.model, train_cfg, title="ALPINE path-finding",
+        out, load_path_dataset(gen.out_dir), cfg, cfg.model, train_cfg, title="ALPINE path-finding",
         setting=f"random DAG, n = {gen.nodes}, p = {gen.p}, {gen.paths_per_pair} paths per "
                 f"train pair, train fraction {gen.train_fraction}", t0=t0,
     )
@@ -84,7 +87,7 @@ def quick_config(out_dir: str) -> Config:
     """A small run (n = 30, 600 steps, ~10 s on 2 idle cores) for quickstart and tests."""
     return Config(
         out_dir=out_dir,
-        data=alpine_data.Config(nodes=30, p=0.15, paths_per_pair=5),
+        data=alpine_data.Spec(nodes=30, p=0.15, paths_per_pair=5),
         model=pp.ModelOptions(d_model=64),
         train=dataclasses.replace(default_train(), steps=600, batch_size=64, lr=3e-3,
                                   warmup_steps=30, eval_every=200, ckpt_every=600),

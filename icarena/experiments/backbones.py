@@ -87,6 +87,7 @@ import dataclasses
 import importlib
 import json
 import math
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -98,6 +99,7 @@ import numpy as np
 import torch
 
 from icarena.errors import CheckpointError, ConfigError, check
+from icarena.lifecycle import writes_run
 
 TASKS: tuple[str, ...] = ("regression", "alpine", "icgp")
 """Tasks of the comparison, in report order."""
@@ -232,13 +234,15 @@ class Config:
     device: str = "cpu"
     """'cpu', 'cuda' or 'auto'."""
     overwrite: bool = False
-    """Replace an earlier run in out_dir."""
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir: finished cells are kept, the others resume or start."""
 
 
 def quick_config(out_dir: str) -> Config:
     """A tiny comparison (every backbone, every task, a few steps; ≈ 10-20 s on 2 cores)."""
     return Config(
-        out_dir=out_dir, isolate=False, overwrite=True,
+        out_dir=out_dir, isolate=False,
         regression=RegressionSpec(steps=8, batch_size=8, warmup_steps=2, d_model=16,
                                   n_layers=1, n_heads=2, d=2, k=5, n_eval=32),
         alpine=AlpineSpec(steps=6, batch_size=8, warmup_steps=2, d_model=16, nodes=12, p=0.3,
@@ -302,8 +306,7 @@ def _train_config(spec: Any, cell: dict[str, Any], min_lr_frac: float):
         steps=spec["steps"], batch_size=spec["batch_size"], lr=spec["lr"],
         min_lr=spec["lr"] * min_lr_frac, warmup_steps=min(spec["warmup_steps"], spec["steps"]),
         eval_every=0, ckpt_every=spec["steps"], log_every=max(1, spec["steps"] // 100),
-        seed=cell["seed"], threads=cell["threads"], device=cell["device"],
-        overwrite=cell["overwrite"], progress=False)
+        seed=cell["seed"], threads=cell["threads"], device=cell["device"], progress=False)
 
 
 def _regression(cell: dict[str, Any]):
@@ -436,7 +439,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
 
     ``cell``: ``task``, ``backbone``, ``options`` (extra backbone config), ``spec`` (the task's
     spec as a dict), ``data`` (shared dataset dir or None), ``out_dir``, ``seed``, ``threads``,
-    ``device``, ``overwrite``, ``isolated`` (whether this process runs only this cell).
+    ``device``, ``resume``, ``isolated`` (whether this process runs only this cell).
     """
     from icarena.pretraining.model import SequenceModel
     from icarena.pretraining.search import SupernetTask
@@ -467,7 +470,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         importlib.import_module(name)  # the memory baseline
 
     base_rss = _peak_rss_bytes()
-    result = train(model, train_task, tcfg, run_dir,
+    result = train(model, train_task, tcfg, run_dir, resume=cell["resume"],
                    config={"experiment": "backbones", "model": dataclasses.asdict(mcfg),
                            "task": {"name": cell["task"], **task_info}})
     if cell["backbone"] == "supernet":
@@ -521,11 +524,14 @@ def _run_isolated(cell: dict[str, Any]) -> dict[str, Any]:
 
     from icarena.errors import IcarenaError
 
-    code = ("import sys; from icarena.experiments.backbones import _cell_main; "
+    code = ("import sys; from icarena.lifecycle import die_with_parent; "
+            "die_with_parent(int(sys.argv[3])); "
+            "from icarena.experiments.backbones import _cell_main; "
             "_cell_main(sys.argv[1], sys.argv[2])")
     with tempfile.TemporaryDirectory(prefix="icarena-cell-") as tmp:
         result_path = Path(tmp) / "result.json"
-        proc = subprocess.run([sys.executable, "-c", code, json.dumps(cell), str(result_path)],
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(cell), str(result_path),
+                               str(os.getpid())],
                               stderr=subprocess.PIPE, text=True, check=False)
         if proc.returncode != 0 or not result_path.is_file():
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
@@ -535,17 +541,17 @@ def _run_isolated(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- shared data
-def prepare_alpine(spec: AlpineSpec, out: Path, seed: int, overwrite: bool) -> Path:
-    """Generate (or reuse) the shared ALPINE dataset at ``out``."""
+def prepare_alpine(spec: AlpineSpec, out: Path, seed: int) -> Path:
+    """Generate (or, on a resume, reuse) the shared ALPINE dataset at ``out``."""
     from icarena.experiments.path_planning import prepare_dataset
     from icarena.pretraining.data import alpine as alpine_data
 
-    gen = alpine_data.Config(out=str(out), seed=seed, overwrite=overwrite, nodes=spec.nodes,
-                             p=spec.p, paths_per_pair=spec.paths_per_pair)
-    return Path(prepare_dataset(out, gen, alpine_data.generate, overwrite))
+    gen = alpine_data.Config(out_dir=str(out), seed=seed, nodes=spec.nodes, p=spec.p,
+                             paths_per_pair=spec.paths_per_pair)
+    return Path(prepare_dataset(gen, alpine_data.generate))
 
 
-def prepare_icgp(spec: IcgpSpec, out: Path, seed: int, overwrite: bool) -> Path:
+def prepare_icgp(spec: IcgpSpec, out: Path, seed: int) -> Path:
     """Generate (or reuse) the shared VI-ULCB pretraining trajectories at ``out``.
 
     Arrays ``tokens`` (M, T, D) float32 (joint-stream step tokens, ``slot`` embedding) and
@@ -566,12 +572,12 @@ def prepare_icgp(spec: IcgpSpec, out: Path, seed: int, overwrite: bool) -> Path:
     config = {k: getattr(pcfg, k) for k in ("H", "S", "A", "B", "episodes", "n_games",
                                             "trajectories_per_game", "context", "context_cfg",
                                             "transition", "embedding")}
-    if out.exists() and not overwrite:
+    if out.exists():  # a resume: reuse the trajectories made before
         existing = load_dataset(out, generator="backbones-icgp")
         if existing.config == config and existing.manifest.get("seed") == seed:
             return out
-        raise CheckpointError(f"{out} holds trajectories made with another config; pass "
-                              "--overwrite or choose another --out-dir")
+        raise CheckpointError(f"{out} holds trajectories made with other settings; resume with "
+                              "the same settings, or pass --overwrite to start again")
     H, S, A, B = pcfg.dims
     games = pretraining_games(H, S, A, B, pcfg.n_games, seed, transition=pcfg.transition)
     rec = context_records(games, "viulcb", pcfg.episodes, pcfg.trajectories_per_game,
@@ -579,8 +585,7 @@ def prepare_icgp(spec: IcgpSpec, out: Path, seed: int, overwrite: bool) -> Path:
                           algo_kwargs=json_object(pcfg.context_cfg, "context_cfg"))
     arrays = {"tokens": step_tokens(rec, "joint", H, S, A, B, pcfg.embedding),
               "targets": policy_targets(rec, "joint")}
-    return Path(write_dataset(out, arrays, generator="backbones-icgp", config=config, seed=seed,
-                              overwrite=True))
+    return Path(write_dataset(out, arrays, generator="backbones-icgp", config=config, seed=seed))
 
 
 def references(cfg: Config, tasks: list[str]) -> list[dict[str, Any]]:
@@ -638,6 +643,7 @@ def pivot(cells: list[dict[str, Any]], tasks: list[str], names: list[str]) -> st
     return markdown_table(headers, rows, digits=3)
 
 
+@writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Train every (task, backbone) cell, write metrics.json, report.md and the loss-curve PNG."""
     from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
@@ -645,19 +651,13 @@ def run(cfg: Config) -> dict[str, Any]:
 
     names, tasks, extra = resolve(cfg)
     out = Path(cfg.out_dir)
-    if (out / "metrics.json").exists() and not cfg.overwrite:
-        raise CheckpointError(f"{out} already holds a finished backbones run; pass --overwrite "
-                              "to replace it or choose another --out-dir")
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     t_start = time.perf_counter()
     data: dict[str, str | None] = {"regression": None}
     if "alpine" in tasks:
-        data["alpine"] = str(prepare_alpine(cfg.alpine, out / "data" / "alpine", cfg.seed,
-                                            cfg.overwrite))
+        data["alpine"] = str(prepare_alpine(cfg.alpine, out / "data" / "alpine", cfg.seed))
     if "icgp" in tasks:
-        data["icgp"] = str(prepare_icgp(cfg.icgp, out / "data" / "icgp", cfg.seed,
-                                        cfg.overwrite))
+        data["icgp"] = str(prepare_icgp(cfg.icgp, out / "data" / "icgp", cfg.seed))
     refs = references(cfg, tasks)
 
     cells: list[dict[str, Any]] = []
@@ -666,8 +666,13 @@ def run(cfg: Config) -> dict[str, Any]:
             cell = {"task": task, "backbone": b, "options": extra[b],
                     "spec": dataclasses.asdict(getattr(cfg, task)), "data": data[task],
                     "out_dir": str(out / "cells" / task / b), "seed": cfg.seed,
-                    "threads": cfg.threads, "device": cfg.device, "overwrite": cfg.overwrite,
+                    "threads": cfg.threads, "device": cfg.device,
+                    "resume": cfg.resume and Path(out / "cells" / task / b).exists(),
                     "isolated": cfg.isolate}
+            done = Path(cell["out_dir"]) / "cell.json"
+            if cfg.resume and done.is_file():  # finished before the run was stopped
+                cells.append(json.loads(done.read_text()))
+                continue
             print(f"[backbones] {task} / {b} ...", flush=True)
             res = _run_isolated(cell) if cfg.isolate else run_cell(cell)
             atomic_write_json(Path(cell["out_dir"]) / "cell.json", res)  # partial results

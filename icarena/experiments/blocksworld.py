@@ -24,6 +24,7 @@ from icarena.evaluation.path_eval import SamplingOptions
 from icarena.evaluation.planning import load_path_dataset
 from icarena.evaluation.report import markdown_table, write_metrics, write_report
 from icarena.experiments import path_planning as pp
+from icarena.lifecycle import writes_run
 from icarena.pretraining.data import blocksworld as bw_data
 from icarena.pretraining.train import TrainConfig
 
@@ -43,11 +44,13 @@ class Config:
     seed: int = 0
     """Seed of the dataset, initialisations, batches and sampling."""
     overwrite: bool = False
-    """Replace an earlier run in out_dir."""
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished) with the same settings."""
     widths: list[int] = field(default_factory=lambda: [30, 60, 120])
     """Embedding sizes to train (ALPINE: 30, 60, 120)."""
-    data: bw_data.Config = field(default_factory=bw_data.Config)
-    """Dataset (its out/seed/overwrite are set from the fields above)."""
+    data: bw_data.Spec = field(default_factory=bw_data.Spec)
+    """Dataset (written to out_dir/data with the seed above)."""
     model: pp.ModelOptions = field(default_factory=pp.ModelOptions)
     """Architecture (d_model is replaced by each width)."""
     train: TrainConfig = field(default_factory=default_train)
@@ -59,24 +62,24 @@ class Config:
     """Evaluation protocol."""
 
 
+@writes_run
 def run(cfg: Config) -> dict:
     check(len(cfg.widths) >= 1 and all(w >= 1 for w in cfg.widths),
           f"widths must be a non-empty list of positive sizes, got {cfg.widths}")
     check(cfg.lr_ref_width >= 0, f"lr_ref_width must be >= 0 (0: one lr), got {cfg.lr_ref_width}")
     out = Path(cfg.out_dir)
-    gen = dataclasses.replace(cfg.data, out=str(out / "data"), seed=cfg.seed,
-                              overwrite=cfg.overwrite)
+    gen = bw_data.Config(**dataclasses.asdict(cfg.data), out_dir=str(out / "data"),
+                         seed=cfg.seed)
     cfg.sampling.validate()
     t0 = time.perf_counter()
-    pp.prepare_dataset(Path(gen.out), gen, bw_data.generate,
-                       cfg.overwrite and not cfg.train.resume)
-    data = load_path_dataset(gen.out)
+    pp.prepare_dataset(gen, bw_data.generate)
+    data = load_path_dataset(gen.out_dir)
     rows, sections, per_width = [], [], {}
     for width in cfg.widths:
         model_opts = dataclasses.replace(cfg.model, d_model=width)
         scale = cfg.lr_ref_width / width if cfg.lr_ref_width else 1.0
-        train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed, overwrite=cfg.overwrite,
-                                        lr=cfg.train.lr * scale, min_lr=cfg.train.min_lr * scale)
+        train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed, lr=cfg.train.lr * scale,
+                                        min_lr=cfg.train.min_lr * scale)
         result = pp.run_path_experiment(
             out / f"d{width}", data, cfg, model_opts, train_cfg,
             title=f"ALPINE Blocksworld, width {width}",
@@ -109,7 +112,7 @@ def quick_config(out_dir: str) -> Config:
     """One width (60), 3,000 lines, 800 steps (~30 s on 2 idle cores) for quickstart / tests."""
     return Config(
         out_dir=out_dir, widths=[60], lr_ref_width=0,
-        data=bw_data.Config(lines=3000),
+        data=bw_data.Spec(lines=3000),
         train=dataclasses.replace(default_train(), steps=800, batch_size=128, lr=3e-3,
                                   warmup_steps=40, eval_every=400, ckpt_every=800),
         sampling=SamplingOptions(n_prompts=100, samples_per_prompt=2),

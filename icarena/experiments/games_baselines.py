@@ -44,7 +44,7 @@ from icarena.evaluation.report import (
     write_metrics,
     write_report,
 )
-from icarena.pretraining.data.store import atomic_write_json
+from icarena.lifecycle import atomic_write_json, writes_run
 
 CHECKPOINTS = (1, 10, 30, 100, 300, 1000, 3000, 10000)
 
@@ -55,6 +55,8 @@ class Config:
 
     out_dir: str = "runs/games-baselines"
     """Output run directory."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     seed: int = 0
     """Seed of the algorithms' random draws."""
     game_seed: int = 2024_1010
@@ -110,13 +112,13 @@ def _table(name: str, curves: dict[str, np.ndarray], K: int,
     return markdown_table(headers, rows), out_rows
 
 
+@writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Run the baselines and write the report; returns ``{"report": path, "rows": [...]}``."""
     for name in ("n_games", "A", "B", "matrix_episodes", "markov_episodes", "H", "S", "mwu_iters"):
         v = getattr(cfg, name)
         check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     ss_games = np.random.SeedSequence(cfg.game_seed).spawn(2)
     ss_algo = np.random.SeedSequence(cfg.seed).spawn(3)

@@ -66,6 +66,7 @@ from typing import Any
 
 from icarena.experiments import icgp_decentralized
 from icarena.experiments.icgp_decentralized import acceptance_checks, run_icgp
+from icarena.lifecycle import writes_run
 from icarena.pretraining.train import TrainConfig
 
 
@@ -128,6 +129,7 @@ def quick_config(out_dir: str) -> Config:
                                     ckpt_every=20, log_every=5, progress=False))
 
 
+@writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Pretrain one joint model per N, evaluate on the held-out games, write the report."""
     return run_icgp(cfg, SETTING, {"H": cfg.H, "S": cfg.S},

@@ -72,10 +72,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from icarena.errors import CheckpointError, check
+from icarena.errors import check
 from icarena.evaluation.icgp import evaluate_players, summarize, table_markdown, write_outputs
 from icarena.evaluation.report import write_metrics, write_report
-from icarena.pretraining.data.store import atomic_write_json
+from icarena.lifecycle import atomic_write_json, writes_run
 from icarena.pretraining.game_lm import PretrainConfig, pretrain
 from icarena.pretraining.train import TrainConfig, resolve_device
 
@@ -136,7 +136,9 @@ class Config:
     eval_seed: int = 1000
     """Seed of the held-out games (never used for pretraining)."""
     overwrite: bool = False
-    """Replace an earlier run in out_dir."""
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished): every model from its checkpoint."""
     stream_workers: int = 2
     """Processes training the max and min models side by side (1: one after the other)."""
     data_workers: int = 1
@@ -157,6 +159,7 @@ def quick_config(out_dir: str) -> Config:
                                     ckpt_every=20, log_every=5, progress=False))
 
 
+@writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Pretrain one model (pair) per N, evaluate all on the held-out games, write the report."""
     return run_icgp(cfg, SETTING, DIMS, title="ICGP decentralized: in-context players of "
@@ -169,23 +172,19 @@ def run_icgp(cfg: Any, setting: str, dims: dict[str, int], *, title: str) -> dic
           f"n_values must be one or more ints >= 1, got {cfg.n_values}")
     check(cfg.eval_games >= 1, f"eval_games must be >= 1, got {cfg.eval_games}")
     out = Path(cfg.out_dir)
-    if (out / "metrics.json").exists() and not cfg.overwrite and not cfg.train.resume:
-        raise CheckpointError(f"{out} already holds a finished run; pass --overwrite to replace "
-                              "it or choose another --out-dir")
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     t0 = time.perf_counter()
     run_dirs, train_rows, timings = {}, [], {}
     for n in cfg.n_values:
-        tcfg = dataclasses.replace(cfg.train, overwrite=cfg.overwrite or cfg.train.overwrite)
         pcfg = PretrainConfig(
-            out_dir=str(out / f"N{n}"), seed=cfg.seed, setting=setting, A=cfg.A, B=cfg.B,
+            out_dir=str(out / f"N{n}"), resume=cfg.resume and (out / f"N{n}").exists(),
+            seed=cfg.seed, setting=setting, A=cfg.A, B=cfg.B,
             episodes=cfg.episodes, n_games=n, trajectories_per_game=cfg.trajectories_per_game,
             context=cfg.context, context_cfg=cfg.context_cfg, labels=cfg.labels,
             embedding=cfg.embedding, read_out=cfg.read_out, read_out_cfg=cfg.read_out_cfg,
             backbone=cfg.backbone, d_model=cfg.d_model, n_layers=cfg.n_layers,
             n_heads=cfg.n_heads, backbone_cfg=cfg.backbone_cfg,
-            stream_workers=cfg.stream_workers, data_workers=cfg.data_workers, train=tcfg,
+            stream_workers=cfg.stream_workers, data_workers=cfg.data_workers, train=cfg.train,
             **dims)
         t1 = time.perf_counter()
         res = pretrain(pcfg)

@@ -35,6 +35,7 @@ from icarena.evaluation.report import (
     write_metrics,
     write_report,
 )
+from icarena.lifecycle import recorded_config
 from icarena.pretraining.data.store import atomic_write_json, load_dataset
 from icarena.pretraining.model import SequenceModel
 from icarena.pretraining.path_lm import PathLMTask, alpine_model_config
@@ -89,7 +90,7 @@ def build_probe_state(data: PathDataset) -> ProbeState:
 
 def train_path_model(
     data: PathDataset, model_opts: ModelOptions, train_cfg: TrainConfig, out_dir: Path,
-    config: dict[str, Any], probe_state: ProbeState | None,
+    config: dict[str, Any], probe_state: ProbeState | None, *, resume: bool = False,
 ) -> tuple[SequenceModel, TrainResult]:
     """Train a path model on ``data.train_tokens`` into run dir ``out_dir``."""
     seed_everything(train_cfg.seed)
@@ -102,7 +103,8 @@ def train_path_model(
                       val_tokens=np.asarray(data.test_tokens))
     full = dict(config)
     full["model"] = dataclasses.asdict(mcfg)
-    result = train(model, task, train_cfg, out_dir, config=full)
+    full["dataset"] = data.identity
+    result = train(model, task, train_cfg, out_dir, config=full, resume=resume)
     return model, result
 
 
@@ -158,17 +160,17 @@ def probe_heatmaps(path: Path, model: SequenceModel, state: ProbeState) -> bool:
     return True
 
 
-def prepare_dataset(out: Path, gen_cfg, generate, overwrite: bool) -> Path:
-    """Generate the dataset, or reuse one already at ``out`` made with the same config."""
-    if out.exists() and not overwrite:
-        existing = load_dataset(out)
-        wanted = dataclasses.asdict(gen_cfg)
-        same = all(existing.config.get(k) == v for k, v in wanted.items()
-                   if k not in ("out", "overwrite"))
-        check(same, f"{out} holds a dataset made with another config; pass --overwrite or "
-                    "choose another --out-dir")
-        return out
-    return generate(gen_cfg)
+def prepare_dataset(gen_cfg, generate) -> Path:
+    """Generate the dataset ``gen_cfg`` describes at ``gen_cfg.out_dir``, or reuse the one
+    already there (an experiment's resume) when it was made with the same settings."""
+    out = Path(gen_cfg.out_dir)
+    if not out.exists():
+        return generate(gen_cfg)
+    existing = load_dataset(out)
+    differ = sorted(k for k, v in recorded_config(gen_cfg).items() if existing.config.get(k) != v)
+    check(not differ, f"{out} holds a dataset made with other settings ({', '.join(differ)}); "
+                      "resume with the same settings, or pass --overwrite to start again")
+    return out
 
 
 def run_path_experiment(out: Path, data, cfg, model_opts: ModelOptions,

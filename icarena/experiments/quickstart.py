@@ -16,7 +16,7 @@ from pathlib import Path
 from icarena.errors import ConfigError
 from icarena.evaluation.report import markdown_table, write_metrics, write_report
 from icarena.experiments import EXPERIMENTS, experiment_module
-from icarena.pretraining.data.store import atomic_write_json
+from icarena.lifecycle import atomic_write_json, writes_run
 
 NAME = "quickstart"
 
@@ -31,10 +31,13 @@ class Config:
     """Seed passed to every experiment."""
     only: list[str] = field(default_factory=list)
     """Run only these experiments (default: every registered one)."""
-    overwrite: bool = True
-    """Replace results of an earlier quickstart in out_dir."""
+    overwrite: bool = False
+    """Replace the quickstart run already in out_dir (`make demo` passes it)."""
+    resume: bool = False
+    """Continue a stopped quickstart: finished experiments run again from their checkpoints."""
 
 
+@writes_run
 def run(cfg: Config) -> dict:
     names = [n for n in EXPERIMENTS if n != NAME]
     unknown = sorted(set(cfg.only) - set(names))
@@ -43,7 +46,6 @@ def run(cfg: Config) -> dict:
     if cfg.only:
         names = [n for n in names if n in cfg.only]
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     rows, sections = [], []
     for name in names:
@@ -51,8 +53,8 @@ def run(cfg: Config) -> dict:
         sub = module.quick_config(str(out / name))
         if hasattr(sub, "seed"):
             sub.seed = cfg.seed
-        if hasattr(sub, "overwrite"):
-            sub.overwrite = cfg.overwrite
+        if hasattr(sub, "resume"):
+            sub.resume = cfg.resume and (out / name).exists()
         print(f"[quickstart] {name} ...", flush=True)
         t0 = time.perf_counter()
         result = module.run(sub)

@@ -62,6 +62,7 @@ from icarena.experiments.regression_linear import (
     curve_stats,
     train_regression_model,
 )
+from icarena.lifecycle import writes_run
 
 _LINEAR = {"least_squares": ("least_squares", {}), "3-NN": ("knn", {"n_neighbors": 3}),
            "averaging": ("averaging", {})}
@@ -126,7 +127,9 @@ class Config:
     device: str = "auto"
     """'auto', 'cpu' or 'cuda'."""
     overwrite: bool = False
-    """Replace existing runs in out_dir."""
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished): every family from its checkpoint."""
     progress: bool = True
     """Progress bars on a terminal."""
 
@@ -152,7 +155,7 @@ def quick_config(out_dir: str) -> Config:
     """A tiny version (< 60 s on 2 cores) for quickstart and tests; checks not expected to pass."""
     return Config(out_dir=out_dir, steps=40, family_steps={}, family_batch_size={},
                   curriculum_every=10, n_eval=64, n_boot=100, k_nonlinear=11, progress=False,
-                  overwrite=True)
+                  )
 
 
 def _family(name: str, cfg: Config) -> Any:
@@ -181,6 +184,7 @@ def _curriculum_text(cfg: Config) -> str:
             "steps (Gaussian-input families)")
 
 
+@writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Train one model per family, evaluate all baselines, write the report."""
     from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
@@ -188,7 +192,6 @@ def run(cfg: Config) -> dict[str, Any]:
 
     cfg.validate()
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     metrics: dict[str, Any] = {}
     sections: list[str] = []
@@ -203,7 +206,7 @@ def run(cfg: Config) -> dict[str, Any]:
             n_heads=cfg.n_heads, steps=steps, batch_size=batch_size, lr=cfg.lr,
             warmup_steps=200, weight_decay=0.0, n_eval=cfg.n_eval, eval_seed=cfg.eval_seed,
             eval_every=0, seed=cfg.seed, threads=cfg.threads, device=cfg.device,
-            overwrite=cfg.overwrite, resume=False, progress=cfg.progress,
+            overwrite=False, resume=cfg.resume, progress=cfg.progress,
             experiment=dataclasses.asdict(cfg), curriculum=_curriculum(name, cfg),
         )
         p = task.eval_prompts

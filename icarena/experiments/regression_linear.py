@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import check
+from icarena.lifecycle import writes_run
 
 # Baselines reported beside the transformer: label -> (baseline name, options).
 LINEAR_BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -87,9 +88,9 @@ class Config:
     device: str = "auto"
     """'auto', 'cpu' or 'cuda'."""
     overwrite: bool = False
-    """Replace an existing run in out_dir."""
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
-    """Continue an interrupted run in out_dir."""
+    """Continue the run in out_dir (killed or finished) with the same settings."""
     progress: bool = True
     """Progress bar on a terminal."""
 
@@ -106,7 +107,7 @@ class Config:
 def quick_config(out_dir: str) -> Config:
     """A tiny version (≈ 10–20 s on 2 cores) for quickstart and tests; not expected to pass."""
     return Config(out_dir=out_dir, steps=200, n_eval=256, eval_every=0, n_boot=200,
-                  progress=False, overwrite=True)
+                  progress=False)
 
 
 def model_config(backbone: str, d: int, k: int, n_layers: int, d_model: int,
@@ -164,17 +165,17 @@ def train_regression_model(
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=0.0,
                        warmup_steps=min(warmup_steps, steps), weight_decay=weight_decay,
                        eval_every=eval_every, ckpt_every=max(steps // 4, 1), seed=seed,
-                       threads=threads, device=device, resume=resume, overwrite=overwrite,
-                       progress=progress)
+                       threads=threads, device=device, progress=progress)
     config = {"experiment": experiment, "model": mcfg,
-              "task": {"family": family.to_dict(), "k": k, "n_eval": n_eval,
-                       "eval_seed": eval_seed,
-                       "curriculum": None if curriculum is None else list(curriculum)}}
-    result = train(model, task, tcfg, out_dir, config=config)
+              "task": {"family": family.to_dict(), "k": k,
+                       "curriculum": None if curriculum is None else list(curriculum)},
+              "evaluation": {"n_eval": n_eval, "eval_seed": eval_seed}}
+    result = train(model, task, tcfg, out_dir, config=config, resume=resume, overwrite=overwrite)
     model.eval()
     return model, task, result
 
 
+@writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Train, evaluate against the baselines, write metrics.json / report.md / error_vs_k.png."""
     from icarena.envs.regression import make_family
@@ -189,7 +190,7 @@ def run(cfg: Config) -> dict[str, Any]:
         n_heads=cfg.n_heads, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
         warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, n_eval=cfg.n_eval,
         eval_seed=cfg.eval_seed, eval_every=cfg.eval_every, seed=cfg.seed, threads=cfg.threads,
-        device=cfg.device, overwrite=cfg.overwrite, resume=cfg.resume, progress=cfg.progress,
+        device=cfg.device, overwrite=False, resume=cfg.resume, progress=cfg.progress,
         experiment=dataclasses.asdict(cfg),
         curriculum=dimension_curriculum(cfg.curriculum_start, cfg.curriculum_every, cfg.d),
     )

@@ -12,7 +12,8 @@ measures the rate (digest regression.md §8, "rate experiment [R]"):
   is ``width_mult`` · m with N = ``tokens`` fixed (``size_by="width"``); ``size_by="tokens"`` uses
   N = m tokens (= partition-of-unity centres) instead, which costs O(N²) per sample and is ≈ 5–10×
   slower at the largest n on a CPU;
-* training: Adam, cosine learning rate, minibatches of ``batch_size`` (full batch would cost
+* training: the Trainer (Adam, i.e. AdamW without decay; no clipping), cosine learning rate,
+  minibatches of ``batch_size`` (full batch would cost
   ≈ n/batch_size times more on a CPU; a documented deviation from the digest), early stopping on
   a 20% holdout (the weights with the best holdout MSE are kept);
 * test MSE E(f̂ − f)² on ``n_test`` (10^4) fresh noiseless points;
@@ -39,6 +40,7 @@ import torch
 from torch import nn
 
 from icarena.errors import check
+from icarena.lifecycle import writes_run
 
 NOISE_STD = 0.25
 
@@ -85,6 +87,10 @@ class Config:
     """Fresh noiseless test points."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir: every fit (out_dir/fits/...) from its checkpoint."""
 
     def validate(self) -> None:
         check(len(self.cases) >= 1, "cases must hold at least one (d, alpha) pair")
@@ -95,6 +101,7 @@ class Config:
               "need 3 <= log2_n_min < log2_n_max <= 20 (at least two sample sizes)")
         check(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
         check(self.steps >= 1 and self.batch_size >= 1, "steps and batch_size must be >= 1")
+        check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
         check(self.d_model % self.n_heads == 0, "d_model must be divisible by n_heads")
         check(self.size_by in ("width", "tokens"),
               f"size_by must be 'width' or 'tokens', got {self.size_by!r}")
@@ -165,46 +172,75 @@ def knn_regress(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, k:
     return out
 
 
+class HolderFitTask:
+    """Trainer task of one fit: minibatch MSE on the training split; ``evaluate`` measures the
+    holdout MSE and keeps the best weights so far (early stopping). The best weights are task
+    state saved in the checkpoint, so a resumed fit keeps them."""
+
+    tokens_per_sample = 1
+
+    def __init__(self, xt: torch.Tensor, yt: torch.Tensor, xh: torch.Tensor, yh: torch.Tensor):
+        self.xt, self.yt, self.xh, self.yh = xt, yt, xh, yh
+        self.step = 0
+        self.best: dict[str, Any] = {"mse": float("inf"), "step": -1, "weights": {}}
+
+    def set_step(self, step: int) -> None:
+        self.step = step
+
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(rng.integers(0, len(self.xt), size=min(batch_size, len(self.xt))))
+        return {"x": self.xt[idx], "y": self.yt[idx]}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return ((model(batch["x"]) - batch["y"]) ** 2).mean()
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        h = float(((model(self.xh) - self.yh) ** 2).mean())
+        if h < self.best["mse"]:
+            self.best = {"mse": h, "step": self.step + 1,
+                         "weights": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        return {"holdout_mse": h}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = dict(state["best"])
+
+
 def fit_transformer(x: np.ndarray, y: np.ndarray, d: int, alpha: float, cfg: Config,
-                    seed: int) -> tuple[PoURegressor, dict[str, float]]:
-    """Train on 80% of (x, y) with early stopping on the other 20%; returns the best model."""
-    from icarena.pretraining.train import TrainConfig, lr_at
+                    seed: int, run_dir: Path) -> tuple[PoURegressor, dict[str, float]]:
+    """Train on 80% of (x, y) with early stopping on the other 20% (Trainer run ``run_dir``,
+    resumed when ``cfg.resume``); returns the best model."""
+    from icarena.pretraining.train import TrainConfig, train
 
     n = len(x)
     rng = np.random.default_rng([seed, 1])
     perm = rng.permutation(n)
     n_hold = max(1, n // 5)
-    hold, train = perm[:n_hold], perm[n_hold:]
-    xt, yt = torch.as_tensor(x[train], dtype=torch.float32), torch.as_tensor(y[train],
-                                                                              dtype=torch.float32)
-    xh, yh = torch.as_tensor(x[hold], dtype=torch.float32), torch.as_tensor(y[hold],
-                                                                             dtype=torch.float32)
+    hold, tr = perm[:n_hold], perm[n_hold:]
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    task = HolderFitTask(as_t(x[tr]), as_t(y[tr]), as_t(x[hold]), as_t(y[hold]))
     torch.manual_seed(seed)
     tokens, hidden = model_size(n, d, alpha, cfg)
     model = PoURegressor(d, tokens, cfg.d_model, cfg.n_heads, hidden)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched_cfg = TrainConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=min(50, cfg.steps))
-    best = (float("inf"), -1, {k: v.clone() for k, v in model.state_dict().items()})
-    for step in range(cfg.steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, sched_cfg)
-        idx = torch.as_tensor(rng.integers(0, len(train), size=min(cfg.batch_size, len(train))))
-        loss = ((model(xt[idx]) - yt[idx]) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            with torch.no_grad():
-                h = float(((model(xh) - yh) ** 2).mean())
-            if h < best[0]:
-                best = (h, step + 1, {k: v.clone() for k, v in model.state_dict().items()})
-    model.load_state_dict(best[2])
+    tcfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, min_lr=0.0,
+                       warmup_steps=min(50, cfg.steps), grad_clip=0.0, seed=seed,
+                       eval_every=cfg.eval_every, ckpt_every=max(cfg.eval_every, cfg.steps // 4),
+                       log_every=cfg.eval_every, threads=cfg.threads, device="cpu",
+                       progress=False)
+    config = {"model": {"d": d, "tokens": tokens, "d_model": cfg.d_model,
+                        "n_heads": cfg.n_heads, "hidden": hidden},
+              "task": {"d": d, "alpha": alpha, "n": n, "seed": seed}}
+    train(model, task, tcfg, run_dir, config=config, resume=cfg.resume)
+    model.load_state_dict(task.best["weights"])
     model.eval()
-    return model, {"holdout_mse": best[0], "best_step": best[1], "tokens": tokens,
-                   "hidden": hidden,
+    return model, {"holdout_mse": task.best["mse"], "best_step": task.best["step"],
+                   "tokens": tokens, "hidden": hidden,
                    "params": sum(p.numel() for p in model.parameters())}
 
 
+@writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Fit every (case, n, seed), measure test MSE, fit slopes, write the report."""
     from icarena.envs.regression import holder_target
@@ -215,7 +251,6 @@ def run(cfg: Config) -> dict[str, Any]:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     ns = [2**e for e in range(cfg.log2_n_min, cfg.log2_n_max + 1)]
     t_start = time.perf_counter()
@@ -234,7 +269,8 @@ def run(cfg: Config) -> dict[str, Any]:
                 x = rng.random((n, d))
                 y = holder_target(x, alpha) + NOISE_STD * rng.standard_normal(n)
                 t0 = time.perf_counter()
-                model, info = fit_transformer(x, y, d, alpha, cfg, seed)
+                model, info = fit_transformer(x, y, d, alpha, cfg, seed,
+                                              out / "fits" / f"d{d}_a{alpha:g}_n{n}_s{s}")
                 with torch.no_grad():
                     pred = model(torch.as_tensor(x_test, dtype=torch.float32)).double().numpy()
                 k_nn = math.ceil(n ** (2 * alpha / (2 * alpha + d)))

@@ -111,6 +111,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from icarena.errors import CheckpointError, ConfigError, check
+from icarena.lifecycle import writes_run
 from icarena.pretraining.model import ModelConfig, SequenceModel
 from icarena.pretraining.readouts import READ_OUTS
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
@@ -420,11 +421,10 @@ def _run_chunk(job: tuple) -> dict[str, np.ndarray]:
 
 def _spawn_map(fn, jobs: list[tuple], workers: int) -> list:
     """``[fn(job) for job in jobs]`` in ``workers`` spawned processes (fresh interpreters, so
-    no torch / BLAS thread state is inherited), results in job order."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    no torch / BLAS thread state is inherited, dying with this one), results in job order."""
+    from icarena.lifecycle import spawn_pool
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawn_pool(workers) as pool:
         return list(pool.map(fn, jobs))
 
 
@@ -454,6 +454,11 @@ class PretrainConfig:
 
     out_dir: str = "runs/icgp"
     """Run dir (gets icgp.json and one Trainer run dir per stream: max/ min/ or joint/)."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished): every stream from its checkpoint, a
+    stream without one from the start; the settings must be the same."""
     seed: int = 0
     """Seed of the pretraining games, trajectories, model init and batches."""
     setting: str = "decentralized"
@@ -510,7 +515,7 @@ class PretrainConfig:
     """Processes generating the context-algorithm trajectories (>1: chunk c of the games draws
     from seed branch [seed, c], so the data differ from 1's; for thousands of VI-ULCB games)."""
     train: TrainConfig = field(default_factory=_default_train)
-    """Optimisation settings (per stream); --train.resume continues every stream."""
+    """Optimisation settings (per stream)."""
 
     def validate(self) -> None:
         check(self.setting in SETTINGS, f"setting must be one of {SETTINGS}, got {self.setting!r}")
@@ -560,6 +565,7 @@ def json_object(text: str | dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+@writes_run
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Generate the pretraining data and train one model per stream; write the run dir.
 
@@ -570,9 +576,17 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     H, S, A, B = cfg.dims
     T = cfg.episodes * H
-    if not (cfg.train.resume or cfg.train.overwrite) and (out / META_FILE).exists():
-        raise CheckpointError(f"{out} already holds an icgp run; pass --train.resume to continue "
-                              "it, --train.overwrite to replace it, or choose another --out-dir")
+    meta = icgp_meta(cfg)
+    if cfg.resume and (out / META_FILE).exists():
+        saved = read_meta(out)
+        diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in meta.items() if saved.get(k) != v]
+        if diff:
+            raise CheckpointError(f"cannot resume {out}: its icgp.json differs ({'; '.join(diff)})"
+                                  "; resume with the same settings, or start a new run in "
+                                  "another --out-dir")
+    from icarena.lifecycle import atomic_write_json
+
+    atomic_write_json(out / META_FILE, meta)
     games = pretraining_games(H, S, A, B, cfg.n_games, cfg.seed, transition=cfg.transition)
     rec = context_records(games, cfg.context, cfg.episodes, cfg.trajectories_per_game,
                           seed=_seed_int(cfg.seed, 11),
@@ -584,11 +598,6 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
                                transition=cfg.transition)
         val = context_records(vg, cfg.context, cfg.episodes, 1, seed=_seed_int(cfg.seed, 12),
                               algo_kwargs=json_object(cfg.context_cfg, "context_cfg"))
-    meta = icgp_meta(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    from icarena.pretraining.data.store import atomic_write_json
-
-    atomic_write_json(out / META_FILE, meta)
     jobs = []
     for i, stream in enumerate(cfg.streams):
         task = GamePolicyTask(
@@ -606,9 +615,10 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         seed_everything(_seed_int(cfg.seed, 20 + i))
         model = SequenceModel(mcfg)
         tcfg = dataclasses.replace(cfg.train, seed=_seed_int(cfg.train.seed, cfg.seed, i))
-        run_config = {"task": "icgp", "stream": stream, "icgp": meta,
-                      "model": dataclasses.asdict(mcfg)}
-        jobs.append((model, task, tcfg, out / stream, run_config))
+        run_config = {"stream": stream, "icgp": meta, "model": dataclasses.asdict(mcfg),
+                      "task": {"name": "icgp", "stream": stream, "icgp": meta,
+                               "data_workers": cfg.data_workers}}
+        jobs.append((model, task, tcfg, out / stream, run_config, cfg.resume))
     results = dict(zip(cfg.streams, _train_streams(jobs, cfg.stream_workers), strict=True))
     rows = [{"stream": stream, "final_loss": res.losses[-1] if res.losses else float("nan"),
              **res.final_eval, "seconds": res.seconds} for stream, res in results.items()]
@@ -616,8 +626,8 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
 
 
 def _train_job(job: tuple) -> TrainResult:
-    model, task, tcfg, run_dir, run_config = job
-    return train(model, task, tcfg, run_dir, config=run_config)
+    model, task, tcfg, run_dir, run_config, resume = job
+    return train(model, task, tcfg, run_dir, config=run_config, resume=resume)
 
 
 def _train_streams(jobs: list[tuple], workers: int) -> list[TrainResult]:
@@ -627,8 +637,8 @@ def _train_streams(jobs: list[tuple], workers: int) -> list[TrainResult]:
     if workers <= 1:
         return [_train_job(job) for job in jobs]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    jobs = [(m, t, c if c.threads else dataclasses.replace(c, threads=threads), d, rc)
-            for m, t, c, d, rc in jobs]
+    jobs = [(m, t, c if c.threads else dataclasses.replace(c, threads=threads), d, rc, r)
+            for m, t, c, d, rc, r in jobs]
     return _spawn_map(_train_job, jobs, workers)
 
 

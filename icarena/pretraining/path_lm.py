@@ -23,6 +23,7 @@ from torch import nn
 
 from icarena.envs.planning.tokens import NEWLINE, PAD
 from icarena.errors import check
+from icarena.lifecycle import writes_run
 from icarena.pretraining.model import ModelConfig
 from icarena.pretraining.train import TrainConfig
 
@@ -159,6 +160,10 @@ class PretrainConfig:
     """Dataset dir from `icarena generate alpine|blocksworld`."""
     out_dir: str = "runs/path"
     """Run directory."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished) from its checkpoint, same settings."""
     seed: int = 0
     """Seed of the initialisation and the batches."""
     backbone: str = "gpt"
@@ -175,9 +180,10 @@ class PretrainConfig:
     """Optimisation (ALPINE's code: lr 5e-4, batch 1024, 10k iterations)."""
 
 
+@writes_run
 def pretrain(cfg: PretrainConfig) -> dict:
     """``icarena pretrain path``: train on ``train/tokens`` and write the run dir."""
-    from icarena.pretraining.data.store import load_dataset
+    from icarena.pretraining.data.store import dataset_identity, load_dataset
     from icarena.pretraining.model import SequenceModel
     from icarena.pretraining.train import seed_everything, train
 
@@ -191,8 +197,9 @@ def pretrain(cfg: PretrainConfig) -> dict:
                                n_heads=cfg.n_heads, backbone=cfg.backbone)
     model = SequenceModel(mcfg)
     task = PathLMTask(np.asarray(ds["train/tokens"]), val_tokens=np.asarray(ds["test/tokens"]))
-    result = train(model, task, train_cfg, cfg.out_dir,
-                   config={"pretrain": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg)})
+    result = train(model, task, train_cfg, cfg.out_dir, resume=cfg.resume,
+                   config={"pretrain": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg),
+                           "dataset": dataset_identity(ds)})
     return {"report": "", "rows": [{"steps": train_cfg.steps,
                                     "final loss": round(float(np.mean(result.losses[-50:])), 4),
                                     **{k: round(v, 4) for k, v in result.final_eval.items()},

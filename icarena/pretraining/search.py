@@ -53,9 +53,9 @@ from torch import nn
 
 from icarena.envs.regression.families import make_family, sample_prompts
 from icarena.errors import ConfigError, check
+from icarena.lifecycle import atomic_write_bytes, atomic_write_json, writes_run
 from icarena.pretraining.backbones.supernet import SubnetConfig, SuperTransformer
 from icarena.pretraining.data.regression import RegressionTask, tokenize
-from icarena.pretraining.data.store import atomic_write_bytes, atomic_write_json
 from icarena.pretraining.model import ModelConfig, SequenceModel
 from icarena.pretraining.train import TrainConfig, save_weights, seed_everything, train
 
@@ -71,7 +71,10 @@ class SearchConfig:
     seed: int = 0
     """Seed of everything (init, training batches, sub-network sampling, evolution)."""
     overwrite: bool = False
-    """Replace an existing search in out_dir."""
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the search in out_dir (killed or finished): the supernet (and the winner's
+    retraining) from their checkpoints; the search itself is deterministic and runs again."""
     # ---- task
     family: str = "linear"
     """Regression function family (linear, sparse_linear, relu_2nn, decision_tree, holder, ...)."""
@@ -408,13 +411,11 @@ def _short(sub: SubnetConfig) -> str:
     return f"L{sub.depth} E{sub.embed} H[{heads}] R[{ratios}]"
 
 
+@writes_run
 def search(cfg: SearchConfig) -> dict[str, Any]:
     """Run the whole pipeline (see the module docstring) and write its outputs."""
     cfg.validate()
     out = Path(cfg.out_dir)
-    if (out / "search.json").exists() and not cfg.overwrite:
-        raise ConfigError(f"{out} already holds a search; pass --overwrite or choose another "
-                          "--out-dir")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
@@ -449,11 +450,12 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
     config = {"model": dataclasses.asdict(model_cfg), "search": dataclasses.asdict(cfg)}
     tcfg = TrainConfig(steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                        warmup_steps=min(cfg.warmup_steps, cfg.train_steps), seed=cfg.seed,
-                       threads=cfg.threads, device="cpu", overwrite=cfg.overwrite,
-                       ckpt_every=cfg.train_steps, log_every=max(1, cfg.train_steps // 100),
-                       progress=False)
+                       threads=cfg.threads, device="cpu",
+                       ckpt_every=max(1, cfg.train_steps // 4),
+                       log_every=max(1, cfg.train_steps // 100), progress=False)
     sn_task = SupernetTask(task, net, val_loss)
-    trained = train(model, sn_task, tcfg, out / "supernet", config=config)
+    trained = train(model, sn_task, tcfg, out / "supernet", config=config,
+                    resume=cfg.resume)
     model.eval()
 
     rng = np.random.default_rng([cfg.seed, 1])
@@ -474,8 +476,8 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
     if cfg.retrain_steps > 0:
         rcfg = dataclasses.replace(tcfg, steps=cfg.retrain_steps,
                                    warmup_steps=min(cfg.warmup_steps, cfg.retrain_steps),
-                                   ckpt_every=cfg.retrain_steps)
-        train(winner.train(), task, rcfg, winner_dir,
+                                   ckpt_every=max(1, cfg.retrain_steps // 4))
+        train(winner.train(), task, rcfg, winner_dir, resume=cfg.resume,
               config={"model": dataclasses.asdict(winner.cfg), **extra})
         winner.eval()
     else:

@@ -13,9 +13,13 @@ A task implements::
     tokens_per_sample: int                     # optional, for the tokens/s figure
     set_step(step: int) -> None                # optional, called before each sample_batch
                                                # (curricula: a function of the step, so resume-safe)
+    state_dict() -> dict / load_state_dict(d)  # optional task state kept in ckpt.pt (tensors and
+                                               # plain data, e.g. early stopping's best weights)
 
-Run dir written (rank 0 only, each file atomically): ``config.json`` (the caller's resolved
-config plus the train config), ``model.safetensors`` (releasable weights), ``ckpt.pt``
+Run dir written (rank 0 only, each file atomically; created, locked and replaced by the rules
+of :mod:`icarena.lifecycle`): ``config.json`` (the caller's resolved config plus the train
+config, written with the first checkpoint so that it always matches the weights beside it),
+``model.safetensors`` (releasable weights), ``ckpt.pt``
 (model, optimizer, scheduler, step, torch RNG state, loss history: plain data, loadable with
 ``torch.load(weights_only=True)``) and TensorBoard events (``train/loss``, ``train/lr``,
 ``eval/...``, hparams in the same run).
@@ -45,7 +49,7 @@ import torch.distributed as dist
 from torch import nn
 
 from icarena.errors import CheckpointError, IcarenaError, check
-from icarena.pretraining.data.store import atomic_write_bytes, atomic_write_json
+from icarena.lifecycle import atomic_write_bytes, atomic_write_json, claim_run
 
 
 class Task(Protocol):
@@ -93,10 +97,6 @@ class TrainConfig:
     """torch CPU threads (0: leave torch's default)."""
     device: str = "auto"
     """'auto' (cuda if available, else cpu), 'cpu' or 'cuda'."""
-    resume: bool = False
-    """Continue the run in out_dir from its ckpt.pt."""
-    overwrite: bool = False
-    """Replace an existing run in out_dir instead of refusing."""
     progress: bool = True
     """Show a tqdm progress bar (only on a terminal, rank 0)."""
 
@@ -114,7 +114,6 @@ class TrainConfig:
         check(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
         check(self.device in ("auto", "cpu", "cuda"),
               f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        check(not (self.resume and self.overwrite), "use either resume or overwrite, not both")
 
 
 @dataclass
@@ -211,7 +210,7 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 def _save_checkpoint(
     path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, step: int,
-    losses: list[float], eval_history: list, config: dict[str, Any],
+    losses: list[float], eval_history: list, config: dict[str, Any], task: Any = None,
 ) -> None:
     state = {
         "model": _state_dict(model),
@@ -223,6 +222,8 @@ def _save_checkpoint(
         "eval_history": [[s, dict(m)] for s, m in eval_history],
         "config": json.loads(json.dumps(config)),
     }
+    if hasattr(task, "state_dict"):
+        state["task"] = task.state_dict()
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -239,12 +240,28 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path} ({e}); it is corrupt") from e
 
 
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a run config that must match for a resume (not resume/progress flags)."""
-    c = json.loads(json.dumps(config))
-    for key in ("resume", "overwrite", "progress", "threads", "device"):
-        c.get("train", {}).pop(key, None)
-    return c
+# The TrainConfig fields that define a run; steps, logging, checkpointing, threads and device may
+# change between a run and its resume.
+DEFINING_TRAIN_KEYS = ("seed", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay",
+                       "beta1", "beta2", "grad_clip")
+# The sections of a run config that define the run: the model, the task (what the batches are
+# drawn from) and the dataset's identity (its manifest hash), besides the settings above.
+DEFINING_SECTIONS = ("model", "task", "dataset")
+
+
+def run_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a run config that must match for a resume, flattened (``a.b.c`` keys)."""
+    ident = {k: config[k] for k in DEFINING_SECTIONS if k in config}
+    train_cfg = config.get("train", {})
+    ident["train"] = {k: train_cfg.get(k) for k in DEFINING_TRAIN_KEYS}
+    return _flatten(json.loads(json.dumps(ident)), raw=True)
+
+
+def identity_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``key: checkpoint value -> requested value`` for every defining setting that differs."""
+    a, b = run_identity(saved), run_identity(now)
+    return [f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}"
+            for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]
 
 
 def train(
@@ -254,6 +271,8 @@ def train(
     out_dir: str | os.PathLike,
     *,
     config: dict[str, Any] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``task`` and write the run dir ``out_dir``; see the module docstring.
 
@@ -261,12 +280,28 @@ def train(
         model: the task model (its parameters already initialised from the seed).
         task: object implementing the Task protocol.
         cfg: optimisation settings.
-        out_dir: the run directory.
-        config: the caller's resolved config (model/task sections), saved in config.json
-            together with ``train``; a resume refuses a checkpoint whose config differs.
+        out_dir: the run directory (:mod:`icarena.lifecycle`: created, refused if it holds
+            anything else, locked while training).
+        config: the caller's resolved config, saved in config.json together with ``train``. Its
+            ``model``, ``task`` and ``dataset`` sections and the optimiser / schedule settings
+            define the run (:func:`run_identity`): a resume refuses a checkpoint that differs in
+            them and names the keys.
+        resume: continue from ``out_dir/ckpt.pt`` (a run dir without a checkpoint yet starts at
+            step 0). With a larger ``cfg.steps`` than the checkpoint's run, trains the extra
+            steps; the schedule follows the new total, so that is not the same as an
+            uninterrupted run of the new length.
+        overwrite: replace an icarena run already in ``out_dir``.
     """
     cfg.validate()
     out_dir = Path(out_dir)
+    with claim_run(out_dir, overwrite=overwrite, resume=resume, require_existing=False) as mode:
+        return _train(model, task, cfg, out_dir, config, resume=mode == "resume")
+
+
+def _train(
+    model: nn.Module, task: Task, cfg: TrainConfig, out_dir: Path,
+    config: dict[str, Any] | None, *, resume: bool,
+) -> TrainResult:
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     info = init_distributed(device)
     if cfg.threads > 0:
@@ -276,24 +311,26 @@ def train(
     ckpt_path = out_dir / "ckpt.pt"
 
     start_step, losses, eval_history = 0, [], []
-    if cfg.resume:
+    state = None
+    if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        if _comparable(state["config"]) != _comparable(full_config):
+        diff = identity_differences(state.get("config", {}), full_config)
+        if diff:
             raise CheckpointError(
-                f"{ckpt_path} was written by a run with another config; resume with the same "
-                "settings, or start a new run in another --out-dir"
+                f"cannot resume {out_dir}: settings that define the run differ from its "
+                f"checkpoint's ({'; '.join(diff)}); resume with the same settings, or start a "
+                "new run in another --out-dir"
             )
-    elif ckpt_path.exists() or (out_dir / "model.safetensors").exists():
-        if not cfg.overwrite:
-            raise CheckpointError(
-                f"{out_dir} already holds a run; resume it (--train.resume), replace it "
-                "(--overwrite / --train.overwrite) or choose another out dir"
-            )
+    elif not resume and (ckpt_path.exists() or (out_dir / "model.safetensors").exists()):
+        raise CheckpointError(
+            f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to "
+            "replace it, or choose another --out-dir"
+        )
 
     model.to(device)
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / cfg.lr)
-    if cfg.resume:
+    if state is not None:
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
@@ -304,6 +341,8 @@ def train(
         start_step = int(state["step"])
         losses = list(state["losses"])
         eval_history = [(int(s), dict(m)) for s, m in state["eval_history"]]
+        if "task" in state and hasattr(task, "load_state_dict"):
+            task.load_state_dict(state["task"])
 
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(model)
@@ -312,7 +351,6 @@ def train(
     writer = None
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / "config.json", full_config)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out_dir))
@@ -341,6 +379,7 @@ def train(
         return metrics
 
     t_start = time.perf_counter()
+    config_written = False
     model.train()
     for step in range(start_step, cfg.steps):
         t0 = time.perf_counter()
@@ -372,9 +411,12 @@ def train(
         if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps and info.is_main:
             run_eval(done)
         if info.is_main and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+            if not config_written:  # config.json is written with this process's first weights
+                atomic_write_json(out_dir / "config.json", full_config)
+                config_written = True
             save_weights(model, out_dir / "model.safetensors")
             _save_checkpoint(ckpt_path, model, opt, sched, done, losses, eval_history,
-                             full_config)
+                             full_config, task)
     bar.close()
 
     final_eval = run_eval(cfg.steps) if info.is_main else {}
@@ -390,9 +432,11 @@ def train(
         writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in final_eval.items()},
                            run_name=".")
         writer.close()
+    if info.is_main and not config_written:  # a resumed run that had no steps left
+        atomic_write_json(out_dir / "config.json", full_config)
     if info.is_main and final_eval:
         _save_checkpoint(ckpt_path, model, opt, sched, cfg.steps, losses, eval_history,
-                         full_config)
+                         full_config, task)
     if info.enabled:
         dist.barrier()
     return TrainResult(
@@ -401,13 +445,14 @@ def train(
     )
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(d: dict[str, Any], prefix: str = "", raw: bool = False) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become JSON text unless ``raw``."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, list | tuple):
+            out.update(_flatten(v, key + ".", raw))
+        elif isinstance(v, list | tuple) and not raw:
             out[key] = json.dumps(v)
         else:
             out[key] = v

@@ -22,7 +22,7 @@ def _cell(tmp_path, cfg: bb.Config, task: str, backbone: str, data=None) -> dict
     return {"task": task, "backbone": backbone, "options": {},
             "spec": dataclasses.asdict(getattr(cfg, task)), "data": data,
             "out_dir": str(tmp_path / "cells" / task / backbone), "seed": cfg.seed,
-            "threads": 1, "device": "cpu", "overwrite": True, "isolated": False}
+            "threads": 1, "device": "cpu", "resume": False, "isolated": False}
 
 
 # ----------------------------------------------------------------------------- config checks
@@ -122,7 +122,7 @@ def test_alpine_cell_path_validity_matches_rescoring_with_path_is_valid(tmp_path
     cfg = _tiny(tmp_path, alpine=dataclasses.replace(bb.quick_config("x").alpine, steps=120,
                                                      batch_size=32, lr=5e-3, d_model=32,
                                                      n_prompts=30))
-    data_dir = bb.prepare_alpine(cfg.alpine, tmp_path / "data", cfg.seed, overwrite=False)
+    data_dir = bb.prepare_alpine(cfg.alpine, tmp_path / "data", cfg.seed)
     res = bb.run_cell(_cell(tmp_path, cfg, "alpine", "gpt", data=str(data_dir)))
     data = load_path_dataset(data_dir)
     model, _ = load_model(tmp_path / "cells" / "alpine" / "gpt")
@@ -143,12 +143,11 @@ def test_icgp_cell_dir_is_a_playable_run_and_gap_matches_evaluator(tmp_path):
     from icarena.evaluation.icgp import evaluate_players
 
     cfg = _tiny(tmp_path)
-    data = bb.prepare_icgp(cfg.icgp, tmp_path / "data", cfg.seed, overwrite=False)
+    data = bb.prepare_icgp(cfg.icgp, tmp_path / "data", cfg.seed)
     # reused (not regenerated) when the config matches; refused when it does not
-    assert bb.prepare_icgp(cfg.icgp, tmp_path / "data", cfg.seed, overwrite=False) == data
-    with pytest.raises(CheckpointError, match="another config"):
-        bb.prepare_icgp(dataclasses.replace(cfg.icgp, n_games=3), tmp_path / "data", cfg.seed,
-                        overwrite=False)
+    assert bb.prepare_icgp(cfg.icgp, tmp_path / "data", cfg.seed) == data
+    with pytest.raises(CheckpointError, match="other settings"):
+        bb.prepare_icgp(dataclasses.replace(cfg.icgp, n_games=3), tmp_path / "data", cfg.seed)
     res = bb.run_cell(_cell(tmp_path, cfg, "icgp", "sympformer", data=str(data)))
     s = cfg.icgp
     ev = evaluate_players({"tf": tmp_path / "cells" / "icgp" / "sympformer"},

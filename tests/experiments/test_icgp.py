@@ -87,7 +87,7 @@ def test_evaluate_stage_and_its_errors(tmp_path):
         ev.evaluate(ev.EvalConfig())
     with pytest.raises(CheckpointError, match="icgp run dir"):
         ev.evaluate(ev.EvalConfig(run_dir=str(tmp_path)))
-    with pytest.raises(CheckpointError, match="finished run"):
+    with pytest.raises(CheckpointError, match="already holds a run"):
         run_stage("run", "icgp-decentralized", ["--out-dir", str(out), *MICRO[:-1]])
 
 

@@ -46,9 +46,12 @@ def test_alpine_reuses_dataset_and_refuses_other_config(tmp_path):
     cfg2.data.nodes = 31
     import pytest
 
-    from icarena.errors import ConfigError
+    from icarena.errors import CheckpointError, ConfigError
 
-    with pytest.raises(ConfigError, match="another config"):
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        alpine.run(cfg2)
+    cfg2.resume = True
+    with pytest.raises(ConfigError, match=r"other settings \(nodes\)"):
         alpine.run(cfg2)
     assert (tmp_path / "data" / "manifest.json").read_bytes() == before
 

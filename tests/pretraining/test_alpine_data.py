@@ -22,7 +22,7 @@ def _check_lines(ds, n_expected_edges_lines=True):
 
 
 def test_alpine_dataset_n100(tmp_path):
-    cfg = alpine.Config(out=str(tmp_path / "a"), seed=3, nodes=100)
+    cfg = alpine.Config(out_dir=str(tmp_path / "a"), seed=3, nodes=100)
     path = gen.generate("alpine", cfg)
     ds = load_path_dataset(path)
     g = random_dag(100, 0.1, seed=3)  # the graph is rebuilt from the seed alone
@@ -54,20 +54,20 @@ def test_alpine_dataset_n100(tmp_path):
 
 
 def test_alpine_deterministic_bytes_and_overwrite(tmp_path):
-    a = alpine.generate(alpine.Config(out=str(tmp_path / "a"), seed=1, nodes=30))
-    b = alpine.generate(alpine.Config(out=str(tmp_path / "b"), seed=1, nodes=30))
+    a = alpine.generate(alpine.Config(out_dir=str(tmp_path / "a"), seed=1, nodes=30))
+    b = alpine.generate(alpine.Config(out_dir=str(tmp_path / "b"), seed=1, nodes=30))
     for f in sorted(p.name for p in a.iterdir() if p.suffix == ".npy"):
         assert (a / f).read_bytes() == (b / f).read_bytes()
-    with pytest.raises(DatasetError, match="already exists"):
-        alpine.generate(alpine.Config(out=str(a), seed=1, nodes=30))
+    with pytest.raises(DatasetError, match="already holds a dataset"):
+        alpine.generate(alpine.Config(out_dir=str(a), seed=1, nodes=30))
     with pytest.raises(ConfigError):
-        alpine.generate(alpine.Config(out=str(tmp_path / "c"), nodes=1))
+        alpine.generate(alpine.Config(out_dir=str(tmp_path / "c"), nodes=1))
     with pytest.raises(ConfigError):
-        alpine.generate(alpine.Config(out=str(tmp_path / "c"), p=2.0))
+        alpine.generate(alpine.Config(out_dir=str(tmp_path / "c"), p=2.0))
 
 
 def test_blocksworld_dataset(tmp_path):
-    cfg = blocksworld.Config(out=str(tmp_path / "bw"), seed=0, blocks=4, lines=3000)
+    cfg = blocksworld.Config(out_dir=str(tmp_path / "bw"), seed=0, blocks=4, lines=3000)
     ds = load_path_dataset(gen.generate("blocksworld", cfg))
     assert ds.n == 73 and ds.graph.number_of_edges() == 240
     lines = _check_lines(ds)
@@ -76,13 +76,13 @@ def test_blocksworld_dataset(tmp_path):
     n_train = len(raw["train/pairs"])
     assert n_train == round(0.8 * 73 * 72) and len(ds.test_pairs) == 73 * 72 - n_train
     assert '"0": "[abcd]"' in raw.file_bytes("states.json").decode()
-    per_pair = blocksworld.Config(out=str(tmp_path / "pp"), blocks=3, sampling="per_pair",
+    per_pair = blocksworld.Config(out_dir=str(tmp_path / "pp"), blocks=3, sampling="per_pair",
                                   paths_per_pair=2, edge_lines=True)
     ds = load_path_dataset(blocksworld.generate(per_pair))
     assert len(ds.train_tokens) == 2 * round(0.8 * 13 * 12) + 30
     _check_lines(ds)
     with pytest.raises(ConfigError, match="sampling"):
-        blocksworld.generate(blocksworld.Config(out=str(tmp_path / "x"), sampling="bfs"))
+        blocksworld.generate(blocksworld.Config(out_dir=str(tmp_path / "x"), sampling="bfs"))
 
 
 def test_cli_registry_names():

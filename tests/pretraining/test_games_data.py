@@ -14,7 +14,7 @@ from icarena.pretraining.generate import GENERATORS, generator_module
 
 
 def test_decentralized_dataset(tmp_path):
-    cfg = Config(out=str(tmp_path / "d"), n_games=5, episodes=40, chunk_games=2, seed=3)
+    cfg = Config(out_dir=str(tmp_path / "d"), n_games=5, episodes=40, chunk_games=2, seed=3)
     path = generate(cfg)
     ds = load_dataset(path, generator="games")
     assert ds["pi/max"].shape == (5, 40, 1, 1, 5) and ds["pi/max"].dtype == np.float16
@@ -26,16 +26,16 @@ def test_decentralized_dataset(tmp_path):
     np.testing.assert_allclose(ds["rew/max"], r, atol=1e-6)
     assert ds.config["algorithm"] == "exp3" and ds.config["H"] == 1
     # the same config and seed give the same bytes; another seed other data
-    again = load_dataset(generate(dataclasses.replace(cfg, out=str(tmp_path / "d2"))))
+    again = load_dataset(generate(dataclasses.replace(cfg, out_dir=str(tmp_path / "d2"))))
     assert again.manifest["arrays"] == ds.manifest["arrays"]
     other = generate_arrays(dataclasses.replace(cfg, seed=4))
     assert not np.array_equal(other["act/max"], ds["act/max"])
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(Exception, match="already holds a dataset"):
         generate(cfg)
 
 
 def test_centralized_dataset_matches_algorithm(tmp_path):
-    cfg = Config(out=str(tmp_path / "c"), setting="centralized", n_games=3, episodes=6,
+    cfg = Config(out_dir=str(tmp_path / "c"), setting="centralized", n_games=3, episodes=6,
                  mwu_iters=20, pi_dtype="float32", seed=1)
     ds = load_dataset(generate(cfg))
     assert ds["pi/joint"].shape == (3, 12, 2, 4, 25)

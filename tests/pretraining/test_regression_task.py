@@ -78,7 +78,7 @@ def test_trainer_integration(tmp_path):
 
 
 def test_generator_pool_roundtrip_and_determinism(tmp_path):
-    cfg = Config(out=str(tmp_path / "a"), seed=3, family="sparse_linear", d=4, k=6,
+    cfg = Config(out_dir=str(tmp_path / "a"), seed=3, family="sparse_linear", d=4, k=6,
                  n_prompts=50, sparsity=2)
     generate(cfg)
     ds = load_dataset(tmp_path / "a", generator="regression")
@@ -86,10 +86,10 @@ def test_generator_pool_roundtrip_and_determinism(tmp_path):
     w = np.asarray(ds["params/w"])
     np.testing.assert_allclose(np.einsum("pkd,pd->pk", ds["x"], w), ds["y"], atol=1e-12)
     assert ((w != 0).sum(1) == 2).all()
-    generate(Config(**{**cfg.__dict__, "out": str(tmp_path / "b")}))
+    generate(Config(**{**cfg.__dict__, "out_dir": str(tmp_path / "b")}))
     for name in ("x.00000.npy", "y.00000.npy", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    with pytest.raises(DatasetError, match="already exists"):
+    with pytest.raises(DatasetError, match="already holds a dataset"):
         generate(cfg)
     task = RegressionTask.from_dataset(tmp_path / "a", n_eval=10)
     assert task.family.name == "sparse_linear" and task.family.sparsity == 2
@@ -103,7 +103,7 @@ def test_pretrain_entry_point_on_a_pool(tmp_path):
     from icarena.pretraining.model import load_model
     from icarena.pretraining.train import TrainConfig
 
-    generate(Config(out=str(tmp_path / "pool"), family="linear", d=2, k=4, n_prompts=64))
+    generate(Config(out_dir=str(tmp_path / "pool"), family="linear", d=2, k=4, n_prompts=64))
     cfg = PretrainConfig(out_dir=str(tmp_path / "run"), data=str(tmp_path / "pool"), d_model=16,
                          n_layers=1, n_eval=16,
                          train=TrainConfig(steps=3, batch_size=8, warmup_steps=1, progress=False))

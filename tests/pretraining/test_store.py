@@ -74,13 +74,33 @@ def test_missing_dataset_and_wrong_generator(tmp_path):
 def test_existing_dataset_is_kept_unless_overwrite(tmp_path):
     write(tmp_path / "ds")
     before = (tmp_path / "ds" / "manifest.json").read_bytes()
-    with pytest.raises(DatasetError, match="already exists"):
+    with pytest.raises(DatasetError, match="already holds a dataset"):
         write(tmp_path / "ds")
     assert (tmp_path / "ds" / "manifest.json").read_bytes() == before
     write_dataset(tmp_path / "ds", {"x": np.zeros(3)}, generator="toy", config={}, seed=2,
                   overwrite=True)
     assert load_dataset(tmp_path / "ds").names() == ["x"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("kind", ["user_dir", "file", "under_file"])
+def test_overwrite_never_replaces_what_is_not_a_dataset(tmp_path, kind):
+    target = tmp_path / "target"
+    if kind == "user_dir":
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    elif kind == "file":
+        target.write_text("mine")
+    else:
+        (tmp_path / "f").write_text("mine")
+        target = tmp_path / "f" / "ds"
+    snapshot = sorted((p.relative_to(tmp_path), p.read_bytes() if p.is_file() else b"")
+                      for p in tmp_path.rglob("*"))
+    with pytest.raises(DatasetError, match="refusing"):
+        write_dataset(target, {"x": np.zeros(3)}, generator="toy", config={}, seed=0,
+                      overwrite=True)
+    assert snapshot == sorted((p.relative_to(tmp_path), p.read_bytes() if p.is_file() else b"")
+                              for p in tmp_path.rglob("*"))
 
 
 def test_failed_write_leaves_nothing(tmp_path):

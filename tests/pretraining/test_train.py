@@ -55,8 +55,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
         train(toy_model(), CountingTask(fail_at=25), cfg(), tmp_path / "killed",
               config=run_config())
     assert load_checkpoint(tmp_path / "killed" / "ckpt.pt")["step"] == 20
-    resumed = train(toy_model(seed=99), CountingTask(), cfg(resume=True), tmp_path / "killed",
-                    config=run_config())
+    resumed = train(toy_model(seed=99), CountingTask(), cfg(), tmp_path / "killed",
+                    config=run_config(), resume=True)
     assert resumed.losses == full.losses
     wa = load_file(tmp_path / "full" / "model.safetensors")
     wb = load_file(tmp_path / "killed" / "model.safetensors")
@@ -65,9 +65,20 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 def test_resume_refuses_other_config(tmp_path):
     train(toy_model(), CountingTask(), cfg(steps=10), tmp_path, config=run_config())
-    with pytest.raises(CheckpointError, match="another config"):
-        train(toy_model(), CountingTask(), cfg(steps=10, lr=1e-2, resume=True), tmp_path,
-              config=run_config())
+    with pytest.raises(CheckpointError, match=r"differ .*train\.lr: 0\.003 -> 0\.01"):
+        train(toy_model(), CountingTask(), cfg(steps=10, lr=1e-2), tmp_path,
+              config=run_config(), resume=True)
+
+
+def test_resume_accepts_settings_that_do_not_define_the_run(tmp_path):
+    """More steps, other logging / checkpointing / threads: a finished N-step run resumed with
+    2N steps trains steps N+1..2N."""
+    train(toy_model(), CountingTask(), cfg(steps=10), tmp_path, config=run_config())
+    more = train(toy_model(), CountingTask(), cfg(steps=20, log_every=2, ckpt_every=4,
+                                                  threads=1), tmp_path, config=run_config(),
+                 resume=True)
+    assert len(more.losses) == 20
+    assert load_checkpoint(tmp_path / "ckpt.pt")["step"] == 20
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
@@ -78,9 +89,23 @@ def test_existing_run_is_not_overwritten(tmp_path):
     assert (tmp_path / "model.safetensors").read_bytes() == before
 
 
-def test_resume_without_checkpoint_is_clear(tmp_path):
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        train(toy_model(), CountingTask(), cfg(resume=True), tmp_path, config=run_config())
+def test_resume_of_a_run_without_checkpoint_starts_at_step_zero(tmp_path):
+    """A run killed before its first checkpoint resumes from the start (the Python API; the
+    command line refuses a --resume where no run exists at all)."""
+    fresh = train(toy_model(), CountingTask(), cfg(), tmp_path / "a", config=run_config())
+    resumed = train(toy_model(), CountingTask(), cfg(), tmp_path / "b", config=run_config(),
+                    resume=True)
+    assert resumed.losses == fresh.losses
+
+
+def test_config_json_is_written_with_the_first_checkpoint(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        train(toy_model(), CountingTask(fail_at=5), cfg(), tmp_path / "r", config=run_config())
+    assert not (tmp_path / "r").exists()  # nothing worth keeping: the failed start is undone
+    with pytest.raises(KeyboardInterrupt):
+        train(toy_model(), CountingTask(fail_at=15), cfg(), tmp_path / "r", config=run_config())
+    assert {"config.json", "model.safetensors", "ckpt.pt"} <= {
+        p.name for p in (tmp_path / "r").iterdir()}
 
 
 def test_lr_schedule_warmup_and_cosine():

@@ -21,7 +21,7 @@ config records ``n``, ``vocab_size`` (n + 2), ``block_size`` and the graph stati
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +37,14 @@ from icarena.envs.planning.dag import (
 )
 from icarena.envs.planning.tokens import block_size_for, encode_paths, vocab_size
 from icarena.errors import check
+from icarena.lifecycle import recorded_config, writes_dataset
 from icarena.pretraining.data.store import write_dataset
 
 
 @dataclass
-class Config:
-    """Write an ALPINE path-finding dataset (random DAG, train/test pairs, token lines)."""
+class Spec:
+    """What an alpine dataset holds (everything but where it goes and its seed)."""
 
-    out: str = "data/alpine"
-    """Output dataset directory."""
-    seed: int = 0
-    """Seed of the graph (random_dag(nodes, p, seed=seed)), the split and the paths."""
-    overwrite: bool = False
-    """Replace an existing dataset at ``out``."""
     nodes: int = 100
     """Number of graph nodes n (ALPINE: 100..500); the vocabulary has n + 2 tokens."""
     p: float = 0.1
@@ -64,6 +59,18 @@ class Config:
     """Add every edge once more as the line 's t s t' (ALPINE)."""
     shard_rows: int | None = None
     """Rows per shard of each array (None: one shard)."""
+
+
+@dataclass
+class Config(Spec):
+    """Write an ALPINE path-finding dataset (random DAG, train/test pairs, token lines)."""
+
+    out_dir: str = "data/alpine"
+    """Output dataset directory."""
+    seed: int = 0
+    """Seed of the graph (random_dag(nodes, p, seed=seed)), the split and the paths."""
+    overwrite: bool = False
+    """Replace an existing icarena dataset at ``out_dir``."""
 
 
 def build_lines(
@@ -121,6 +128,7 @@ def write_path_dataset(
                          shard_rows=shard_rows, files=files, overwrite=overwrite)
 
 
+@writes_dataset
 def generate(cfg: Config) -> Path:
     """Generate the dataset described by ``cfg`` and return its directory."""
     check(isinstance(cfg.paths_per_pair, int) and cfg.paths_per_pair >= 1,
@@ -133,6 +141,6 @@ def generate(cfg: Config) -> Path:
     )
     lines = build_lines(graph, train_pairs, test_pairs, paths_per_pair=cfg.paths_per_pair,
                         edge_lines=cfg.edge_lines, seed=cfg.seed, reach=R)
-    return write_path_dataset(cfg.out, graph, train_pairs, test_pairs, lines,
-                              generator="alpine", config=asdict(cfg), seed=cfg.seed,
+    return write_path_dataset(cfg.out_dir, graph, train_pairs, test_pairs, lines,
+                              generator="alpine", config=recorded_config(cfg), seed=cfg.seed,
                               shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)

@@ -24,7 +24,7 @@ state label, e.g. ``[ab][c][d]`` = towers bottom -> top).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +32,14 @@ import numpy as np
 from icarena.envs.planning.blocksworld import OPS, blocksworld_graph
 from icarena.envs.planning.dag import alpine_split, reachability
 from icarena.errors import check
+from icarena.lifecycle import recorded_config, writes_dataset
 from icarena.pretraining.data.alpine import build_lines, write_path_dataset
 
 
 @dataclass
-class Config:
-    """Write an ALPINE-format dataset of paths between Blocksworld states."""
+class Spec:
+    """What an blocksworld dataset holds (everything but where it goes and its seed)."""
 
-    out: str = "data/blocksworld"
-    """Output dataset directory."""
-    seed: int = 0
-    """Seed of the split and of the paths."""
-    overwrite: bool = False
-    """Replace an existing dataset at ``out``."""
     blocks: int = 4
     """Number of blocks (1..6); 4 blocks give 73 states (ops=move)."""
     ops: str = "move"
@@ -66,6 +61,19 @@ class Config:
     """Rows per shard of each array (None: one shard)."""
 
 
+@dataclass
+class Config(Spec):
+    """Write an ALPINE-format dataset of paths between Blocksworld states."""
+
+    out_dir: str = "data/blocksworld"
+    """Output dataset directory."""
+    seed: int = 0
+    """Seed of the split and of the paths."""
+    overwrite: bool = False
+    """Replace an existing icarena dataset at ``out_dir``."""
+
+
+@writes_dataset
 def generate(cfg: Config) -> Path:
     """Generate the dataset described by ``cfg`` and return its directory."""
     check(cfg.ops in OPS, f"--ops must be one of {OPS}, got {cfg.ops!r}")
@@ -90,6 +98,6 @@ def generate(cfg: Config) -> Path:
                         edge_lines=cfg.edge_lines, seed=cfg.seed, reach=R)
     labels = {str(i): graph.nodes[i]["label"] for i in graph.nodes}
     files = {"states.json": (json.dumps(labels, indent=1, sort_keys=True) + "\n").encode()}
-    return write_path_dataset(cfg.out, graph, train_pairs, test_pairs, lines,
-                              generator="blocksworld", config=asdict(cfg), seed=cfg.seed,
+    return write_path_dataset(cfg.out_dir, graph, train_pairs, test_pairs, lines,
+                              generator="blocksworld", config=recorded_config(cfg), seed=cfg.seed,
                               shard_rows=cfg.shard_rows, overwrite=cfg.overwrite, files=files)

@@ -39,6 +39,7 @@ from icarena.agents.games import (
 )
 from icarena.envs.games.game import INITIALS, TRANSITIONS, TabularGame
 from icarena.errors import check
+from icarena.lifecycle import recorded_config, writes_dataset
 from icarena.pretraining.data.store import write_dataset
 
 SETTINGS = {
@@ -53,12 +54,12 @@ PI_DTYPES = {"float16": np.float16, "float32": np.float32}
 class Config:
     """Write context-algorithm trajectories (with per-step policies) on sampled zero-sum games."""
 
-    out: str = "data/games"
+    out_dir: str = "data/games"
     """Output dataset directory."""
     seed: int = 0
     """Seed of the games and of the algorithm's random draws."""
     overwrite: bool = False
-    """Replace an existing dataset at ``out``."""
+    """Replace an existing icarena dataset at ``out_dir``."""
     setting: str = "decentralized"
     """'decentralized' (per-player streams; EXP3 or V-learning) or 'centralized' (VI-ULCB)."""
     n_games: int = 20
@@ -179,9 +180,10 @@ def load_games(ds) -> TabularGame:
                        np.asarray(ds["game/initial"]))
 
 
+@writes_dataset
 def generate(cfg: Config) -> Path:
-    """Write the dataset at ``cfg.out`` and return its path."""
+    """Write the dataset at ``cfg.out_dir`` and return its path."""
     cfg = resolve(cfg)
     arrays = generate_arrays(cfg)
-    return write_dataset(cfg.out, arrays, generator="games", config=dataclasses.asdict(cfg),
+    return write_dataset(cfg.out_dir, arrays, generator="games", config=recorded_config(cfg),
                          seed=cfg.seed, shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)

@@ -31,7 +31,8 @@ from torch import nn
 
 from icarena.envs.regression.families import Family, make_family, sample_prompts
 from icarena.errors import check
-from icarena.pretraining.data.store import load_dataset, write_dataset
+from icarena.lifecycle import writes_dataset, writes_run
+from icarena.pretraining.data.store import dataset_identity, load_dataset, write_dataset
 from icarena.pretraining.train import TrainConfig
 
 # A 2-word seed sequence cannot collide with the Trainer's 3-word (seed, rank, step) streams.
@@ -191,12 +192,12 @@ class RegressionTask:
 class Config:
     """Write a finite pool of in-context regression prompts."""
 
-    out: str = "data/regression"
+    out_dir: str = "data/regression"
     """Output dataset directory."""
     seed: int = 0
     """Seed of the prompts (functions, inputs, noise)."""
     overwrite: bool = False
-    """Replace an existing dataset at ``out``."""
+    """Replace an existing icarena dataset at ``out_dir``."""
     family: str = "linear"
     """Function family: linear, sparse_linear, relu_2nn, decision_tree, holder, manifold."""
     d: int = 5
@@ -238,12 +239,13 @@ def family_from_config(cfg: Config) -> Family:
     return make_family(cfg.family, cfg.d, **options)
 
 
+@writes_dataset
 def generate(cfg: Config) -> Path:
-    """Write ``x`` (P, k, d), ``y`` (P, k), ``f`` (P, k) and ``params/<name>`` to ``cfg.out``."""
+    """Write ``x`` (P, k, d), ``y`` (P, k), ``f`` (P, k), ``params/<name>`` to ``cfg.out_dir``."""
     family = family_from_config(cfg)
     check(cfg.k >= 1, f"k must be >= 1, got {cfg.k}")
     check(cfg.n_prompts >= 1, f"n_prompts must be >= 1, got {cfg.n_prompts}")
-    out = Path(cfg.out)
+    out = Path(cfg.out_dir)
     p = sample_prompts(family, np.random.default_rng(cfg.seed), cfg.n_prompts, cfg.k)
     arrays = {"x": p.x, "y": p.y, "f": p.f}
     arrays.update({f"params/{name}": v for name, v in p.params.items()})
@@ -268,6 +270,10 @@ class PretrainConfig:
 
     out_dir: str = "runs/regression"
     """Run directory."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished) from its checkpoint, same settings."""
     seed: int = 0
     """Seed of the initialisation and the prompt stream."""
     data: str = ""
@@ -292,6 +298,7 @@ class PretrainConfig:
     """Optimisation (TrainConfig)."""
 
 
+@writes_run
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Train a causal read-in -> backbone -> read-out model on in-context regression prompts."""
     import dataclasses
@@ -312,8 +319,10 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     seed_everything(cfg.seed)
     model = SequenceModel(mcfg)
     train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed)
-    result = train(model, task, train_cfg, cfg.out_dir,
-                   config={"pretrain": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg),
-                           "task": {"family": fam.to_dict(), "k": task.k}})
+    config = {"pretrain": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg),
+              "task": {"family": fam.to_dict(), "k": task.k}}
+    if cfg.data:
+        config["dataset"] = dataset_identity(load_dataset(cfg.data, verify=False))
+    result = train(model, task, train_cfg, cfg.out_dir, config=config, resume=cfg.resume)
     return {"report": "", "rows": [{"k": i, "error / normaliser": round(
         result.final_eval[f"err_k{i}"], 4)} for i in range(task.k)]}

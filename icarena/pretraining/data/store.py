@@ -31,6 +31,11 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import DatasetError
+from icarena.lifecycle import (  # noqa: F401  (atomic writers re-exported for older imports)
+    atomic_write_bytes,
+    atomic_write_json,
+    claim_dataset,
+)
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -49,27 +54,6 @@ def _disk_name(name: str) -> str:
     if not name or name.startswith(".") or ".." in name or "\\" in name:
         raise DatasetError(f"invalid array name {name!r}: use letters, digits, '_' and '/'")
     return name.replace("/", "__")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def write_dataset(
@@ -94,16 +78,21 @@ def write_dataset(
         seed: the seed the data was generated from.
         shard_rows: rows per shard, or None for a single shard per array.
         files: extra payloads (name -> bytes) stored under ``files/`` with their checksums.
-        overwrite: replace an existing dataset at ``path`` (only once the new one is complete).
+        overwrite: replace an existing dataset at ``path`` (only once the new one is complete;
+            only an icarena dataset is ever replaced, see :mod:`icarena.lifecycle`).
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise DatasetError(
-            f"{path} already exists; choose another output path or pass overwrite=True "
-            "(--overwrite on the CLI)"
-        )
     if shard_rows is not None and shard_rows < 1:
         raise DatasetError(f"shard_rows must be >= 1, got {shard_rows}")
+    with claim_dataset(path, overwrite=overwrite):
+        return _write_dataset(path, arrays, generator=generator, config=config, seed=seed,
+                              shard_rows=shard_rows, files=files)
+
+
+def _write_dataset(
+    path: Path, arrays: Mapping[str, np.ndarray], *, generator: str, config: Mapping[str, Any],
+    seed: int, shard_rows: int | None, files: Mapping[str, bytes] | None,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
@@ -178,6 +167,11 @@ class Dataset:
     def seed(self) -> int:
         return self.manifest["seed"]
 
+    @property
+    def manifest_sha256(self) -> str:
+        """SHA-256 of ``manifest.json``: the dataset's identity (it lists every shard's hash)."""
+        return sha256_file(self.path / MANIFEST)
+
     def names(self) -> list[str]:
         return sorted(self.manifest["arrays"])
 
@@ -207,6 +201,12 @@ class Dataset:
                 f"{', '.join(sorted(self.manifest['files'])) or 'none'}"
             )
         return (self.path / self.manifest["files"][name]["file"]).read_bytes()
+
+
+def dataset_identity(ds: Dataset) -> dict[str, Any]:
+    """What a run records of its dataset: the manifest hash (the identity a resume and an
+    evaluation check) and the generator."""
+    return {"manifest_sha256": ds.manifest_sha256, "generator": ds.generator}
 
 
 def load_dataset(
