@@ -305,7 +305,8 @@ def _train_config(spec: Any, cell: dict[str, Any], min_lr_frac: float):
     return TrainConfig(
         steps=spec["steps"], batch_size=spec["batch_size"], lr=spec["lr"],
         min_lr=spec["lr"] * min_lr_frac, warmup_steps=min(spec["warmup_steps"], spec["steps"]),
-        eval_every=0, ckpt_every=spec["steps"], log_every=max(1, spec["steps"] // 100),
+        eval_every=0, ckpt_every=max(1, spec["steps"] // 4),
+        log_every=max(1, spec["steps"] // 100),
         seed=cell["seed"], threads=cell["threads"], device=cell["device"], progress=False)
 
 

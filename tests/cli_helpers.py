@@ -1,0 +1,118 @@
+"""Drive the installed ``icarena`` command in subprocesses, the way a user does."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ICARENA = shutil.which("icarena", path=str(Path(sys.executable).parent)) or "icarena"
+
+
+def env() -> dict[str, str]:
+    """The user's environment, with one torch thread for byte-identical reruns."""
+    return dict(os.environ, OMP_NUM_THREADS="1", SDL_VIDEODRIVER="dummy", PYTHONUNBUFFERED="1")
+
+
+def icarena(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``icarena ARGS`` to completion; returns the completed process (text output)."""
+    return subprocess.run([ICARENA, *args], cwd=cwd, env=env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def ok(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    proc = icarena(*args, cwd=cwd)
+    assert proc.returncode == 0, f"icarena {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def refused(*args: str, cwd: Path | None = None) -> str:
+    """Run a command that must be refused: exit 2 and exactly one ``icarena: error:`` line."""
+    proc = icarena(*args, cwd=cwd)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, f"expected exit 2, got {proc.returncode}:\n{proc.stderr[-3000:]}"
+    assert len(lines) == 1 and lines[0].startswith("icarena: error: "), proc.stderr
+    return lines[0]
+
+
+def start(*args: str, cwd: Path | None = None) -> subprocess.Popen:
+    """Start ``icarena ARGS`` in its own session (so every process it starts can be found)."""
+    return subprocess.Popen([ICARENA, *args], cwd=cwd, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def session_processes(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session ``sid`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_after_first_checkpoint(proc: subprocess.Popen, run_dir: Path,
+                                timeout: float = 240) -> None:
+    """``kill -9`` the icarena process once a checkpoint exists under ``run_dir``; then assert
+    that within 5 s no process it started is alive."""
+    deadline = time.monotonic() + timeout
+    while not any(run_dir.rglob("ckpt.pt")):
+        assert proc.poll() is None, f"finished or failed before a checkpoint:\n{proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be killed; give it more steps"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    deadline = time.monotonic() + 5
+    while session_processes(proc.pid):
+        assert time.monotonic() < deadline, f"still alive: {session_processes(proc.pid)}"
+        time.sleep(0.05)
+
+
+def file_hashes(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """relative path -> SHA-256 of every file under ``root`` (skipping ``exclude`` prefixes)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_file() and not rel.startswith(exclude):
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for directories)."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(root.rglob("*"))}
+
+
+def weights(root: Path) -> dict[str, bytes]:
+    """relative path -> bytes of every ``model.safetensors`` under ``root``."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("model.safetensors"))}
+
+
+def kill_and_resume_journey(tmp: Path, command: list[str]) -> Path:
+    """Run ``command + --out-dir`` uninterrupted; run it again, kill -9 after the first
+    checkpoint, rerun it with ``--resume``: the final weights must be byte-identical.
+    Returns the uninterrupted run's dir."""
+    full, killed = tmp / "full", tmp / "killed"
+    ok(*command, "--out-dir", str(full))
+    proc = start(*command, "--out-dir", str(killed))
+    kill_after_first_checkpoint(proc, killed)
+    ok(*command, "--out-dir", str(killed), "--resume")
+    expected = weights(full)
+    assert expected, "the run wrote no weights"
+    assert weights(killed) == expected
+    return full
