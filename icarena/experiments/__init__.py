@@ -4,7 +4,9 @@ Each experiment module exposes a ``Config`` dataclass (with at least ``out_dir``
 field docstrings become the CLI help) and ``run(cfg) -> dict``, which writes ``config.json``,
 ``metrics.json``, ``report.md`` and PNG plots into ``cfg.out_dir`` and returns a summary
 (``{"report": path, "rows": [...] }``) for the printed table.
-Adding an experiment = one module + one line in ``EXPERIMENTS``.
+Adding an experiment = one module + one line in ``EXPERIMENTS``; another installed package adds
+one through the ``icarena.experiments`` entry-point group (:mod:`icarena.plugins`), read when
+this registry is first imported (the help line is the first line of the module's docstring).
 """
 
 from __future__ import annotations
@@ -41,6 +43,21 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
 }
 
 
+def _plugin_experiments() -> dict[str, tuple[str, str]]:
+    from icarena import plugins
+
+    return {name: (module, _doc_line(module))
+            for name, module in plugins.modules("icarena.experiments", EXPERIMENTS).items()}
+
+
+def _doc_line(module: str) -> str:
+    try:
+        doc = importlib.import_module(module).__doc__ or ""
+    except Exception as e:  # listed anyway; running it reports the error
+        return f"(plugin; fails to import: {type(e).__name__}: {e})"
+    return doc.strip().splitlines()[0] if doc.strip() else "(plugin)"
+
+
 def experiment_module(name: str) -> ModuleType:
     """Import and return the module of experiment ``name``."""
     if name not in EXPERIMENTS:
@@ -48,3 +65,7 @@ def experiment_module(name: str) -> ModuleType:
             f"unknown experiment {name!r}; available: {', '.join(sorted(EXPERIMENTS))}"
         )
     return importlib.import_module(EXPERIMENTS[name][0])
+
+
+# last, so that a plugin module may import this (fully defined) module
+EXPERIMENTS.update(_plugin_experiments())
