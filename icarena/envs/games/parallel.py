@@ -3,7 +3,8 @@
 ``pettingzoo.make("parallel", "icarena/matrix_game-v0")`` (defaults H = S = 1, A = B = 5) and
 ``pettingzoo.make("parallel", "icarena/markov_game-v0")`` (defaults H = 2, S = 4, A = B = 5)
 create :class:`MarkovGameParallelEnv`; the AEC form is ``pettingzoo.utils.parallel_to_aec(env)``
-(or :func:`aec_env`).
+(or :func:`aec_env`). ``icarena/matrix_game_batch-v0`` and ``icarena/markov_game_batch-v0`` (keyword
+``num_games``) create :class:`BatchedGameParallelEnv`, which steps N games at once.
 
 One env episode = K (``episodes``) game episodes of horizon H, i.e. T = K·H simultaneous moves;
 after the last one both agents are terminated (and removed from ``agents``). Rewards: ``"max"``
