@@ -116,3 +116,10 @@ def test_vector_env_errors(env_id):
                   else np.full(2, 10**6))
     with pytest.raises(ConfigError, match="num_envs"):
         gym.make_vec(env_id, num_envs=0, vectorization_mode="vector_entry_point")
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_reset_mask_is_refused(env_id):
+    venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+    with pytest.raises(ConfigError):
+        venv.reset(seed=0, options={"reset_mask": np.array([True, False])})

@@ -296,6 +296,8 @@ class GameVectorEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict | None = None):
         super().reset(seed=seed if isinstance(seed, int) else None, options=options)
+        check("reset_mask" not in (options or {}), "reset_mask is not supported: all sub-envs "
+              "play in lock-step and reset together")
         st = self._streams
         st.ensure_seeded(seed)
         st.sync(self._rows)

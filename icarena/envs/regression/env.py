@@ -184,6 +184,8 @@ class RegressionVectorEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None):
         super().reset(seed=seed if isinstance(seed, int) else None)
+        check("reset_mask" not in (options or {}), "reset_mask is not supported: every reset "
+              "resets all sub-envs (autoreset resets finished ones on the next step)")
         self._streams.ensure_seeded(seed)
         self._reset_rows(self._rows)
         self._autoreset[:] = False
