@@ -82,9 +82,9 @@ class SubEnvStreams:
         rows = np.asarray(rows, dtype=np.int64)
         for i in rows[self._pos[rows] + count > self.block]:
             self._refill(int(i))
-        cols = self._pos[rows, None] + np.arange(count)
+        flat = (rows * self.block + self._pos[rows])[:, None] + np.arange(count)
         self._pos[rows] += count
-        return self._buf[rows[:, None], cols]
+        return self._buf.reshape(-1)[flat]
 
     def sync(self, rows: Sequence[int] | np.ndarray) -> None:
         """Drop the buffers of ``rows``, leaving their generators as if nothing were buffered."""
@@ -93,8 +93,9 @@ class SubEnvStreams:
             snap = self._snap[i]
             if snap is None:
                 continue
-            self.gens[i].bit_generator.state = snap
-            if self._pos[i]:
-                getattr(self.gens[i], self.method)(size=int(self._pos[i]), **self.kwargs)
+            if self._pos[i] < self.block:  # else the buffer is used up: nothing to rewind
+                self.gens[i].bit_generator.state = snap
+                if self._pos[i]:
+                    getattr(self.gens[i], self.method)(size=int(self._pos[i]), **self.kwargs)
             self._snap[i] = None
             self._pos[i] = self.block

@@ -126,11 +126,12 @@ class RegressionVectorEnv(gym.vector.VectorEnv):
     Same keyword arguments as :class:`RegressionEnv`. Sub-env i is the single env reset with
     seed ``seed + i`` (Gymnasium's ``SyncVectorEnv`` convention), draw for draw and across
     autoresets: prompt draws come from each sub-env's own generator, buffered when every draw of
-    a prompt is of one kind (linear, relu_2nn and manifold families), one call per draw
-    otherwise, and the functions are evaluated for all resetting sub-envs at once. Autoreset
-    mode NEXT_STEP: the step after a sub-env's k-th prediction resets it (its action is ignored)
-    and returns its first observation with reward 0. ``info`` holds arrays ``t`` and, for the
-    sub-envs that stepped, ``y``, ``f`` and ``squared_error`` (with Gymnasium's ``_key`` masks).
+    a prompt is of one kind (linear, relu_2nn and manifold families, up to 4,096 draws a prompt),
+    one call per draw otherwise, and the functions are evaluated for all resetting sub-envs at
+    once. Autoreset mode NEXT_STEP: the step after a sub-env's k-th prediction resets it (its
+    action is ignored) and returns its first observation with reward 0. ``info`` holds arrays
+    ``t`` and, for the sub-envs that stepped, ``y``, ``f`` and ``squared_error`` (with
+    Gymnasium's ``_key`` masks).
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -152,9 +153,11 @@ class RegressionVectorEnv(gym.vector.VectorEnv):
         kinds = {(method, tuple(sorted(kw.items()))) for method, _, kw in self._plan}
         method, kw = next(iter(kinds))
         self._per = sum(int(np.prod(shape)) for _, shape, _ in self._plan)
-        if len(kinds) == 1 and not kw and method in ("standard_normal", "random"):
-            self._streams = SubEnvStreams(num_envs, method,
-                                          block=self._per * max(1, 2048 // self._per))
+        # buffer ahead when one prompt is a few thousand draws of one kind (memory N x block)
+        if (len(kinds) == 1 and not kw and method in ("standard_normal", "random")
+                and self._per <= 4096):
+            self._streams = SubEnvStreams(num_envs, method,  # whole prompts, ~8k values
+                                          block=self._per * max(1, 8192 // self._per))
         else:
             self._streams = SubEnvStreams(num_envs)
         d, k = self.family.d, self.k
