@@ -9,8 +9,8 @@ A plugin package declares entry points in its metadata (``pyproject.toml``)::
     mypkg = "mypkg.envs:register_envs" # called by ``import icarena``; registers Gymnasium /
                                        # PettingZoo ids (names starting with "icarena/" or not)
     [project.entry-points."icarena.experiments"]
-    my-experiment = "mypkg.experiment" # a module with ``Config`` and ``run(cfg)``, as the
-                                       # modules of icarena.experiments
+    my-experiment = "mypkg.experiment" # a module with ``Config``, ``run(cfg)`` and
+                                       # ``quick_config(out_dir)``, as icarena.experiments
 
 Each registry reads its group lazily, the first time it is consulted; a built-in name always
 wins over a plugin of the same name (the plugin is skipped with a warning), and a plugin that

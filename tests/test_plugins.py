@@ -81,6 +81,10 @@ class Config:
     seed: int = 0
 
 
+def quick_config(out_dir):
+    return Config(out_dir=out_dir)
+
+
 def run(cfg):
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,3 +163,29 @@ def test_builtin_names_win_and_broken_plugins_warn(tmp_path, monkeypatch):
         plugins.register_envs()
     with pytest.raises(ValueError, match="group"):
         plugins.entry_points("icarena.nope")
+
+
+@pytest.fixture(autouse=True)
+def _forget_toy_plugin():
+    yield
+    for name in [m for m in sys.modules if m.startswith("icarena_toy_plugin")]:
+        del sys.modules[name]
+
+
+def test_plugin_experiment_is_registered_in_process(tmp_path, monkeypatch):
+    import icarena.experiments as ex
+
+    monkeypatch.syspath_prepend(str(make_plugin(tmp_path / "site")))
+    found = ex._plugin_experiments()
+    assert found["toy-experiment"] == ("icarena_toy_plugin.experiment",
+                                       "Toy plugin experiment: writes one metric.")
+
+
+def test_plugin_experiment_without_the_experiment_api_is_skipped(tmp_path, monkeypatch):
+    import icarena.experiments as ex
+
+    bad = ENTRY_POINTS.replace("toy-experiment = icarena_toy_plugin.experiment",
+                               "toy-experiment = icarena_toy_plugin.envs")
+    monkeypatch.syspath_prepend(str(make_plugin(tmp_path / "site", bad)))
+    with pytest.warns(UserWarning, match="lacks Config, run, quick_config"):
+        assert ex._plugin_experiments() == {}

@@ -6,7 +6,8 @@ field docstrings become the CLI help) and ``run(cfg) -> dict``, which writes ``c
 (``{"report": path, "rows": [...] }``) for the printed table.
 Adding an experiment = one module + one line in ``EXPERIMENTS``; another installed package adds
 one through the ``icarena.experiments`` entry-point group (:mod:`icarena.plugins`), read when
-this registry is first imported (the help line is the first line of the module's docstring).
+this registry is first imported: a module with ``Config``, ``run`` and ``quick_config`` (see
+:data:`PLUGIN_API`), whose docstring's first line is the help line.
 """
 
 from __future__ import annotations
@@ -43,19 +44,30 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
 }
 
 
+PLUGIN_API = ("Config", "run", "quick_config")
+"""What a plugin experiment module defines, as the built-in ones do (quickstart runs every
+registered experiment through ``quick_config(out_dir)``)."""
+
+
 def _plugin_experiments() -> dict[str, tuple[str, str]]:
+    import warnings
+
     from icarena import plugins
 
-    return {name: (module, _doc_line(module))
-            for name, module in plugins.modules("icarena.experiments", EXPERIMENTS).items()}
-
-
-def _doc_line(module: str) -> str:
-    try:
-        doc = importlib.import_module(module).__doc__ or ""
-    except Exception as e:  # listed anyway; running it reports the error
-        return f"(plugin; fails to import: {type(e).__name__}: {e})"
-    return doc.strip().splitlines()[0] if doc.strip() else "(plugin)"
+    out = {}
+    for name, module in plugins.modules("icarena.experiments", EXPERIMENTS).items():
+        try:
+            mod = importlib.import_module(module)
+            missing = [attr for attr in PLUGIN_API if not hasattr(mod, attr)]
+            if missing:
+                raise AttributeError(f"module {module} lacks {', '.join(missing)}")
+        except Exception as e:  # a broken plugin must not break the other experiments
+            warnings.warn(f"icarena plugin experiment {name!r} is skipped: "
+                          f"{type(e).__name__}: {e}", stacklevel=2)
+            continue
+        doc = (mod.__doc__ or "").strip()
+        out[name] = (module, doc.splitlines()[0] if doc else "(plugin)")
+    return out
 
 
 def experiment_module(name: str) -> ModuleType:
