@@ -25,6 +25,7 @@ from typing import Any  # noqa: E402
 import gymnasium as gym  # noqa: E402
 
 import icarena  # noqa: E402, F401  (registers the ids)
+from icarena.envs.regression import FAMILY_NAMES  # noqa: E402
 
 IDS = ["icarena/MatrixGame-v0", "icarena/MarkovGame-v0", "icarena/PathFinding-v0",
        "icarena/Blocksworld-v0", "icarena/Regression-v0"]
@@ -36,8 +37,8 @@ def episode_steps(env_id: str) -> int:
     return kw["episodes"] * kw["H"] if "episodes" in kw else 1
 
 
-def single_rate(env_id: str, seconds: float) -> float:
-    env = gym.make(env_id)
+def single_rate(env_id: str, seconds: float, **kwargs: Any) -> float:
+    env = gym.make(env_id, **kwargs)
     env.reset(seed=0)
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(512)]
@@ -71,6 +72,8 @@ def main() -> None:
     ap.add_argument("--num-envs", type=int, default=1024, help="sub-envs N of the vector envs")
     ap.add_argument("--seconds", type=float, default=2.0, help="minimum time per measurement")
     ap.add_argument("--ids", nargs="*", default=IDS, help="env ids to measure")
+    ap.add_argument("--no-families", dest="families", action="store_false",
+                    help="skip the table of Regression-v0 function families")
     args = ap.parse_args()
     n = args.num_envs
     print(f"env steps/s, N = {n}, one thread\n")
@@ -86,6 +89,20 @@ def main() -> None:
                              args.seconds, episode_steps(env_id) + 1)
         print(f"| {env_id:<24} | {single:>9,.0f} | {sync:>13,.0f} | {native:>11,.0f} | "
               f"{native / single:>14.0f}x | {native / sync:>12.0f}x |", flush=True)
+    if not args.families:
+        return
+    print(f"\nicarena/Regression-v0 by function family (d = 5, k = 11), N = {n}\n")
+    print(f"| {'family':<14} | {'single':>9} | {'native':>11} | {'native / single':>15} |")
+    print(f"|{'-' * 16}|{'-' * 10}:|{'-' * 12}:|{'-' * 16}:|")
+    for family in FAMILY_NAMES:
+        kw = {"family": family, "family_kwargs": {"intrinsic_dim": 2} if family == "manifold"
+              else {}}
+        single = single_rate("icarena/Regression-v0", args.seconds, **kw)
+        native = vector_rate(gym.make_vec("icarena/Regression-v0", num_envs=n,
+                                          vectorization_mode="vector_entry_point", **kw),
+                             args.seconds, 1)
+        print(f"| {family:<14} | {single:>9,.0f} | {native:>11,.0f} | {native / single:>14.0f}x |",
+              flush=True)
 
 
 if __name__ == "__main__":
