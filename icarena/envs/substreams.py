@@ -43,28 +43,27 @@ class SubEnvStreams:
               f"num_envs must be an int >= 1, got {num_envs!r}")
         check(block >= 1, f"block must be >= 1, got {block}")
         self.num_envs, self.method, self.block, self.kwargs = num_envs, method, block, kwargs
-        self.gens: list[np.random.Generator] = []
-        self.seed(None)
+        self.gens = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        self._buf: np.ndarray | None = None
+        self._pos = np.full(num_envs, block, dtype=np.int64)  # block = nothing buffered
+        self._snap: list[dict | None] = [None] * num_envs
 
     def seed(self, seed: int | Sequence[int | None] | None) -> None:
-        """New generators: ``seed + i`` (an int), one seed per sub-env (a list), or entropy."""
+        """Reseed as ``SyncVectorEnv.reset(seed=...)`` does: sub-env i gets ``seed + i`` (an int)
+        or ``seed[i]`` (a list); None (for all, or for one sub-env in a list) keeps the running
+        generator."""
         if seed is None:
-            seeds: Sequence[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int | np.integer):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
+            return
+        if isinstance(seed, int | np.integer):
+            seeds: list[int | None] = [int(seed) + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
             check(len(seeds) == self.num_envs,
                   f"a list of seeds must have num_envs = {self.num_envs} entries, got {len(seeds)}")
-        self.gens = [seeding.np_random(s)[0] for s in seeds]
-        self._buf: np.ndarray | None = None
-        self._pos = np.full(self.num_envs, self.block, dtype=np.int64)  # block = empty
-        self._snap: list[dict | None] = [None] * self.num_envs
-
-    def ensure_seeded(self, seed: int | Sequence[int | None] | None) -> None:
-        """Reseed when a seed is given; keep the current generators otherwise (like ``reset``)."""
-        if seed is not None:
-            self.seed(seed)
+        for i, s in enumerate(seeds):
+            if s is not None:
+                self.gens[i] = seeding.np_random(s)[0]
+                self._snap[i], self._pos[i] = None, self.block
 
     def _refill(self, i: int) -> None:
         self.sync([i])

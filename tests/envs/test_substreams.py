@@ -22,7 +22,12 @@ def test_buffered_draws_equal_unbuffered_calls_and_sync_rewinds():
 
 def test_bounded_integers_and_seed_lists():
     st = SubEnvStreams(2, "integers", block=7, low=0, high=73)
-    st.seed([4, None])
-    ref = seeding.np_random(4)[0]
-    got = [int(st.take(np.array([0]), 1)[0, 0]) for _ in range(20)]
-    assert got == [int(ref.integers(73)) for _ in range(20)]
+    st.seed([4, 9])
+    ref = [seeding.np_random(4)[0], seeding.np_random(9)[0]]
+    got = [st.take(np.array([0, 1]), 1)[:, 0].tolist() for _ in range(5)]
+    assert got == [[int(r.integers(73)) for r in ref] for _ in range(5)]
+    # None keeps a sub-env's running generator (and its buffer), as Env.reset(seed=None) does
+    st.seed([None, 20])
+    ref[1] = seeding.np_random(20)[0]
+    got = [st.take(np.array([0, 1]), 1)[:, 0].tolist() for _ in range(20)]
+    assert got == [[int(r.integers(73)) for r in ref] for _ in range(20)]

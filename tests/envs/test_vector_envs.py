@@ -89,8 +89,9 @@ def test_native_vector_env_equals_sync_vector_env(env_id, kwargs, n, steps):
     assert resets.min() >= 3, f"only {resets} autoresets; lengthen the run"
     # reset(seed=None) keeps every sub-env's generator running, as in SyncVectorEnv
     _run_both(native, sync, 6, seed=None)
-    # a list of seeds, one per sub-env
+    # a list of seeds, one per sub-env; None keeps that sub-env's generator running
     _run_both(native, sync, 6, seed=[5 * i + 1 for i in range(n)])
+    _run_both(native, sync, 6, seed=[None] + [7 * i for i in range(1, n)])
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)

@@ -226,7 +226,7 @@ class BatchedGameParallelEnv(ParallelEnv):
         from icarena.envs.games.vector import make_batch_games
 
         env, st = self.env, self._streams
-        st.ensure_seeded(seed)
+        st.seed(seed)
         st.sync(self._rows)
         game = make_batch_games(env.fixed_game, env.dims, st.gens, env.transition, env.initial)
         self.game = game

@@ -299,7 +299,7 @@ class GameVectorEnv(gym.vector.VectorEnv):
         check("reset_mask" not in (options or {}), "reset_mask is not supported: all sub-envs "
               "play in lock-step and reset together")
         st = self._streams
-        st.ensure_seeded(seed)
+        st.seed(seed)
         st.sync(self._rows)
         game = make_batch_games(self.cfg.game, self.cfg.dims, st.gens, self.cfg.transition,
                                 self.cfg.initial)

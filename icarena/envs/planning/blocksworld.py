@@ -754,7 +754,7 @@ class BlocksworldVectorEnv(gym.vector.VectorEnv):
               options: dict[str, Any] | None = None):
         super().reset(seed=seed if isinstance(seed, int) else None)
         check(not options, f"Blocksworld-v0 takes no reset options, got {options}")
-        self._streams.ensure_seeded(seed)
+        self._streams.seed(seed)
         self._reset_rows(self._rows)
         self._autoreset[:] = False
         self._ready = True

@@ -238,7 +238,7 @@ class PathFindingVectorEnv(gym.vector.VectorEnv):
         pair = None
         if "source" in options or "target" in options:
             pair = self.env._check_pair(options.get("source"), options.get("target"))
-        self._streams.ensure_seeded(seed)
+        self._streams.seed(seed)
         self._reset_rows(self._rows, pair)
         self._autoreset[:] = False
         self._ready = True

@@ -189,7 +189,7 @@ class RegressionVectorEnv(gym.vector.VectorEnv):
         super().reset(seed=seed if isinstance(seed, int) else None)
         check("reset_mask" not in (options or {}), "reset_mask is not supported: every reset "
               "resets all sub-envs (autoreset resets finished ones on the next step)")
-        self._streams.ensure_seeded(seed)
+        self._streams.seed(seed)
         self._reset_rows(self._rows)
         self._autoreset[:] = False
         self._ready = True
