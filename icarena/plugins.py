@@ -13,8 +13,9 @@ A plugin package declares entry points in its metadata (``pyproject.toml``)::
                                        # ``quick_config(out_dir)``, as icarena.experiments
 
 Each registry reads its group lazily, the first time it is consulted; a built-in name always
-wins over a plugin of the same name (the plugin is skipped with a warning), and a plugin that
-fails to load is reported as a warning naming it, never as a crash of unrelated commands.
+wins over a plugin of the same name (the plugin is skipped with a warning). An env or experiment
+plugin that fails to load is skipped with a warning naming it; a backbone plugin is imported
+only when that backbone is used (``icarena list`` marks one that fails to load).
 """
 
 from __future__ import annotations
