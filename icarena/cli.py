@@ -93,19 +93,32 @@ def list_everything() -> str:
     import gymnasium
 
     import icarena  # noqa: F401  (registers the envs)
+    from icarena.plugins import PLUGIN_ENVS
     from icarena.pretraining import backbones
+
+    def ours(env_id: str) -> bool:
+        return env_id.startswith("icarena/") or env_id in PLUGIN_ENVS
+
+    def plugin(env_id: str) -> str:
+        return f"(plugin {PLUGIN_ENVS[env_id]}) " if env_id in PLUGIN_ENVS else ""
 
     out = ["envs (gymnasium.make / pettingzoo.make):"]
     for env_id, spec in sorted(gymnasium.registry.items()):
-        if env_id.startswith("icarena/"):
-            out.append(f"  {env_id:28s} {_first_doc_line(spec.entry_point)}")
+        if ours(env_id):
+            out.append(f"  {env_id:28s} {plugin(env_id)}{_first_doc_line(spec.entry_point)}")
     import pettingzoo
 
     for env_id, spec in sorted(getattr(pettingzoo, "parallel_registry", {}).items()):
-        if env_id.startswith("icarena/"):
-            out.append(f"  {env_id:28s} (pettingzoo parallel) {_first_doc_line(spec.entry_point)}")
+        if ours(env_id):
+            out.append(f"  {env_id:28s} (pettingzoo parallel) {plugin(env_id)}"
+                       f"{_first_doc_line(spec.entry_point)}")
     out.append("\nbackbones (--backbone NAME):")
-    out += [f"  {n:28s} {backbones.describe(n)}" for n in backbones.available()]
+    for n in backbones.available():
+        try:
+            help_line = backbones.describe(n)
+        except Exception as e:  # a broken plugin backbone must not break `icarena list`
+            help_line = f"(fails to load: {type(e).__name__}: {e})"
+        out.append(f"  {n:28s} {help_line}")
     for stage, title in (("generate", "generators (icarena generate NAME)"),
                          ("pretrain", "pretraining tasks (icarena pretrain NAME)"),
                          ("evaluate", "evaluations (icarena evaluate NAME)"),

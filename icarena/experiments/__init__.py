@@ -4,7 +4,10 @@ Each experiment module exposes a ``Config`` dataclass (with at least ``out_dir``
 field docstrings become the CLI help) and ``run(cfg) -> dict``, which writes ``config.json``,
 ``metrics.json``, ``report.md`` and PNG plots into ``cfg.out_dir`` and returns a summary
 (``{"report": path, "rows": [...] }``) for the printed table.
-Adding an experiment = one module + one line in ``EXPERIMENTS``.
+Adding an experiment = one module + one line in ``EXPERIMENTS``; another installed package adds
+one through the ``icarena.experiments`` entry-point group (:mod:`icarena.plugins`), read when
+this registry is first imported: a module with ``Config``, ``run`` and ``quick_config`` (see
+:data:`PLUGIN_API`), whose docstring's first line is the help line.
 """
 
 from __future__ import annotations
@@ -41,6 +44,32 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
 }
 
 
+PLUGIN_API = ("Config", "run", "quick_config")
+"""What a plugin experiment module defines, as the built-in ones do (quickstart runs every
+registered experiment through ``quick_config(out_dir)``)."""
+
+
+def _plugin_experiments() -> dict[str, tuple[str, str]]:
+    import warnings
+
+    from icarena import plugins
+
+    out = {}
+    for name, module in plugins.modules("icarena.experiments", EXPERIMENTS).items():
+        try:
+            mod = importlib.import_module(module)
+            missing = [attr for attr in PLUGIN_API if not hasattr(mod, attr)]
+            if missing:
+                raise AttributeError(f"module {module} lacks {', '.join(missing)}")
+        except Exception as e:  # a broken plugin must not break the other experiments
+            warnings.warn(f"icarena plugin experiment {name!r} is skipped: "
+                          f"{type(e).__name__}: {e}", stacklevel=2)
+            continue
+        doc = (mod.__doc__ or "").strip()
+        out[name] = (module, doc.splitlines()[0] if doc else "(plugin)")
+    return out
+
+
 def experiment_module(name: str) -> ModuleType:
     """Import and return the module of experiment ``name``."""
     if name not in EXPERIMENTS:
@@ -48,3 +77,7 @@ def experiment_module(name: str) -> ModuleType:
             f"unknown experiment {name!r}; available: {', '.join(sorted(EXPERIMENTS))}"
         )
     return importlib.import_module(EXPERIMENTS[name][0])
+
+
+# last, so that a plugin module may import this (fully defined) module
+EXPERIMENTS.update(_plugin_experiments())

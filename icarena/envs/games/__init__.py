@@ -3,7 +3,9 @@
 * :class:`TabularGame` -- the exact game (rewards (H,S,A,B) to the max player, transitions
   (H,S,A,B,S), initial (S,)), optionally with a leading batch of games; :func:`stack` batches games.
 * PettingZoo parallel envs ``icarena/matrix_game-v0`` and ``icarena/markov_game-v0``
-  (:class:`MarkovGameParallelEnv`; AEC form via ``pettingzoo.utils.parallel_to_aec``).
+  (:class:`MarkovGameParallelEnv`; AEC form via ``pettingzoo.utils.parallel_to_aec``), and
+  :class:`BatchedGameParallelEnv` (``icarena/matrix_game_batch-v0``,
+  ``icarena/markov_game_batch-v0``, keyword ``num_games``), which steps N such games at once.
 * Gymnasium single-agent views ``icarena/MatrixGame-v0`` and ``icarena/MarkovGame-v0``
   (:class:`GameEnv`: one player against a fixed opponent policy), whose ``make_vec`` uses the
   batched numpy stepper :class:`GameVectorEnv`.
@@ -14,7 +16,7 @@ All ids are registered by ``import icarena``.
 """
 
 from icarena.envs.games.game import TabularGame, stack, truncated_normal
-from icarena.envs.games.parallel import MarkovGameParallelEnv, aec_env
+from icarena.envs.games.parallel import BatchedGameParallelEnv, MarkovGameParallelEnv, aec_env
 from icarena.envs.games.single import GameEnv
 from icarena.envs.games.vector import (
     GameBatch,
@@ -37,6 +39,7 @@ def register_envs() -> None:
         ("icarena/MatrixGame-v0", "icarena/matrix_game-v0", MATRIX_DEFAULTS, 3000),
         ("icarena/MarkovGame-v0", "icarena/markov_game-v0", MARKOV_DEFAULTS, 300),
     ):
+        batch_id = pz_id.replace("_game-", "_game_batch-")
         kwargs = {**defaults, "episodes": k}
         if gym_id not in gymnasium.registry:
             gymnasium.register(
@@ -53,9 +56,18 @@ def register_envs() -> None:
                 entry_point="icarena.envs.games.parallel:MarkovGameParallelEnv",
                 kwargs=dict(kwargs),
             )
+        try:
+            pettingzoo.spec("parallel", batch_id)
+        except Exception:  # not registered yet
+            pettingzoo.register(
+                "parallel", batch_id,
+                entry_point="icarena.envs.games.parallel:BatchedGameParallelEnv",
+                kwargs={"num_games": 1, **kwargs},
+            )
 
 
 __all__ = [
+    "BatchedGameParallelEnv",
     "GameBatch",
     "GameEnv",
     "GameVectorEnv",

@@ -3,7 +3,8 @@
 ``pettingzoo.make("parallel", "icarena/matrix_game-v0")`` (defaults H = S = 1, A = B = 5) and
 ``pettingzoo.make("parallel", "icarena/markov_game-v0")`` (defaults H = 2, S = 4, A = B = 5)
 create :class:`MarkovGameParallelEnv`; the AEC form is ``pettingzoo.utils.parallel_to_aec(env)``
-(or :func:`aec_env`).
+(or :func:`aec_env`). ``icarena/matrix_game_batch-v0`` and ``icarena/markov_game_batch-v0`` (keyword
+``num_games``) create :class:`BatchedGameParallelEnv`, which steps N games at once.
 
 One env episode = K (``episodes``) game episodes of horizon H, i.e. T = K·H simultaneous moves;
 after the last one both agents are terminated (and removed from ``agents``). Rewards: ``"max"``
@@ -171,3 +172,112 @@ class MarkovGameParallelEnv(ParallelEnv):
 def aec_env(**kwargs: Any):
     """The AEC form (``parallel_to_aec``) of :class:`MarkovGameParallelEnv`."""
     return parallel_to_aec(MarkovGameParallelEnv(**kwargs))
+
+
+class BatchedGameParallelEnv(ParallelEnv):
+    """N two-player zero-sum games stepped at once, as one PettingZoo ``ParallelEnv``.
+
+    PettingZoo has no vector API; this env plays ``num_games`` copies of
+    :class:`MarkovGameParallelEnv` (same keyword arguments) in numpy. The agents are the same,
+    ``"max"`` and ``"min"``; every per-agent value gains a leading game axis: observations
+    (N, obs_dim) float32, actions (N,) ints, rewards (N,) float64, terminations and truncations
+    (N,) bool. Spaces are the single game's spaces batched with
+    ``gymnasium.vector.utils.batch_space`` (actions: ``MultiDiscrete``). Game i is the single
+    env reset with seed ``seed + i``, draw for draw; ``reset(seed=None)`` keeps each game's
+    generator running. All games last T = K·H moves (or ``max_cycles``), so they end together
+    and then ``agents`` is empty until the next ``reset`` (no autoreset). Infos carry ``t``,
+    ``episode`` and ``h`` as ints and ``s`` as an (N,) array.
+    """
+
+    metadata = {"name": "icarena_batched_game_v0", "render_modes": [],
+                "is_parallelizable": True}
+
+    def __init__(self, num_games: int = 1, **kwargs: Any):
+        from gymnasium.vector.utils import batch_space
+
+        from icarena.envs.substreams import SubEnvStreams
+
+        check(isinstance(num_games, int | np.integer) and num_games >= 1,
+              f"num_games must be an int >= 1, got {num_games!r}")
+        check(kwargs.get("render_mode") is None, "the batched env does not render")
+        self.env = MarkovGameParallelEnv(**kwargs)  # validates the arguments
+        self.num_games = int(num_games)
+        self.possible_agents = list(self.env.possible_agents)
+        self.agents: list[str] = []
+        self.render_mode = None
+        self._obs_spaces = {ag: batch_space(self.env.observation_space(ag), self.num_games)
+                            for ag in self.possible_agents}
+        self._act_spaces = {ag: batch_space(self.env.action_space(ag), self.num_games)
+                            for ag in self.possible_agents}
+        # per move each game draws 2 uniforms (GameBatch.step)
+        self._streams = SubEnvStreams(self.num_games, "random", block=2 * 256)
+        self._rows = np.arange(self.num_games)
+        self._batch: GameBatch | None = None
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        self.env._check_agent(agent)
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.MultiDiscrete:
+        self.env._check_agent(agent)
+        return self._act_spaces[agent]
+
+    def reset(self, seed: int | list[int | None] | None = None, options: dict | None = None):
+        from icarena.envs.games.vector import make_batch_games
+
+        env, st = self.env, self._streams
+        st.seed(seed)
+        st.sync(self._rows)
+        game = make_batch_games(env.fixed_game, env.dims, st.gens, env.transition, env.initial)
+        self.game = game
+        self._batch = GameBatch(game, env.episodes)
+        self._batch.reset_from(st.take(self._rows, 1)[:, 0])
+        self.agents = list(self.possible_agents)
+        return self._observations(), self._infos()
+
+    def step(self, actions: dict[str, Any]):
+        if self._batch is None:
+            raise ConfigError("call reset() before step()")
+        if not self.agents:
+            raise ConfigError("the env episode is finished (all agents are done); call reset()")
+        check(isinstance(actions, dict), f"actions must be a dict {{'max': a, 'min': b}} of "
+              f"(N,) arrays, got {type(actions).__name__}")
+        unknown = sorted(set(actions) - set(self.possible_agents))
+        if unknown:
+            raise ConfigError(f"unknown agent name(s) {unknown} in actions; use 'max' and 'min'")
+        missing = sorted(set(self.agents) - set(actions))
+        if missing:
+            raise ConfigError(f"missing action(s) for {missing}; both players move every step")
+        moves = {}
+        for ag in self.possible_agents:  # GameBatch checks the action ranges
+            x = np.asarray(actions[ag])
+            check(x.shape == (self.num_games,) and np.issubdtype(x.dtype, np.integer),
+                  f"actions of player {ag} must be {self.num_games} ints, got {actions[ag]!r}")
+            moves[ag] = x.astype(np.int64)
+        r = self._batch.step_from(moves["max"], moves["min"],
+                                  self._streams.take(self._rows, 2))
+        done = self._batch.done
+        cap = self.env.max_cycles
+        trunc = not done and cap is not None and self._batch.t >= cap
+        obs, infos = self._observations(), self._infos()
+        rewards = {"max": r, "min": 1.0 - r}
+        terms = {ag: np.full(self.num_games, done) for ag in self.agents}
+        truncs = {ag: np.full(self.num_games, trunc) for ag in self.agents}
+        if done or trunc:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        return {ag: self._batch.observe(self.env.observation_mode, ag)
+                for ag in self.possible_agents}
+
+    def _infos(self) -> dict[str, dict[str, Any]]:
+        b = self._batch
+        return {ag: {"t": b.t, "episode": b.k, "h": b.h, "s": b.s.copy()}
+                for ag in self.possible_agents}
+
+    def render(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass

@@ -190,14 +190,23 @@ class GameBatch:
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start a new stream of K episodes: s_1 ~ ρ (uses G uniforms of ``rng``)."""
+        self.reset_from(rng.random(self.G))
+
+    def reset_from(self, u: np.ndarray) -> None:
+        """:meth:`reset` with the uniforms (G,) given."""
         self.t = 0
-        self.s = initial_states(self.game, rng.random(self.G))
+        self.s = initial_states(self.game, np.asarray(u).reshape(self.G))
         self.prev_a = np.full(self.G, self.game.A, dtype=np.int64)
         self.prev_b = np.full(self.G, self.game.B, dtype=np.int64)
         self.prev_r = np.zeros(self.G)
 
     def step(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Both players act in every game; returns the max player's rewards (G,)."""
+        return self.step_from(a, b, None, rng)
+
+    def step_from(self, a: np.ndarray, b: np.ndarray, u: np.ndarray | None,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+        """:meth:`step` with the uniforms u (G, 2) given (or drawn from ``rng`` when None)."""
         if self.t < 0:
             raise ConfigError("call reset() before step()")
         if self.done:
@@ -207,7 +216,7 @@ class GameBatch:
         for name, x, n in (("max", a, self.game.A), ("min", b, self.game.B)):
             if np.any((x < 0) | (x >= n)):
                 raise ConfigError(f"actions of player {name} must lie in [0, {n}), got {x}")
-        u = rng.random((self.G, 2))
+        u = rng.random((self.G, 2)) if u is None else np.asarray(u).reshape(self.G, 2)
         r, s_next = step_states(self.game, self.h, self.s, a, b, u[:, 0])
         self.t += 1
         if self.h == 0 and not self.done:  # an episode just ended: restart from ρ
@@ -254,17 +263,19 @@ def make_games(
 class GameVectorEnv(gym.vector.VectorEnv):
     """``num_envs`` games played by one player against a fixed opponent, batched in numpy.
 
-    Same arguments and semantics as :class:`icarena.envs.games.single.GameEnv` (which is this
-    env with ``num_envs = 1``): each env episode is K = ``episodes`` game episodes of horizon H;
-    unless ``game``/``R`` is given, every reset draws fresh games from the ICGP prior (seeded by
-    the reset seed). All sub-envs end together; autoreset mode is NEXT_STEP (the step after the
-    last one resets every sub-env and returns the first observation with reward 0).
+    Sub-env i is :class:`icarena.envs.games.single.GameEnv` (same arguments and semantics) reset
+    with seed ``seed + i``, draw for draw, as in Gymnasium's ``SyncVectorEnv``: each sub-env has
+    its own generator (:class:`icarena.envs.substreams.SubEnvStreams`), so unless ``game``/``R``
+    is given every reset draws sub-env i's game from its own stream. Every env episode lasts
+    T = K·H steps, so all sub-envs end at the same step; autoreset mode is NEXT_STEP (the step
+    after the last one resets every sub-env and returns the first observation with reward 0).
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, **kwargs: Any):
         from icarena.envs.games.single import EnvSettings
+        from icarena.envs.substreams import SubEnvStreams
 
         check(isinstance(num_envs, int) and num_envs >= 1, f"num_envs must be an int >= 1, "
               f"got {num_envs!r}")
@@ -278,13 +289,22 @@ class GameVectorEnv(gym.vector.VectorEnv):
         self.render_mode = None
         self._batch: GameBatch | None = None
         self._needs_reset = False
+        # per step each sub-env draws 3 uniforms: the opponent's action, then GameBatch.step's
+        self._streams = SubEnvStreams(num_envs, "random", block=3 * 256)
+        self._rows = np.arange(num_envs)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed, options=options)
-        game = make_games(self.cfg.game, self.cfg.R, self.cfg.dims, self.num_envs,
-                          self.np_random, self.cfg.transition, self.cfg.initial)
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict | None = None):
+        super().reset(seed=seed if isinstance(seed, int) else None, options=options)
+        check("reset_mask" not in (options or {}), "reset_mask is not supported: all sub-envs "
+              "play in lock-step and reset together")
+        st = self._streams
+        st.seed(seed)
+        st.sync(self._rows)
+        game = make_batch_games(self.cfg.game, self.cfg.dims, st.gens, self.cfg.transition,
+                                self.cfg.initial)
         self._batch = GameBatch(game, self.cfg.episodes)
-        self._batch.reset(self.np_random)
+        self._batch.reset_from(st.take(self._rows, 1)[:, 0])
         self._needs_reset = False
         return self._obs(), {}
 
@@ -296,14 +316,32 @@ class GameVectorEnv(gym.vector.VectorEnv):
             z = np.zeros(self.num_envs, dtype=bool)
             return obs, np.zeros(self.num_envs), z, z.copy(), info
         own = np.asarray(actions).reshape(self.num_envs).astype(np.int64)
-        opp = self.cfg.opponent_actions(self._batch, self.np_random)
+        u = self._streams.take(self._rows, 3)
+        batch = self._batch
+        opp = sample_categorical(self.cfg.opponent_policy[batch.h, batch.s], u[:, 0])
         a, b = (own, opp) if self.cfg.player == "max" else (opp, own)
-        r = self._batch.step(a, b, self.np_random)
+        r = batch.step_from(a, b, u[:, 1:])
         reward = r if self.cfg.player == "max" else 1.0 - r
-        done = self._batch.done
+        done = batch.done
         self._needs_reset = done
         term = np.full(self.num_envs, done)
         return self._obs(), reward.astype(np.float64), term, np.zeros(self.num_envs, bool), {}
 
     def _obs(self) -> np.ndarray:
         return self._batch.observe(self.cfg.observation_mode, self.cfg.player)
+
+
+def make_batch_games(
+    game: TabularGame | None,
+    dims: tuple[int, int, int, int],
+    gens: list[np.random.Generator],
+    transition: str = "dirichlet",
+    initial: str = "fixed",
+) -> TabularGame:
+    """A batch of len(gens) games: ``game`` broadcast, or game i drawn as :func:`make_games`
+    draws it from generator i (what a single env with that generator would play)."""
+    if game is not None:
+        return make_games(game, None, dims, len(gens), gens[0], transition, initial)
+    drawn = [make_games(None, None, dims, 1, g, transition, initial) for g in gens]
+    return TabularGame(*(np.concatenate([getattr(d, name) for d in drawn])
+                         for name in ("rewards", "transitions", "initial")))

@@ -11,6 +11,7 @@ from icarena.envs.planning import tokens
 from icarena.envs.planning.blocksworld import (
     BlocksworldEnv,
     BlocksworldProblem,
+    BlocksworldVectorEnv,
     BWState,
     InvalidActionError,
     apply_action,
@@ -36,11 +37,15 @@ from icarena.envs.planning.dag import (
     reachable_pairs,
     sample_paths,
 )
-from icarena.envs.planning.pathfinding import PathFindingEnv
+from icarena.envs.planning.pathfinding import PathFindingEnv, PathFindingVectorEnv
 
 ENV_IDS = {
     "icarena/PathFinding-v0": "icarena.envs.planning.pathfinding:PathFindingEnv",
     "icarena/Blocksworld-v0": "icarena.envs.planning.blocksworld:BlocksworldEnv",
+}
+VECTOR_ENTRY_POINTS = {
+    "icarena/PathFinding-v0": "icarena.envs.planning.pathfinding:PathFindingVectorEnv",
+    "icarena/Blocksworld-v0": "icarena.envs.planning.blocksworld:BlocksworldVectorEnv",
 }
 
 
@@ -48,15 +53,18 @@ def register_envs() -> None:
     """Register this track's env ids (idempotent)."""
     for env_id, entry_point in ENV_IDS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point)
+            gym.register(id=env_id, entry_point=entry_point,
+                         vector_entry_point=VECTOR_ENTRY_POINTS[env_id])
 
 
 __all__ = [
     "BWState",
     "BlocksworldEnv",
+    "BlocksworldVectorEnv",
     "BlocksworldProblem",
     "InvalidActionError",
     "PathFindingEnv",
+    "PathFindingVectorEnv",
     "adjacency",
     "alpine_split",
     "apply_action",

@@ -679,3 +679,117 @@ class BlocksworldEnv(gym.Env):
             return None
         return (f"state {state_label(self.state)}  goal {state_label(self.goal)}\n"
                 + render_state(self.state))
+
+
+@functools.lru_cache(maxsize=8)
+def _transition_table(n: int, ops: str) -> np.ndarray:
+    """(#states, #actions) int64: the node reached by each action id, -1 where it is illegal."""
+    env = BlocksworldEnv(n, ops)
+    table = np.full((len(env.states), env.action_space.n), -1, dtype=np.int64)
+    for i, state in enumerate(env.states):
+        for action in legal_actions(state, ops):
+            table[i, env.encode_action(action)] = env.index[apply_action(state, action)]
+    table.setflags(write=False)
+    return table
+
+
+class BlocksworldVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` copies of :class:`BlocksworldEnv`, stepped in numpy through a transition table.
+
+    Same keyword arguments as :class:`BlocksworldEnv`. Sub-env i is the single env reset with
+    seed ``seed + i`` (Gymnasium's ``SyncVectorEnv`` convention), draw for draw and across
+    autoresets: each sub-env draws its initial and goal states from its own generator. Autoreset
+    mode NEXT_STEP: the step after a sub-env terminates or truncates resets it (its action is
+    ignored) and returns its first observation with reward 0. ``info["invalid"]`` is a boolean
+    array (whether the action's preconditions failed) for the sub-envs that stepped; with
+    ``invalid_action="raise"`` an illegal action in any sub-env raises InvalidActionError.
+    """
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any):
+        from icarena.envs.substreams import SubEnvStreams
+
+        check(isinstance(num_envs, int) and num_envs >= 1,
+              f"num_envs must be an int >= 1, got {num_envs!r}")
+        check(kwargs.get("render_mode") is None, "the vector env does not render")
+        self.env = env = BlocksworldEnv(**kwargs)  # validates the arguments
+        self.num_envs = num_envs
+        self.single_observation_space = env.observation_space
+        self.single_action_space = env.action_space
+        self.observation_space = gym.vector.utils.batch_space(env.observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(env.action_space, num_envs)
+        self.render_mode = None
+        self.table = _transition_table(env.n, env.ops)
+        self.on_table = np.stack([env._on(s) for s in env.states])
+        self.empty_ids = np.asarray(env.empty_ids, dtype=np.int64)
+        self._pos = np.full(len(env.states), -1, dtype=np.int64)  # node -> position in empty_ids
+        self._pos[self.empty_ids] = np.arange(len(self.empty_ids))
+        self._streams = SubEnvStreams(num_envs)
+        self._rows = np.arange(num_envs)
+        self.node = np.zeros(num_envs, dtype=np.int64)
+        self.goal = np.zeros(num_envs, dtype=np.int64)
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._ready = False
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        env, ids, m = self.env, self.empty_ids, len(self.empty_ids)
+        gens = self._streams.gens
+        if env.fixed_initial is not None:
+            self.node[rows] = env.index[env.fixed_initial]
+        else:
+            self.node[rows] = ids[[gens[i].integers(m) for i in rows]]
+        if env.fixed_goal is not None:
+            self.goal[rows] = env.index[env.fixed_goal]
+        elif m == 1:
+            self.goal[rows] = ids[0]
+        else:  # uniform over the hand-empty states other than the initial one
+            j = np.array([gens[i].integers(m - 1) for i in rows], dtype=np.int64)
+            p = self._pos[self.node[rows]]
+            self.goal[rows] = ids[j + (j >= p)]
+        self.steps[rows] = 0
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None):
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        check(not options, f"Blocksworld-v0 takes no reset options, got {options}")
+        self._streams.seed(seed)
+        self._reset_rows(self._rows)
+        self._autoreset[:] = False
+        self._ready = True
+        return self._obs(), {}
+
+    def step(self, actions: Any):
+        if not self._ready:
+            raise ConfigError("call reset() before step()")
+        a = np.asarray(actions)
+        n_actions = self.env.action_space.n
+        check(a.shape == (self.num_envs,) and np.issubdtype(a.dtype, np.integer),
+              f"actions must be {self.num_envs} integer action ids, got {actions!r}")
+        live = ~self._autoreset
+        bad = live & ((a < 0) | (a >= n_actions))
+        check(not bad.any(), f"actions {a[bad]} are outside Discrete({n_actions})")
+        nxt = self.table[self.node, np.clip(a, 0, n_actions - 1)]
+        invalid = live & (nxt < 0)
+        if self.env.invalid_action == "raise" and invalid.any():
+            i = int(np.flatnonzero(invalid)[0])
+            raise InvalidActionError(
+                f"sub-env {i}: action {int(a[i])} = {self.env.decode_action(a[i])} is illegal "
+                f"in state {state_label(self.env.states[self.node[i]])}")
+        self.steps += 1
+        self.node = np.where(invalid, self.node, np.maximum(nxt, 0))
+        terminated = ~invalid & (self.node == self.goal)
+        reward = np.where(terminated, 1.0, np.where(invalid, -self.env.invalid_penalty, 0.0))
+        truncated = ~terminated & (self.steps >= self.env.max_steps)
+        reset = np.flatnonzero(self._autoreset)
+        if len(reset):
+            self._reset_rows(reset)
+            reward[reset], terminated[reset], truncated[reset] = 0.0, False, False
+        self._autoreset = terminated | truncated
+        return self._obs(), reward, terminated, truncated, {"invalid": invalid,
+                                                            "_invalid": live}
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"on": self.on_table[self.node], "goal_on": self.on_table[self.goal],
+                "node": self.node.copy(), "goal_node": self.goal.copy()}

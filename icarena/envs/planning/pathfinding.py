@@ -175,3 +175,109 @@ class PathFindingEnv(gym.Env):
             f"target {self.target}\npath: {' -> '.join(map(str, self.path))}\n"
             f"current {self.current}, out-neighbours {succ}\n"
         )
+
+
+class PathFindingVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` copies of :class:`PathFindingEnv` on one graph, stepped in numpy.
+
+    Same keyword arguments as :class:`PathFindingEnv`. Sub-env i is the single env reset with
+    seed ``seed + i`` (Gymnasium's ``SyncVectorEnv`` convention), draw for draw and across
+    autoresets: each sub-env draws its (source, target) pairs from its own generator
+    (:class:`icarena.envs.substreams.SubEnvStreams`). Autoreset mode NEXT_STEP: the step after
+    a sub-env terminates or truncates resets it (its action is ignored) and returns its first
+    observation with reward 0.
+
+    Observations are the batched ``Dict`` of the single env; ``adjacency`` is the same for every
+    sub-env and is returned as a read-only broadcast view (num_envs, N*N), not N copies. ``info``
+    holds arrays ``source``, ``target``, ``can_reach`` and, for the sub-envs that stepped,
+    ``invalid`` (with Gymnasium's ``_key`` masks); the visited path is not tracked.
+    """
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any):
+        from icarena.envs.substreams import SubEnvStreams
+
+        check(isinstance(num_envs, int) and num_envs >= 1,
+              f"num_envs must be an int >= 1, got {num_envs!r}")
+        check(kwargs.get("render_mode") is None, "the vector env does not render")
+        self.env = env = PathFindingEnv(**kwargs)  # validates the arguments, holds the graph
+        self.num_envs = num_envs
+        self.single_observation_space = env.observation_space
+        self.single_action_space = env.action_space
+        self.observation_space = gym.vector.utils.batch_space(env.observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(env.action_space, num_envs)
+        self.render_mode = None
+        self._adj = np.broadcast_to(env._adj_obs, (num_envs, env.N * env.N))
+        self._streams = SubEnvStreams(num_envs, "integers", low=0, high=len(env.pairs))
+        self._rows = np.arange(num_envs)
+        self.source = np.zeros(num_envs, dtype=np.int64)
+        self.target = np.zeros(num_envs, dtype=np.int64)
+        self.current = np.zeros(num_envs, dtype=np.int64)
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._ready = False
+
+    def _reset_rows(self, rows: np.ndarray, pair: tuple[int, int] | None) -> None:
+        if pair is None:
+            pair = self.env.fixed_pair
+        if pair is not None:
+            self.source[rows], self.target[rows] = pair
+        else:
+            s, t = self.env.pairs[self._streams.take(rows, 1)[:, 0]].T
+            self.source[rows], self.target[rows] = s, t
+        self.current[rows] = self.source[rows]
+        self.steps[rows] = 0
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None):
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        options = options or {}
+        unknown = set(options) - {"source", "target"}
+        check(not unknown, f"unknown reset options {sorted(unknown)}; use source and target")
+        pair = None
+        if "source" in options or "target" in options:
+            pair = self.env._check_pair(options.get("source"), options.get("target"))
+        self._streams.seed(seed)
+        self._reset_rows(self._rows, pair)
+        self._autoreset[:] = False
+        self._ready = True
+        return self._obs(), self._info()
+
+    def step(self, actions: Any):
+        if not self._ready:
+            raise ConfigError("call reset() before step()")
+        a = np.asarray(actions)
+        check(a.shape == (self.num_envs,) and np.issubdtype(a.dtype, np.integer),
+              f"actions must be {self.num_envs} integer node ids, got {actions!r}")
+        a = a.astype(np.int64)
+        env, live = self.env, ~self._autoreset
+        bad = live & ((a < 0) | (a >= env.N))
+        check(not bad.any(), f"actions {a[bad]} are outside Discrete({env.N}); emit node ids")
+        self.steps += 1
+        valid = (a < env.n) & env.A[self.current, np.minimum(a, env.n - 1)].astype(bool)
+        hit = valid & (a == self.target)
+        self.current = np.where(valid & live, a, self.current)
+        reward = np.where(valid, hit.astype(np.float64), -env.invalid_penalty)
+        terminated = ~valid | hit
+        truncated = ~terminated & (self.steps >= env.max_steps)
+        reset = np.flatnonzero(self._autoreset)
+        if len(reset):
+            self._reset_rows(reset, None)
+            reward[reset], terminated[reset], truncated[reset] = 0.0, False, False
+        self._autoreset = terminated | truncated
+        return self._obs(), reward, terminated, truncated, self._info(~valid, live)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"adjacency": self._adj, "current": self.current.copy(),
+                "target": self.target.copy()}
+
+    def _info(self, invalid: np.ndarray | None = None,
+              stepped: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        env, every = self.env, np.ones(self.num_envs, dtype=bool)
+        can = (self.current == self.target) | env.R[self.current, self.target]
+        info = {"source": self.source.copy(), "_source": every, "target": self.target.copy(),
+                "_target": every, "can_reach": can, "_can_reach": every}
+        if invalid is not None:
+            info["invalid"], info["_invalid"] = invalid & stepped, stepped
+        return info

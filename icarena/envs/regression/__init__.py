@@ -21,7 +21,8 @@ def register_envs() -> None:
     import gymnasium as gym
 
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="icarena.envs.regression.env:RegressionEnv")
+        gym.register(id=ENV_ID, entry_point="icarena.envs.regression.env:RegressionEnv",
+                     vector_entry_point="icarena.envs.regression.env:RegressionVectorEnv")
 
 
 __all__ = [

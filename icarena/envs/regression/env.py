@@ -25,7 +25,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from icarena.envs.regression.families import make_family, sample_prompts
+from icarena.envs.regression.families import (
+    draw,
+    make_family,
+    prompt_draws,
+    prompts_from_draws,
+    sample_prompts,
+)
 from icarena.errors import ConfigError, check
 
 
@@ -98,7 +104,8 @@ class RegressionEnv(gym.Env):
             )
         assert self._y is not None and self._f is not None
         y, f = float(self._y[self._t]), float(self._f[self._t])
-        err = (float(a[0]) - y) ** 2
+        diff = float(a[0]) - y
+        err = diff * diff  # correctly rounded, as numpy's square (float ** 2 goes through pow)
         self._last = (float(a[0]), y)
         self._t += 1
         info = {"t": self._t, "y": y, "f": f, "squared_error": err}
@@ -111,3 +118,111 @@ class RegressionEnv(gym.Env):
             return f"t={self._t}/{self.k} family={self.family.name}"
         pred, y = self._last
         return f"t={self._t}/{self.k} prediction={pred:.4g} y={y:.4g} sq_err={(pred - y) ** 2:.4g}"
+
+
+class RegressionVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` copies of :class:`RegressionEnv`, stepped in numpy.
+
+    Same keyword arguments as :class:`RegressionEnv`. Sub-env i is the single env reset with
+    seed ``seed + i`` (Gymnasium's ``SyncVectorEnv`` convention), draw for draw and across
+    autoresets: prompt draws come from each sub-env's own generator, buffered when every draw of
+    a prompt is of one kind (linear, relu_2nn and manifold families, up to 4,096 draws a prompt),
+    one call per draw otherwise, and the functions are evaluated for all resetting sub-envs at
+    once. Autoreset mode NEXT_STEP: the step after a sub-env's k-th prediction resets it (its
+    action is ignored) and returns its first observation with reward 0. ``info`` holds arrays
+    ``t`` and, for the sub-envs that stepped, ``y``, ``f`` and ``squared_error`` (with
+    Gymnasium's ``_key`` masks).
+    """
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+        from icarena.envs.substreams import SubEnvStreams
+
+        check(isinstance(num_envs, int) and num_envs >= 1,
+              f"num_envs must be an int >= 1, got {num_envs!r}")
+        check(kwargs.get("render_mode") is None, "the vector env does not render")
+        env = RegressionEnv(**kwargs)  # validates the arguments
+        self.family, self.k, self.num_envs = env.family, env.k, num_envs
+        self.single_observation_space = env.observation_space
+        self.single_action_space = env.action_space
+        self.observation_space = gym.vector.utils.batch_space(env.observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(env.action_space, num_envs)
+        self.render_mode = None
+        self._plan = prompt_draws(self.family, self.k)
+        kinds = {(method, tuple(sorted(kw.items()))) for method, _, kw in self._plan}
+        method, kw = next(iter(kinds))
+        self._per = sum(int(np.prod(shape)) for _, shape, _ in self._plan)
+        # buffer ahead when one prompt is a few thousand draws of one kind (memory N x block)
+        if (len(kinds) == 1 and not kw and method in ("standard_normal", "random")
+                and self._per <= 4096):
+            self._streams = SubEnvStreams(num_envs, method,  # whole prompts, ~8k values
+                                          block=self._per * max(1, 8192 // self._per))
+        else:
+            self._streams = SubEnvStreams(num_envs)
+        d, k = self.family.d, self.k
+        self._rows = np.arange(num_envs)
+        self.x = np.zeros((num_envs, k, d))
+        self.y = np.zeros((num_envs, k))
+        self.f = np.zeros((num_envs, k))
+        self.t = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._ready = False
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        st = self._streams
+        if st.method is not None:
+            flat, draws, o = st.take(rows, self._per), [], 0
+            for _, shape, _ in self._plan:
+                size = int(np.prod(shape))
+                draws.append(flat[:, o:o + size].reshape(len(rows), *shape))
+                o += size
+        else:
+            per_row = [draw(st.gens[i], self._plan, 1) for i in rows]
+            draws = [np.concatenate(parts) for parts in zip(*per_row, strict=True)]
+        prompts = prompts_from_draws(self.family, draws, self.k)
+        self.x[rows], self.y[rows], self.f[rows] = prompts.x, prompts.y, prompts.f
+        self.t[rows] = 0
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None):
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        check("reset_mask" not in (options or {}), "reset_mask is not supported: every reset "
+              "resets all sub-envs (autoreset resets finished ones on the next step)")
+        self._streams.seed(seed)
+        self._reset_rows(self._rows)
+        self._autoreset[:] = False
+        self._ready = True
+        return self._obs(), {"t": self.t.copy(), "_t": np.ones(self.num_envs, dtype=bool)}
+
+    def step(self, actions: Any):
+        if not self._ready:
+            raise ConfigError("call reset() before step()")
+        live = ~self._autoreset
+        a = np.asarray(actions, dtype=np.float64)
+        check(a.size == self.num_envs, f"actions must have shape ({self.num_envs}, 1), one "
+              f"prediction per sub-env, got shape {a.shape}")
+        a = a.reshape(self.num_envs)
+        check(bool(np.isfinite(a[live]).all()), "every prediction must be a finite number")
+        rows, t = self._rows, np.minimum(self.t, self.k - 1)
+        y, f = self.y[rows, t], self.f[rows, t]
+        err = (a - y) ** 2
+        self.t += live
+        terminated = self.t >= self.k
+        reward = -err
+        reset = np.flatnonzero(self._autoreset)
+        if len(reset):
+            self._reset_rows(reset)
+            reward[reset], terminated[reset] = 0.0, False
+        self._autoreset = terminated
+        every = np.ones(self.num_envs, dtype=bool)
+        info = {"t": self.t.copy(), "_t": every, "y": y, "_y": live, "f": f, "_f": live,
+                "squared_error": err, "_squared_error": live}
+        return self._obs(), reward, terminated, np.zeros(self.num_envs, dtype=bool), info
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        rows, t = self._rows, self.t
+        x = self.x[rows, np.minimum(t, self.k - 1)].astype(np.float32)
+        x[t >= self.k] = 0.0
+        prev = np.where(t > 0, self.y[rows, np.maximum(t - 1, 0)], 0.0)
+        return {"x": x, "prev_y": prev.astype(np.float32)[:, None]}

@@ -45,6 +45,9 @@ import numpy as np
 
 from icarena.errors import ConfigError, check
 
+Draw = tuple[str, tuple[int, ...], dict[str, Any]]
+"""One generator call: (method, shape per prompt, keyword arguments)."""
+
 FAMILY_NAMES = ("linear", "sparse_linear", "relu_2nn", "decision_tree", "holder", "manifold")
 
 
@@ -78,6 +81,75 @@ class Family:
         return asdict(self)
 
     # -- sampling ------------------------------------------------------------------------------
+    # Every draw is described once as (generator method, shape per prompt, keyword arguments):
+    # sampling calls the generator with a leading batch axis n, so one prompt's draws can also
+    # come from a generator of its own (the vector env draws prompt i from sub-env i's stream).
+
+    def function_draws(self, active_dims: int | None = None) -> list[Draw]:
+        """The generator calls of one function, in order (see :meth:`sample_functions`)."""
+        d = self.d
+        if self.name in ("linear", "sparse_linear"):
+            plan: list[Draw] = [("standard_normal", (d,), {})]
+            if self.name == "sparse_linear":
+                plan.append(("random", (d if active_dims is None else active_dims,), {}))
+            return plan
+        if self.name == "relu_2nn":
+            return [("standard_normal", (d, self.hidden), {}),
+                    ("standard_normal", (self.hidden,), {})]
+        if self.name == "decision_tree":
+            return [("integers", (2**self.depth - 1,), {"low": 0, "high": d}),
+                    ("standard_normal", (2**self.depth,), {})]
+        plan = [("standard_normal", (self.n_bumps,), {})]
+        if self.name == "holder":
+            return [*plan, ("random", (self.n_bumps, d), {})]
+        m1 = self.intrinsic_dim + 1
+        return [*plan, ("standard_normal", (d, m1), {}),
+                ("standard_normal", (self.n_bumps, m1), {})]
+
+    def input_draws(self, k: int) -> list[Draw]:
+        """The generator calls of the k inputs of one prompt (see :meth:`sample_inputs`)."""
+        if self.name == "holder":
+            return [("random", (k, self.d), {})]
+        if self.name == "manifold":
+            return [("standard_normal", (k, self.intrinsic_dim + 1), {})]
+        return [("standard_normal", (k, self.d), {})]
+
+    def functions_from_draws(
+        self, draws: list[np.ndarray], active_dims: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Function parameters (leading axis n) from the arrays of :meth:`function_draws`."""
+        if self.name in ("linear", "sparse_linear"):
+            w = draws[0]
+            if self.name == "sparse_linear":
+                # keep `sparsity` coordinates chosen uniformly without replacement per function
+                # (among the first `active_dims` ones during a curriculum)
+                n, live = draws[1].shape
+                order = np.argsort(draws[1], axis=1)
+                keep = order[:, : min(self.sparsity, live)]
+                mask = np.zeros((n, self.d), dtype=bool)
+                np.put_along_axis(mask, keep, True, axis=1)
+                w = np.where(mask, w, 0.0)
+            return {"w": w}
+        if self.name == "relu_2nn":
+            return {"W1": draws[0], "W2": draws[1]}
+        if self.name == "decision_tree":
+            return {"features": draws[0], "leaves": draws[1]}
+        a = draws[0] / np.sqrt(self.n_bumps)
+        if self.name == "holder":
+            return {"a": a, "centres": draws[1]}
+        # manifold
+        q, r = np.linalg.qr(draws[1])
+        q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]  # Haar-distributed frame
+        u = _normalise(draws[2])
+        return {"a": a, "frame": q, "centres": np.einsum("ndm,nbm->nbd", q, u)}
+
+    def inputs_from_draws(
+        self, params: dict[str, np.ndarray], draws: list[np.ndarray]
+    ) -> np.ndarray:
+        """Inputs (n, k, d) from the arrays of :meth:`input_draws`."""
+        if self.name == "manifold":
+            return np.einsum("ndm,nkm->nkd", params["frame"], _normalise(draws[0]))
+        return draws[0]
 
     def sample_functions(
         self, rng: np.random.Generator, n: int, active_dims: int | None = None
@@ -87,51 +159,14 @@ class Family:
         ``active_dims`` (curriculum, :func:`sample_prompts`): sparse_linear draws its support
         among the first ``active_dims`` coordinates only (Garg et al.); other families ignore it.
         """
-        d = self.d
-        if self.name in ("linear", "sparse_linear"):
-            w = rng.standard_normal((n, d))
-            if self.name == "sparse_linear":
-                # keep `sparsity` coordinates chosen uniformly without replacement per function
-                # (among the first `active_dims` ones during a curriculum)
-                live = d if active_dims is None else active_dims
-                order = np.argsort(rng.random((n, live)), axis=1)
-                keep = order[:, : min(self.sparsity, live)]
-                mask = np.zeros((n, d), dtype=bool)
-                np.put_along_axis(mask, keep, True, axis=1)
-                w = np.where(mask, w, 0.0)
-            return {"w": w}
-        if self.name == "relu_2nn":
-            return {
-                "W1": rng.standard_normal((n, d, self.hidden)),
-                "W2": rng.standard_normal((n, self.hidden)),
-            }
-        if self.name == "decision_tree":
-            n_internal = 2**self.depth - 1
-            return {
-                "features": rng.integers(0, d, size=(n, n_internal)),
-                "leaves": rng.standard_normal((n, 2**self.depth)),
-            }
-        a = rng.standard_normal((n, self.n_bumps)) / np.sqrt(self.n_bumps)
-        if self.name == "holder":
-            return {"a": a, "centres": rng.random((n, self.n_bumps, d))}
-        # manifold
-        m1 = self.intrinsic_dim + 1
-        q, r = np.linalg.qr(rng.standard_normal((n, d, m1)))
-        q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]  # Haar-distributed frame
-        u = _unit_sphere(rng, (n, self.n_bumps), m1)
-        return {"a": a, "frame": q, "centres": np.einsum("ndm,nbm->nbd", q, u)}
+        draws = draw(rng, self.function_draws(active_dims), n)
+        return self.functions_from_draws(draws, active_dims)
 
     def sample_inputs(
         self, rng: np.random.Generator, params: dict[str, np.ndarray], k: int
     ) -> np.ndarray:
         """Inputs (n, k, d) for the n functions in ``params``."""
-        n = _batch_size(params)
-        if self.name == "holder":
-            return rng.random((n, k, self.d))
-        if self.name == "manifold":
-            u = _unit_sphere(rng, (n, k), self.intrinsic_dim + 1)
-            return np.einsum("ndm,nkm->nkd", params["frame"], u)
-        return rng.standard_normal((n, k, self.d))
+        return self.inputs_from_draws(params, draw(rng, self.input_draws(k), _batch_size(params)))
 
     def evaluate(self, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         """Noiseless values f(x): x (n, k, d) -> (n, k), function i applied to x[i]."""
@@ -237,13 +272,35 @@ def sample_prompts(
               f"not {family.name!r}; turn the curriculum off for this family")
         check(1 <= active_dims <= family.d,
               f"active_dims must be in [1, d={family.d}], got {active_dims}")
-    params = family.sample_functions(rng, int(n), active_dims)
-    x = family.sample_inputs(rng, params, int(k))
+    return prompts_from_draws(family, draw(rng, prompt_draws(family, k, active_dims), int(n)),
+                              k, active_dims)
+
+
+def prompt_draws(family: Family, k: int, active_dims: int | None = None) -> list[Draw]:
+    """Every generator call of one prompt of :func:`sample_prompts`, in order."""
+    plan = family.function_draws(active_dims) + family.input_draws(k)
+    if family.noise_std > 0:
+        plan.append(("standard_normal", (k,), {}))
+    return plan
+
+
+def prompts_from_draws(
+    family: Family, draws: list[np.ndarray], k: int, active_dims: int | None = None
+) -> Prompts:
+    """The prompts of :func:`sample_prompts` from the arrays of :func:`prompt_draws`."""
+    n_fun = len(family.function_draws(active_dims))
+    params = family.functions_from_draws(draws[:n_fun], active_dims)
+    x = family.inputs_from_draws(params, draws[n_fun:n_fun + 1])
     if active_dims is not None and active_dims < family.d:
         x[:, :, active_dims:] = 0.0
     f = family.evaluate(params, x)
-    y = f + family.noise_std * rng.standard_normal(f.shape) if family.noise_std > 0 else f.copy()
+    y = f + family.noise_std * draws[n_fun + 1] if family.noise_std > 0 else f.copy()
     return Prompts(x=x, y=y, f=f, params=params)
+
+
+def draw(rng: np.random.Generator, plan: list[Draw], n: int) -> list[np.ndarray]:
+    """Make the generator calls of ``plan`` with a leading batch axis n."""
+    return [getattr(rng, method)(size=(n, *shape), **kwargs) for method, shape, kwargs in plan]
 
 
 def holder_target(x: np.ndarray, alpha: float, centre: float = 0.5) -> np.ndarray:
@@ -255,8 +312,8 @@ def holder_target(x: np.ndarray, alpha: float, centre: float = 0.5) -> np.ndarra
     return (np.abs(np.asarray(x, dtype=np.float64) - centre) ** alpha).sum(axis=-1)
 
 
-def _unit_sphere(rng: np.random.Generator, shape: tuple[int, ...], dim: int) -> np.ndarray:
-    g = rng.standard_normal((*shape, dim))
+def _normalise(g: np.ndarray) -> np.ndarray:
+    """Gaussian vectors along the last axis -> uniform points on the unit sphere."""
     return g / np.linalg.norm(g, axis=-1, keepdims=True)
 
 

@@ -1,7 +1,9 @@
 """Backbone registry: ``available()`` lists the names, ``build(name, **cfg)`` makes one.
 
 Adding a backbone = one module here + one line in ``_MODULES``. Each module decorates its class
-with :func:`register`, giving the config dataclass and a one-line description.
+with :func:`register`, giving the config dataclass and a one-line description. Another installed
+package adds one through the ``icarena.backbones`` entry-point group (:mod:`icarena.plugins`):
+its module, imported on first use, registers the backbone the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,16 @@ _MODULES: dict[str, str] = {
 }
 
 _REGISTRY: dict[str, tuple[type[Backbone], type[BackboneConfig], str]] = {}
+_PLUGINS: dict[str, str] | None = None  # name -> module of the plugin backbones, read lazily
+
+
+def _modules() -> dict[str, str]:
+    global _PLUGINS
+    if _PLUGINS is None:
+        from icarena import plugins
+
+        _PLUGINS = plugins.modules("icarena.backbones", _MODULES)
+    return {**_MODULES, **_PLUGINS}
 
 
 def register(
@@ -41,18 +53,24 @@ def register(
 
 
 def _load(name: str) -> tuple[type[Backbone], type[BackboneConfig], str]:
-    if name not in _MODULES:
+    modules = _modules()
+    if name not in modules:
         raise ConfigError(
             f"unknown backbone {name!r}; available: {', '.join(available())}"
         )
     if name not in _REGISTRY:
-        importlib.import_module(_MODULES[name])
+        importlib.import_module(modules[name])
+        if name not in _REGISTRY:
+            raise ConfigError(
+                f"module {modules[name]} did not register backbone {name!r}; decorate its class "
+                f"with @icarena.pretraining.backbones.register({name!r}, ConfigClass, help)"
+            )
     return _REGISTRY[name]
 
 
 def available() -> list[str]:
-    """Names of the registered backbones, sorted."""
-    return sorted(_MODULES)
+    """Names of the registered backbones (built-in and plugins), sorted."""
+    return sorted(_modules())
 
 
 def describe(name: str) -> str:
