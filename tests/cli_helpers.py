@@ -19,7 +19,8 @@ def env() -> dict[str, str]:
     return dict(os.environ, OMP_NUM_THREADS="1", SDL_VIDEODRIVER="dummy", PYTHONUNBUFFERED="1")
 
 
-def icarena(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def icarena(*args: str, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``icarena ARGS`` to completion; returns the completed process (text output)."""
     return subprocess.run([ICARENA, *args], cwd=cwd, env=env(), capture_output=True, text=True,
                           timeout=timeout, check=False)
@@ -100,7 +101,8 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
 
 def weights(root: Path) -> dict[str, bytes]:
     """relative path -> bytes of every ``model.safetensors`` under ``root``."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("model.safetensors"))}
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("model.safetensors"))}
 
 
 def kill_and_resume_journey(tmp: Path, command: list[str]) -> Path:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from cli_helpers import (
     file_hashes,
-    icarena,
     kill_and_resume_journey,
     ok,
     refused,
