@@ -2,8 +2,8 @@
 
     icarena list                         envs, backbones, generators, tasks, experiments
     icarena generate NAME [--flags]      task -> dataset on disk
-    icarena pretrain NAME [--flags]      dataset/task -> trained run dir (--train.resume continues)
-    icarena evaluate NAME [--flags]      run dir -> metrics.json + report.md
+    icarena pretrain NAME [--flags]      dataset/task -> trained run dir (--resume continues)
+    icarena evaluate NAME [--flags]      run dir -> RUN/eval/metrics.json + report.md
     icarena run NAME [--flags]           a named experiment chaining the stages
     icarena search [--flags]             S3-style evolutionary search over the supernet
 
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"icarena: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("icarena: interrupted (rerun with --train.resume / --resume to continue)",
+        print("icarena: interrupted (rerun the same command with --resume to continue)",
               file=sys.stderr)
         return 130
 

@@ -1,8 +1,10 @@
 """Named experiments that chain generate -> pretrain -> evaluate (``icarena run NAME``).
 
-Each experiment module exposes a ``Config`` dataclass (with at least ``out_dir`` and ``seed``; its
-field docstrings become the CLI help) and ``run(cfg) -> dict``, which writes ``config.json``,
-``metrics.json``, ``report.md`` and PNG plots into ``cfg.out_dir`` and returns a summary
+Each experiment module exposes a ``Config`` dataclass (with at least ``out_dir``, ``seed`` and
+``overwrite``, and ``resume`` if it trains; its field docstrings become the CLI help) and
+``run(cfg) -> dict``, decorated with :func:`icarena.lifecycle.writes_run`, which writes
+``config.json``, ``metrics.json``, ``report.md`` and PNG plots into ``cfg.out_dir`` and returns a
+summary
 (``{"report": path, "rows": [...] }``) for the printed table.
 Adding an experiment = one module + one line in ``EXPERIMENTS``; another installed package adds
 one through the ``icarena.experiments`` entry-point group (:mod:`icarena.plugins`), read when

@@ -1,8 +1,9 @@
 """Task -> dataset: the registry behind ``icarena generate TASK``.
 
-Each generator module exposes a ``Config`` dataclass (with at least ``out``, ``seed`` and
+Each generator module exposes a ``Config`` dataclass (with at least ``out_dir``, ``seed`` and
 ``overwrite`` fields; its field docstrings become the CLI help) and ``generate(cfg) -> Path``,
-which writes a dataset with :func:`icarena.pretraining.data.write_dataset`.
+decorated with :func:`icarena.lifecycle.writes_dataset`, which writes a dataset with
+:func:`icarena.pretraining.data.write_dataset`.
 Adding a task = one module + one line in ``GENERATORS``.
 """
 

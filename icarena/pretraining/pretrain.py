@@ -1,8 +1,8 @@
 """Dataset/task -> trained run dir: the registry behind ``icarena pretrain TASK``.
 
-Each entry's module exposes a ``PretrainConfig`` dataclass (with at least ``out_dir`` and
-``seed``, a ``train: TrainConfig`` section and a ``resume`` route through it; field docstrings
-become the CLI help) and ``pretrain(cfg) -> TrainResult``.
+Each entry's module exposes a ``PretrainConfig`` dataclass (with at least ``out_dir``, ``seed``,
+``overwrite``, ``resume`` and a ``train: TrainConfig`` section; field docstrings become the CLI
+help) and ``pretrain(cfg)``, decorated with :func:`icarena.lifecycle.writes_run`.
 Adding a task = one module + one line in ``PRETRAINERS``.
 """
 
