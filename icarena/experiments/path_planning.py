@@ -179,7 +179,8 @@ def run_path_experiment(out: Path, data, cfg, model_opts: ModelOptions,
     """Train one model on ``data`` into ``out`` and write metrics, plots and the report."""
     state = build_probe_state(data)
     model, result = train_path_model(data, model_opts, train_cfg, out,
-                                        {"experiment": dataclasses.asdict(cfg)}, state)
+                                        {"experiment": dataclasses.asdict(cfg)}, state,
+                                        resume=cfg.resume)
     ev = evaluate_path_model(model, data, cfg.sampling, cfg.seed, out)
     hist = probe_history(result)
     plots = probe_plots(out, hist)
