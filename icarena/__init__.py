@@ -5,6 +5,6 @@ and PettingZoo (``icarena/matrix_game-v0``, ...).
 """
 
 from icarena import envs  # noqa: F401  (registers the environment ids)
+from icarena.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["__version__", "envs"]

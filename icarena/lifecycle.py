@@ -294,7 +294,7 @@ def _holds_work(path: Path) -> bool:
 
 def mark_run(path: str | os.PathLike) -> None:
     """Write the run marker that lets --overwrite / --resume recognise ``path`` as a run dir."""
-    from icarena import __version__
+    from icarena.version import __version__
 
     atomic_write_json(Path(path) / RUN_MARKER, {"icarena": __version__, "kind": "run"})
 

@@ -5,7 +5,7 @@ Shi et al. 2024, §5 (games digest §7–8). On ``n_games`` held-out games (seed
 every method plays K episodes with the **same** random-draw seed (the protocol of
 :mod:`icarena.agents.games.rollout`):
 
-* each pretrained transformer run (:class:`icarena.agents.incontext.InContextGamePlayer`),
+* each pretrained transformer run (:class:`icarena.pretraining.game_player.InContextGamePlayer`),
 * the context algorithm it imitates (EXP3 / V-learning / VI-ULCB, the run's own settings),
 * uniform play by both players (a constant curve).
 
@@ -74,7 +74,7 @@ def evaluate_players(
         ``{"meta", "K", "gaps": {method: {"last": (G, K), "avg": (G, K)[, "cert"]}},
         "uniform": (G,), "context": name}``.
     """
-    from icarena.agents.incontext import InContextGamePlayer
+    from icarena.pretraining.game_player import InContextGamePlayer
 
     check(len(run_dirs) >= 1, "give at least one run dir to evaluate")
     check(n_games >= 1, f"n_games must be >= 1, got {n_games}")

@@ -371,9 +371,9 @@ def _icgp(cell: dict[str, Any]):
     """(model config, task, metric_fn) of an ICGP cell (trajectories made by the parent).
 
     The cell dir is an ICGP run dir (``icgp.json`` + ``joint/``), so
-    :class:`~icarena.agents.incontext.InContextGamePlayer` loads and plays it.
+    :class:`~icarena.pretraining.game_player.InContextGamePlayer` loads and plays it.
     """
-    from icarena.agents.incontext import InContextGamePlayer
+    from icarena.pretraining.game_player import InContextGamePlayer
     from icarena.evaluation.nash import record_gap_curves
     from icarena.pretraining.data.store import atomic_write_json, load_dataset
     from icarena.pretraining.game_lm import (

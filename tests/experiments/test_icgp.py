@@ -55,7 +55,7 @@ def test_centralized_experiment_and_reported_numbers_match_an_independent_recomp
     metrics = json.loads((out / "metrics.json").read_text())
     rows = {r["method"]: r for r in metrics["rows"]}
     # recompute the transformer's final averaged gap from its own play, independently
-    from icarena.agents.incontext import InContextGamePlayer
+    from icarena.pretraining.game_player import InContextGamePlayer
 
     games = eval_games(2, 2, 3, 3, 2, metrics["eval_seed"])
     rec = InContextGamePlayer.load(out / "N2").play(games, 4, seed=metrics["seed"])

@@ -231,7 +231,7 @@ def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
         assert (run / s / "model.safetensors").is_file() and (run / s / "ckpt.pt").is_file()
         assert len(out["results"][s].losses) == 3
         assert np.isfinite(out["results"][s].final_eval["val_kl"])
-    from icarena.agents.incontext import InContextGamePlayer
+    from icarena.pretraining.game_player import InContextGamePlayer
 
     player = InContextGamePlayer.load(run)  # the run dir alone rebuilds the models
     assert player.models[gl.STREAMS[setting][0]].cfg.read_out == meta["read_out"]

@@ -261,7 +261,7 @@ class TabularGame:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the game(s) to ``path`` (an ``.npz``) atomically; returns the path."""
-        from icarena.pretraining.data.store import atomic_write_bytes  # lazy: envs stay leaf
+        from icarena.lifecycle import atomic_write_bytes
 
         path = Path(path)
         atomic_write_bytes(path, self.to_bytes())

@@ -1,4 +1,4 @@
-"""In-context game players (icarena.agents.incontext): causality, information, play."""
+"""In-context game players (icarena.pretraining.game_player): causality, information, play."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from icarena.agents.incontext import InContextGamePlayer
+from icarena.pretraining.game_player import InContextGamePlayer
 from icarena.envs.games import TabularGame
 from icarena.errors import ConfigError
 from icarena.pretraining.game_lm import (
