@@ -373,7 +373,6 @@ def _icgp(cell: dict[str, Any]):
     The cell dir is an ICGP run dir (``icgp.json`` + ``joint/``), so
     :class:`~icarena.pretraining.game_player.InContextGamePlayer` loads and plays it.
     """
-    from icarena.pretraining.game_player import InContextGamePlayer
     from icarena.evaluation.nash import record_gap_curves
     from icarena.pretraining.data.store import atomic_write_json, load_dataset
     from icarena.pretraining.game_lm import (
@@ -383,6 +382,7 @@ def _icgp(cell: dict[str, Any]):
         icgp_meta,
         icgp_model_config,
     )
+    from icarena.pretraining.game_player import InContextGamePlayer
 
     s = cell["spec"]
     ds = load_dataset(cell["data"], generator="backbones-icgp")

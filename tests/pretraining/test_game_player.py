@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from icarena.pretraining.game_player import InContextGamePlayer
 from icarena.envs.games import TabularGame
 from icarena.errors import ConfigError
 from icarena.pretraining.game_lm import (
@@ -16,6 +15,7 @@ from icarena.pretraining.game_lm import (
     icgp_model_config,
     pretrain,
 )
+from icarena.pretraining.game_player import InContextGamePlayer
 from icarena.pretraining.model import SequenceModel
 from icarena.pretraining.readouts import READ_OUTS
 from icarena.pretraining.train import TrainConfig
