@@ -93,7 +93,8 @@ Run dir layout (``icarena pretrain icgp --out-dir RUN``)::
     RUN/joint/               centralized: one Trainer run dir
     (each: config.json, model.safetensors, ckpt.pt, TensorBoard events)
 
-:class:`icarena.pretraining.game_player.InContextGamePlayer` loads such a run dir and plays in context.
+:class:`icarena.pretraining.game_player.InContextGamePlayer` loads such a run dir and plays in
+context.
 """
 
 from __future__ import annotations
