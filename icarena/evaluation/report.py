@@ -107,6 +107,13 @@ def write_metrics(out_dir: str | os.PathLike, metrics: Mapping[str, Any]) -> Pat
     return path
 
 
+def summary_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
+    """The ``rows`` (an experiment's summary table, one dict per line) and ``columns`` (their
+    order: ``metrics.json`` is written with sorted keys) that ``icarena report`` reads from
+    ``metrics.json`` (:mod:`icarena.evaluation.results`)."""
+    return {"rows": list(rows), "columns": list(dict.fromkeys(k for r in rows for k in r))}
+
+
 def write_report(out_dir: str | os.PathLike, title: str, sections: Sequence[str]) -> Path:
     """Write ``report.md``: a title and markdown sections separated by blank lines."""
     path = Path(out_dir) / "report.md"

@@ -647,7 +647,13 @@ def pivot(cells: list[dict[str, Any]], tasks: list[str], names: list[str]) -> st
 @writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Train every (task, backbone) cell, write metrics.json, report.md and the loss-curve PNG."""
-    from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
+    from icarena.evaluation.report import (
+        line_plot,
+        markdown_table,
+        summary_metrics,
+        write_metrics,
+        write_report,
+    )
     from icarena.pretraining.data.store import atomic_write_json
 
     names, tasks, extra = resolve(cfg)
@@ -742,8 +748,6 @@ def run(cfg: Config) -> dict[str, Any]:
     if "regression_loss_all.png" in plots:
         sections.append("![all backbones](regression_loss_all.png)")
     report = write_report(out, "Backbone comparison across in-context tasks", sections)
-    write_metrics(out, {"cells": cells, "references": refs, "total_s": total_s,
-                        "backbones": names, "tasks": tasks})
     rows = [{"task": c["task"], "backbone": c["backbone"], "metric": METRICS[c["task"]][0],
              "value": round(float(c["metric"]), 4), "params": c["params"],
              "tok/s": round(float(c["tokens_per_s"]), 1),
@@ -751,6 +755,8 @@ def run(cfg: Config) -> dict[str, Any]:
              "peak MB": round(float(c["peak_mem_mb"]), 1)} for c in cells]
     rows += [{"task": r["task"], "backbone": r["backbone"], "metric": METRICS[r["task"]][0],
               "value": round(r["metric"], 4)} for r in refs]
+    write_metrics(out, {"cells": cells, "references": refs, "total_s": total_s,
+                        "backbones": names, "tasks": tasks, **summary_metrics(rows)})
     return {"report": str(report), "rows": rows}
 
 

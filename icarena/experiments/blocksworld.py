@@ -22,7 +22,12 @@ from pathlib import Path
 from icarena.errors import check
 from icarena.evaluation.path_eval import SamplingOptions
 from icarena.evaluation.planning import load_path_dataset
-from icarena.evaluation.report import markdown_table, write_metrics, write_report
+from icarena.evaluation.report import (
+    markdown_table,
+    summary_metrics,
+    write_metrics,
+    write_report,
+)
 from icarena.experiments import path_planning as pp
 from icarena.lifecycle import writes_run
 from icarena.pretraining.data import blocksworld as bw_data
@@ -93,7 +98,8 @@ def run(cfg: Config) -> dict:
                      "random walk": result["rows"][2]["overall"]})
         sections.append(f"- width {width}: [report](d{width}/report.md)")
     ok = all(r["path validity"] >= 0.95 for r in rows)
-    write_metrics(out, {"per_width": rows, "seconds_total": time.perf_counter() - t0})
+    write_metrics(out, {"per_width": rows, "seconds_total": time.perf_counter() - t0,
+                        **summary_metrics(rows)})
     report = write_report(out, "ALPINE Blocksworld (4 blocks, move graph)", [
         f"Dataset: {data.n} states, {data.graph.number_of_edges()} directed edges, "
         f"{len(data.test_pairs)} held-out pairs, {len(data.train_tokens)} training lines.",

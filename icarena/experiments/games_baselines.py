@@ -41,6 +41,7 @@ from icarena.evaluation.nash import curve_summary, record_gap_curves, uniform_ga
 from icarena.evaluation.report import (
     line_plot,
     markdown_table,
+    summary_metrics,
     write_metrics,
     write_report,
 )
@@ -170,6 +171,7 @@ def run(cfg: Config) -> dict[str, Any]:
     t_markov, rows_k = _table("markov", markov_curves, K2)
     t_markov_h, _ = _table("markov", markov_curves, K2, scale=cfg.H)
     metrics["final"] = {r["setting"] + "/" + r["policy"]: r for r in rows_m + rows_k}
+    metrics.update(summary_metrics(rows_m + rows_k))
     write_metrics(out, metrics)
     report = write_report(out, "Games baselines: Nash gap vs episode", [
         "Nash gap = duality gap V^{†,ν}(s1) − V^{μ,†}(s1) (= OpenSpiel NashConv = 2 × "

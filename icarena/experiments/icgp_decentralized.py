@@ -74,7 +74,7 @@ from typing import Any
 
 from icarena.errors import check
 from icarena.evaluation.icgp import evaluate_players, summarize, table_markdown, write_outputs
-from icarena.evaluation.report import write_metrics, write_report
+from icarena.evaluation.report import summary_metrics, write_metrics, write_report
 from icarena.lifecycle import atomic_write_json, writes_run
 from icarena.pretraining.game_lm import PretrainConfig, pretrain
 from icarena.pretraining.train import TrainConfig, resolve_device
@@ -202,7 +202,7 @@ def run_icgp(cfg: Any, setting: str, dims: dict[str, int], *, title: str) -> dic
     timings["total_s"] = time.perf_counter() - t0
     metrics = {k: v for k, v in summary.items() if k != "curves"}
     metrics.update(acceptance=acceptance, training=train_rows, timings=timings,
-                   setting=setting, backbone=cfg.backbone)
+                   setting=setting, backbone=cfg.backbone, **summary_metrics(summary["rows"]))
     write_metrics(out, metrics)
     report = write_report(out, title, [
         f"Setting **{setting}**, games H={dims['H']}, S={dims['S']}, A={cfg.A}, B={cfg.B}; "

@@ -32,6 +32,7 @@ from icarena.evaluation.report import (
     line_plot,
     markdown_table,
     save_figure,
+    summary_metrics,
     write_metrics,
     write_report,
 )
@@ -195,7 +196,6 @@ def run_path_experiment(out: Path, data, cfg, model_opts: ModelOptions,
                   "tokens_per_s": result.tokens_per_s, "seconds": result.seconds},
         "seconds_total": time.perf_counter() - t0,
     }
-    write_metrics(out, metrics)
     checks = []
     if check_degrees:
         checks = [
@@ -237,6 +237,8 @@ def run_path_experiment(out: Path, data, cfg, model_opts: ModelOptions,
     rows = [{"planner": r["planner"], "overall": round(r["path_valid"], 3),
              **{f"deg {d}": round(r["per_degree"][d]["accuracy"], 3) for d in DEGREES}}
             for r in (ev["transformer"], ev["bfs"], ev["random_walk"])]
+    metrics.update(summary_metrics(rows))
+    write_metrics(out, metrics)
     atomic_write_json(out / "summary.json", rows)
     return {"report": str(report), "rows": rows,
             "headline": f"path validity {tr['path_valid']:.3f} (deg0 {acc['0']:.2f}, "

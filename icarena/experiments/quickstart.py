@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from icarena.errors import ConfigError
-from icarena.evaluation.report import markdown_table, write_metrics, write_report
+from icarena.evaluation.report import (
+    markdown_table,
+    summary_metrics,
+    write_metrics,
+    write_report,
+)
 from icarena.experiments import EXPERIMENTS, experiment_module
 from icarena.lifecycle import atomic_write_json, writes_run
 
@@ -70,7 +75,7 @@ def run(cfg: Config) -> dict:
             table = markdown_table(headers, [[r.get(h, "") for h in headers]
                                              for r in result["rows"]])
             sections.append(f"## {name}\n\n{table}\n\nFull report: `{result.get('report')}`")
-    write_metrics(out, {"experiments": rows})
+    write_metrics(out, {"experiments": rows, **summary_metrics(rows)})
     report = write_report(out, "icarena quickstart", [
         "A small version of every experiment. Numbers here come from tiny settings and are "
         "smoke checks, not the papers' results; run `icarena run NAME` for the real ones.",

@@ -187,7 +187,13 @@ def _curriculum_text(cfg: Config) -> str:
 @writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Train one model per family, evaluate all baselines, write the report."""
-    from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
+    from icarena.evaluation.report import (
+        line_plot,
+        markdown_table,
+        summary_metrics,
+        write_metrics,
+        write_report,
+    )
     from icarena.pretraining.data.store import atomic_write_json
 
     cfg.validate()
@@ -242,6 +248,7 @@ def run(cfg: Config) -> dict[str, Any]:
         rows.append({"family": name, "k_max": k - 1,
                      **{m: round(float(mean[m][-1]), 4) for m in names},
                      "check": "PASS" if passed else "FAIL"})
+    metrics.update(summary_metrics(rows))
     write_metrics(out, metrics)
     report = write_report(out, "regression-families: in-context learning of function families", [
         f"d = {cfg.d}; GPT {cfg.n_layers}L/{cfg.d_model}/{cfg.n_heads}H, {cfg.steps} steps per "

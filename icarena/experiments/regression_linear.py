@@ -179,7 +179,13 @@ def train_regression_model(
 def run(cfg: Config) -> dict[str, Any]:
     """Train, evaluate against the baselines, write metrics.json / report.md / error_vs_k.png."""
     from icarena.envs.regression import make_family
-    from icarena.evaluation.report import line_plot, markdown_table, write_metrics, write_report
+    from icarena.evaluation.report import (
+        line_plot,
+        markdown_table,
+        summary_metrics,
+        write_metrics,
+        write_report,
+    )
     from icarena.pretraining.data.regression import dimension_curriculum
 
     cfg.validate()
@@ -223,9 +229,12 @@ def run(cfg: Config) -> dict[str, Any]:
                   "num_params": model.num_params()},
         "eval_history": [[s, m] for s, m in result.eval_history],
     }
+    names = list(errors)
+    rows = [{"k": int(i), **{n: round(float(stats[n]["mean"][i]), 4) for n in names}}
+            for i in ks]
+    metrics.update(summary_metrics(rows))
     write_metrics(out, metrics)
 
-    names = list(errors)
     line_plot(out / "error_vs_k.png", ks, {n: np.array(stats[n]["mean"]) for n in names},
               bands={n: (np.array(stats[n]["ci90_low"]), np.array(stats[n]["ci90_high"]))
                      for n in names},
@@ -252,6 +261,4 @@ def run(cfg: Config) -> dict[str, Any]:
         "## Error vs number of in-context examples\n\n" + table,
         "![error vs k](error_vs_k.png)",
     ])
-    rows = [{"k": int(i), **{n: round(float(stats[n]["mean"][i]), 4) for n in names}}
-            for i in ks]
     return {"report": str(report), "rows": rows, "acceptance": acceptance}

@@ -244,7 +244,12 @@ def fit_transformer(x: np.ndarray, y: np.ndarray, d: int, alpha: float, cfg: Con
 def run(cfg: Config) -> dict[str, Any]:
     """Fit every (case, n, seed), measure test MSE, fit slopes, write the report."""
     from icarena.envs.regression import holder_target
-    from icarena.evaluation.report import markdown_table, write_metrics, write_report
+    from icarena.evaluation.report import (
+        markdown_table,
+        summary_metrics,
+        write_metrics,
+        write_report,
+    )
     from icarena.pretraining.data.store import atomic_write_json
 
     cfg.validate()
@@ -294,7 +299,7 @@ def run(cfg: Config) -> dict[str, Any]:
                       "yes" if abs(slope - theory) <= 0.15 else "NO",
                       "yes" if abs(kslope - theory) <= 0.15 else "NO"])
     seconds = time.perf_counter() - t_start
-    write_metrics(out, {"cases": results, "seconds": seconds, "ns": ns})
+    write_metrics(out, {"cases": results, "seconds": seconds, "ns": ns, **summary_metrics(rows)})
     _plot(out / "rate.png", results)
     detail = []
     for key, r in results.items():
