@@ -6,6 +6,7 @@
     icarena evaluate NAME [--flags]      run dir -> RUN/eval/metrics.json + report.md
     icarena run NAME [--flags]           a named experiment chaining the stages
     icarena search [--flags]             S3-style evolutionary search over the supernet
+    icarena report RUN [RUN ...]         run dirs' metrics.json -> markdown results table
 
 Every NAME's flags come from its config dataclass (``icarena run NAME --help`` documents every
 field); the resolved config is saved in the output directory. Errors in the user's input print
@@ -152,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "list":
             print(list_everything())
             return 0
+        if command == "report":
+            from icarena.evaluation.results import report_main
+
+            return report_main(rest)
         if command == "search":
             module = importlib.import_module(SEARCH[0])
             cfg = _parse(getattr(module, SEARCH[1]), rest, prog="icarena search")
