@@ -5,9 +5,9 @@ results table is rebuilt from those files by one rule, the same for every experi
 
 * **rows**: if ``metrics.json`` has a ``"rows"`` list (each experiment's ``run`` stores there the
   summary rows it prints, and their order in ``"columns"``:
-  :func:`icarena.evaluation.report.summary_metrics`), the table has one line per row; otherwise one line per run made of
-  the scalar leaves of ``metrics.json``, nested keys joined by dots (lists are skipped: they are
-  curves, not summary figures).
+  :func:`icarena.evaluation.report.summary_metrics`), the table has one line per row; otherwise one
+  line per run made of the scalar leaves of ``metrics.json``, nested keys joined by dots (lists are
+  skipped: they are curves, not summary figures).
 * **columns**: the union of the rows' keys in first-seen order; with more than one run a leading
   ``run`` column names each run (its ``"label"``, else the run dir's name or the file's stem), and
   a ``seed`` column comes from the run's ``config.json`` when it has one.
@@ -151,7 +151,7 @@ def provenance_lines(runs: Sequence[RunMetrics]) -> list[str]:
                 continue
             v = r.metrics[key]
             if key == "command":
-                v = " ".join(f"`{c}`" for c in (v if isinstance(v, list) else [v]))
+                v = ", ".join(f"`{c}`" for c in (v if isinstance(v, list) else [v]))
             elif isinstance(v, list):
                 v = ", ".join(map(str, v))
             parts.append(str(v) if key == "source" else f"{key}: {v}")
