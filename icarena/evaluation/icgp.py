@@ -1,6 +1,6 @@
 """Evaluation of in-context game players (ICGP): Nash gap vs episode on held-out games.
 
-Shi et al. 2024, §5 (games digest §7–8). On ``n_games`` held-out games (seed branch
+Shi et al. 2024 (arXiv 2410.09701), §5. On ``n_games`` held-out games (seed branch
 ``[eval_seed, 3]``, never used for pretraining; :func:`icarena.pretraining.game_lm.eval_games`)
 every method plays K episodes with the **same** random-draw seed (the protocol of
 :mod:`icarena.agents.games.rollout`):

@@ -1,8 +1,8 @@
 """Exact Nash gap of zero-sum tabular games, by backward induction, batched over games/policies.
 
 For a game (R, P, ρ) (see :class:`icarena.envs.games.TabularGame`) and Markov policies
-μ_h(a|s) (max player) and ν_h(b|s) (min player), with V_{H+1} ≡ 0 (Bai & Jin 2020; Shi et al.
-2024, §2; games digest §7):
+μ_h(a|s) (max player) and ν_h(b|s) (min player), with V_{H+1} ≡ 0 (Bai & Jin 2020, arXiv
+2002.04017; Shi et al. 2024, arXiv 2410.09701, §2):
 
     Q_h(s, a, b)       = r_h(s, a, b) + Σ_{s'} P_h(s'|s, a, b) · V_{h+1}(s')
     V^{†,ν}_h(s)       = max_a Σ_b ν_h(b|s) · Q^{†,ν}_h(s, a, b)        (max player's best response)
@@ -113,7 +113,7 @@ def joint_marginals(joint: Any, A: int, B: int) -> tuple[np.ndarray, np.ndarray]
 def nash_policies(game: TabularGame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A Nash equilibrium (μ*, ν*) of the Markov game and its value function V*.
 
-    Backward induction with an exact LP at every (h, s) (games digest §6.6):
+    Backward induction with an exact LP at every (h, s) (Shapley 1953):
     Q*_h = r_h + P_h V*_{h+1} and (μ*_h(s), ν*_h(s), V*_h(s)) = LP-Nash of Q*_h(s, ·, ·).
     One HiGHS LP per (game, h, s) -- fine for evaluation sets, not for inner loops.
 
@@ -157,7 +157,7 @@ def gap_curve(
     *,
     average: bool = False,
 ) -> np.ndarray:
-    """Nash gap of per-episode policies (the "Nash gap vs episode" curve, digest §7–8).
+    """Nash gap of per-episode policies (the "Nash gap vs episode" curve of ICGP).
 
     Args:
         game: G games (batch shape (G,)).
@@ -208,7 +208,7 @@ def record_gap_curves(game: TabularGame, record: dict[str, np.ndarray]) -> dict[
     """Nash-gap-vs-episode curves (G, K) of a context-algorithm or :func:`play` record.
 
     Returns ``{"last": ..., "avg": ...}`` -- the per-episode (last-iterate) Markov pair and the
-    state-wise running-average pair (digest §7) -- plus ``"cert"`` when the record carries
+    state-wise running-average pair -- plus ``"cert"`` when the record carries
     V-learning's certified output policy (``cert/max``, ``cert/min``).
     """
     H = game.H

@@ -1,6 +1,6 @@
 """Scoring a path model: sample ``s t`` prompts, score completions overall and per degree.
 
-ALPINE's protocol (Wang et al. 2024, Sec. 3; planning.md Sec. 7): draw test pairs uniformly with
+ALPINE's protocol (Wang et al. 2024, arXiv 2405.09220, Sec. 3): draw test pairs uniformly with
 replacement, sample each several times at temperature 1, cut at the newline, and count a
 completion valid iff it starts at s, follows edges and ends at t. BFS and random-walk planners are
 scored by the same rule on the same pairs. Also the ``icarena evaluate path`` entry point.

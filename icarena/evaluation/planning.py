@@ -1,7 +1,9 @@
 """Path validity, accuracy over sampled completions and the ALPINE degree (transitivity) breakdown.
 
-Reference: ALPINE (arXiv 2405.09220) Sec. 3-4 and the authors' evaluation code; digest
-``planning.md`` Secs. 7-8; the per-degree protocol of the MTP follow-up (arXiv 2509.23186).
+Reference: ALPINE (Wang et al. 2024, arXiv 2405.09220) Secs. 3-4 and the authors' evaluation
+code; the per-degree protocol of the multi-token-prediction follow-up ("Understanding and
+Enhancing the Planning Capability of Language Models via Multi-Token Prediction", 2025,
+arXiv 2509.23186).
 
 Validity of a node path ``v_1 .. v_m`` for the pair (s, t) (:func:`path_is_valid`):
 ``m >= 2``, ``v_1 = s``, ``v_m = t`` and ``(v_{i-1}, v_i)`` is an edge for every i. For a sampled
@@ -9,7 +11,7 @@ token row ``s t v_1 ... v_m \\n`` this is ALPINE's rule (>= 4 node tokens, token
 every consecutive pair from token 3 on an edge).
 
 Observed matrices of a training set of lines ``u = (u_1 = s, u_2 = t, u_3 = s, ..., u_N = t)``
-(1-based, planning.md Sec. 8):
+(1-based, as in ALPINE):
 
 * ``A_obs[i, k] = 1`` iff some line has ``u_n = i, u_{n+1} = k`` for some ``n in [3, N-1]``;
 * ``R_obs[t, k] = 1`` iff some line has ``u_2 = t`` and ``u_n = k`` for some ``n in [4, N]``.
@@ -104,7 +106,7 @@ class CompletionScores:
     """Per-row scores of sampled completions (all arrays have shape (M,)).
 
     ``path_valid`` / ``syntax_ok`` / ``start_end_ok`` / ``all_edges_ok`` / ``is_simple`` are the
-    metrics of planning.md Sec. 7 (start_end_ok, all_edges_ok and is_simple are False on rows
+    metrics of ALPINE's evaluation (start_end_ok, all_edges_ok and is_simple are False on rows
     with a syntax error); ``code`` indexes :data:`LABELS`; ``step`` is the path index of the first
     invalid node (-1 if valid); ``length`` the number of decoded path nodes.
     """

@@ -78,7 +78,7 @@ def reachability_means(
         W_V: (n, n) probe, row = target t, column = node k.
         reach: bool (n, n) ``reach[s, t]`` = s reaches t (source-first, as in dag.reachability).
         observed: bool (n, n) ``observed[t, k]`` = k seen on a training path to target t
-            (target-first R_obs, as in planning.md Sec. 8).
+            (target-first R_obs, as in ALPINE).
     Returns:
         {"obs", "real_not_obs", "non"} means (nan for an empty set).
     """

@@ -1,7 +1,7 @@
 """In-context game players: trajectory tokenization, imitation task, ``icarena pretrain icgp``.
 
-Shi, Yang, Yang, Shen 2024, "Transformers as Game Players" (arXiv 2410.09701), §3–5; games
-digest §3–4. A causal sequence model reads a context algorithm's trajectory D_t and predicts the
+Shi, Yang, Yang, Shen 2024, "Transformers as Game Players" (arXiv 2410.09701), §3–5. A
+causal sequence model reads a context algorithm's trajectory D_t and predicts the
 algorithm's policy for the next step at **every** (h, s) at once.
 
 Streams (``stream``), one model each:
@@ -11,9 +11,9 @@ Streams (``stream``), one model each:
 * centralized: ``"joint"`` -- one model over (s, a, b, r) that outputs a distribution over the
   A·B joint actions (flattened as a·B + b, the record's ``pi/joint`` layout).
 
-Embedding (``embedding``; a reconstruction, digest §4 [R]). The token of step t (0-based,
-T = K·H steps) is, with own reward ρ = r for the max player and 1 − r for the min player (the min
-player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or B:
+Embedding (``embedding``; a reconstruction, the paper does not give it). The token of step t
+(0-based, T = K·H steps) is, with own reward ρ = r for the max player and 1 − r for the min player
+(the min player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or B:
 
 * ``"slot"`` (default)::
 
@@ -25,7 +25,7 @@ player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or 
   V-learning and VI-ULCB update. It carries exactly the information of the concat form (the
   reward is the sum of the slot) but makes those statistics linear in the tokens, which is
   meant to shorten training (a short CPU budget); the concat form is one flag away.
-* ``"concat"`` (the digest's layout)::
+* ``"concat"`` (the likely layout of the paper)::
 
     x_t = concat[e_{h_t}, e_{s_t}, e_{own action}, ρ_t]
     x_t = concat[e_{h_t}, e_{s_t}, e_{a_t}, e_{b_t}, r_t]                                (joint)
@@ -42,9 +42,9 @@ player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or 
   (:mod:`icarena.experiments.icgp_decentralized`). In play the in-context player feeds back the
   policies it proposed itself (the ``pi/<stream>`` columns of the history).
 * ``"slot_policy"``: the slot token plus the stream's whole own policy π_t(· | h_t, s_t) (n).
-  Measured as a warning: the next policy is then almost a function of the last token (val KL
-  0.02 vs 0.07 for slot_prob), but in play the model's errors compound through its own fed-back
-  policy and the gap ends above uniform play's.
+  Kept as a warning: the next policy is then almost a function of the last token (a lower
+  validation KL than slot_prob's), but in play the model's errors compound through its own
+  fed-back policy and the gap ends above uniform play's (docs/results/icgp-decentralized.md).
 * ``"cell"``: visit and reward in the slot of the (h, s, own action) cell, so one prefix average
   yields every state's statistics::
 
@@ -58,7 +58,7 @@ at step t. Positions come from the backbone's own positional encoding. With the 
 Read-out (``read_out``), H·S·n_out logits per position reshaped to (H, S, n_out) with a softmax
 over the last axis; n_out = A, B or A·B:
 
-* ``"linear"`` (default; digest §4): one ``Linear(d → H·S·n_out)`` from the position's state.
+* ``"linear"`` (default; the paper's): one ``Linear(d → H·S·n_out)`` from the position's state.
 * ``"query"`` (icgp-centralized's default): one causal attention query per (h, s)
   (:class:`icarena.pretraining.readouts.QueryReadOut`): each state's query averages (learned)
   values over the prefix, weighted by learned scores of the inputs and states, then an MLP
@@ -269,9 +269,10 @@ def icgp_model_config(
 ) -> ModelConfig:
     """The model of one stream: Linear read-in -> causal backbone -> read-out of H·S·n logits.
 
-    Defaults follow DPT / Lin–Bai–Mei (digest §4): d_model 32, 4 layers, 4 heads, dropout 0.
+    Defaults follow DPT (Lee et al. 2023, arXiv 2306.14892) and Lin, Bai & Mei 2023
+    (arXiv 2310.08566): d_model 32, 4 layers, 4 heads, dropout 0.
     ``backbone_cfg`` overrides/extends the backbone options; ``causal`` is always True.
-    ``read_out``: "linear" (one Linear(d, H·S·n), digest §4) or "query" (one causal attention
+    ``read_out``: "linear" (one Linear(d, H·S·n), as in the paper) or "query" (one causal attention
     query per (h, s), :class:`icarena.pretraining.readouts.QueryReadOut`; ``read_out_cfg``
     sets its heads, head_dim, hidden, summary).
     """
@@ -487,11 +488,11 @@ class PretrainConfig:
     labels: str = "soft"
     """Loss: 'soft' (cross-entropy to the recorded policy) or 'sampled' (one action per (t,h,s))."""
     embedding: str = "slot"
-    """Step token: 'slot' (reward in the taken action's slot, default), 'concat' (digest §4),
+    """Step token: 'slot' (reward in the taken action's slot, default), 'concat' (ICGP's layout),
     'slot_prob' (+ own probability of the action taken; what icgp-decentralized uses: EXP3 /
     V-learning players need it), 'slot_policy', 'cell' (module docstring)."""
     read_out: str = "linear"
-    """Read-out: 'linear' (all (h, s) from one Linear, digest §4) or 'query' (one causal
+    """Read-out: 'linear' (all (h, s) from one Linear, as in ICGP) or 'query' (one causal
     attention query per (h, s); icgp-centralized's default)."""
     read_out_cfg: str = ""
     """Options of the 'query' read-out as a JSON object, e.g. '{"hidden": 64, "head_dim": 16}'

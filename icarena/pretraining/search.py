@@ -1,7 +1,7 @@
 """S3 / AutoFormer-style architecture search over the ``supernet`` backbone (``icarena search``).
 
-Pipeline (Chen et al., AutoFormer ICCV 2021 and S3 NeurIPS 2021, arXiv 2111.14725; digest
-backbones.md §4), on in-context regression (:class:`~icarena.pretraining.data.regression.
+Pipeline (Chen et al., AutoFormer ICCV 2021 and S3 NeurIPS 2021, arXiv 2111.14725; AutoFormer arXiv
+2107.00651), on in-context regression (:class:`~icarena.pretraining.data.regression.
 RegressionTask`, Garg et al. prompts):
 
 1. **Supernet training** (uniform single-path): the Trainer runs a :class:`SupernetTask`, a task

@@ -1,13 +1,13 @@
 """EXP3 / EXP3-IX self-play on matrix games, batched over games (decentralized baseline).
 
 Each player runs its own bandit algorithm on its own losses (Auer et al. 2002; Neu 2015 for the
-implicit-exploration "IX" estimator; games digest §6.1): the max player's loss is ℓ_t = 1 − r_t,
+implicit-exploration "IX" estimator): the max player's loss is ℓ_t = 1 − r_t,
 the min player's is r_t. With π_t the player's policy and a_t its action,
 
     ℓ̂_t(a) = ℓ_t · 1[a = a_t] / (π_t(a_t) + γ),    L(a) += ℓ̂_t(a),    π_{t+1}(a) ∝ exp(−η L(a)),
 
 with fixed η = √(2 ln n / (n K)) (n = own number of actions, K = number of rounds) unless set.
-γ = 0 is plain EXP3 (the digest's reference baseline and icarena's default); γ > 0 is EXP3-IX
+γ = 0 is plain EXP3 (ICGP's practical baseline and icarena's default); γ > 0 is EXP3-IX
 (Neu 2015 uses γ = η/2; ``gamma=None`` selects that). The uniform average of π_1..π_K converges
 to a Nash equilibrium (regret ~ √K), the last iterate does not -- evaluate averaged policies.
 Only matrix games (H = S = 1); use V-learning for Markov games.

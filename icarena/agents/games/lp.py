@@ -1,6 +1,6 @@
 """Exact Nash equilibria of zero-sum matrix games by linear programming (scipy HiGHS).
 
-For a payoff matrix R ∈ R^{A×B} paid to the row (max) player (games digest §6.6; von Neumann):
+For a payoff matrix R ∈ R^{A×B} paid to the row (max) player (von Neumann 1928):
 
     max player:  maximise v  s.t.  (Rᵀ x)_b ≥ v ∀b,  Σ_a x_a = 1,  x ≥ 0,  v free
     min player:  minimise w  s.t.  (R y)_a ≤ w ∀a,  Σ_b y_b = 1,  y ≥ 0,  w free

@@ -2,7 +2,7 @@
 
 Every context algorithm here (and :func:`play`, which drives any policy source such as a
 pretrained transformer) returns a **record**: a dict of numpy arrays with the game axis first
-(games digest §3; G games, K episodes, T = K·H steps):
+(Shi et al. 2024, arXiv 2410.09701, §3; G games, K episodes, T = K·H steps):
 
 =================  ====================  ==================================================
 key                shape                 meaning
@@ -155,7 +155,7 @@ def play(
 
     Args:
         game: G games (batch shape (G,)).
-        policy_fn: the policy source (e.g. a transformer read-out; see issue 6).
+        policy_fn: the policy source (e.g. a transformer read-out).
         episodes: K.
         seed: seed of the random draws (same protocol as the context algorithms).
         query: ``"step"`` (default) calls policy_fn before every step t with D_{t−1};

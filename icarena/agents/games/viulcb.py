@@ -1,9 +1,9 @@
 """VI-ULCB (centralized, model-based optimistic/pessimistic value iteration), batched over games.
 
-Bai & Jin 2020 ("Provable Self-Play Algorithms for Competitive RL", Alg. 1), with the per-state
-equilibrium replaced by a coarse correlated equilibrium as in ICGP (Shi et al. 2024, Alg. 1–2;
-games digest §6.4–6.5). At the start of every episode, from visit counts N_h(s, a, b), empirical
-rewards r̂ and transitions P̂ (0-based h, V_H ≡ 0, t = N_h(s, a, b)):
+Bai & Jin 2020 ("Provable Self-Play Algorithms for Competitive RL", arXiv 2002.04017, Alg. 1), with
+the per-state equilibrium replaced by a coarse correlated equilibrium as in ICGP (Shi et al. 2024,
+arXiv 2410.09701, Alg. 1–2). At the start of every episode, from visit counts N_h(s, a, b),
+empirical rewards r̂ and transitions P̂ (0-based h, V_H ≡ 0, t = N_h(s, a, b)):
 
     Q^up_h  = min(r̂ + P̂ V^up_{h+1}  + β_t, H − h)     (= H − h  if t = 0)
     Q^low_h = max(r̂ + P̂ V^low_{h+1} − β_t, 0)         (= 0      if t = 0)
@@ -19,7 +19,7 @@ see :func:`icarena.agents.games.cce.mwu_cce`) or ``"lp"`` (an exact CCE by LP, o
 (the remaining steps) rather than H; both are valid upper bounds and the former is tighter.
 
 The record has ``pi/joint`` (the correlated π at every (h, s)) and its marginals ``pi/max``,
-``pi/min``; the Nash gap of the marginals is the gap of the correlated policy (digest §7).
+``pi/min``; the Nash gap of the marginals is the gap of the correlated policy.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ class VIULCBConfig:
     """Hyperparameters of VI-ULCB."""
 
     c: float = 0.02
-    """Bonus constant c in β_t = c √(S H² ι / t). The digest's range [0.1, 1] keeps β ≥ 1 for
+    """Bonus constant c in β_t = c √(S H² ι / t). The usual range [0.1, 1] keeps β ≥ 1 for
     hundreds of visits per (s, a, b), so at K = 300 on H=2, S=4, A=B=5 games VI-ULCB barely leaves
-    uniform play (averaged gap 0.49 at c = 0.1 vs 0.27 at c = 0.02, measured on 10 games)."""
+    uniform play (docs/results/games-baselines.md)."""
     p: float = 0.1
     """Failure probability in ι = log(S A B T / p)."""
     eq: str = "mwu"

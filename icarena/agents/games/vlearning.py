@@ -1,8 +1,8 @@
 """V-learning self-play (decentralized), batched over games, with the certified output policy.
 
-Each player runs its own copy seeing only its own (s, action, reward) stream (Bai, Jin & Yu 2020;
-Jin, Liu, Wang & Yu 2021; ICGP Alg. 3; games digest §6.2). Per (h, s), with t the visit count,
-own reward ρ (r for max, 1 − r for min) and n own actions (0-based h; V_H ≡ 0):
+Each player runs its own copy seeing only its own (s, action, reward) stream (Bai, Jin & Yu 2020,
+arXiv 2006.12007; Jin, Liu, Wang & Yu 2021, arXiv 2110.14555; ICGP Alg. 3). Per (h, s), with t the
+visit count, own reward ρ (r for max, 1 − r for min) and n own actions (0-based h; V_H ≡ 0):
 
     α_t = (H + 1)/(H + t)
     Ṽ_h(s) ← (1 − α_t) Ṽ_h(s) + α_t (ρ + V_{h+1}(s') + β_t),    V_h(s) = min(H − h, Ṽ_h(s))
@@ -14,8 +14,8 @@ Schedules (``schedule``), with ι = log(H S n K / p):
 * ``"jin2021"`` (default): β_t = c √(H³ n ι / t), η_t = γ_t = √(H ln n / (n t));
 * ``"bai2020"``:            β_t = c √(H⁴ n ι / t), η_t = γ_t = √(ln n / (n t)).
 
-For H = 1 both give α_t = 2/(1 + t) and η_t = √(ln n/(n t)): the "theory schedule" EXP3 of the
-digest's §8 table (the faithful ICGP context algorithm; fixed-η EXP3 in exp3.py is the practical
+For H = 1 both give α_t = 2/(1 + t) and η_t = √(ln n/(n t)): the "theory schedule" EXP3 of
+ICGP's experiments (the faithful ICGP context algorithm; fixed-η EXP3 in exp3.py is the practical
 one).
 
 **Certified output policy** (ICGP Alg. 4; Bai et al. 2020): draw k ~ Unif[K]; at (h, s) with t
@@ -49,7 +49,7 @@ class VLearningConfig:
     schedule: str = "jin2021"
     """Learning-rate/bonus schedule: 'jin2021' (Jin et al. 2021) or 'bai2020' (Bai et al. 2020)."""
     c: float = 0.1
-    """Bonus constant c in β_t (digest: tuned in [0.1, 1]); does not affect H = 1 policies."""
+    """Bonus constant c in β_t (tuned in [0.1, 1]); does not affect H = 1 policies."""
     p: float = 0.1
     """Failure probability in ι = log(H S n K / p)."""
 

@@ -11,7 +11,7 @@ With n = 0 context points every predictor returns 0 (Garg et al. 2022, arXiv 220
 "every baseline predicts 0 at i = 0"). :func:`prefix_predictions` turns a predictor into the
 error-vs-k curve: the prediction for point i uses the first i points of the same prompt.
 
-Predictors (digest regression.md §4–§5):
+Predictors (the baselines of Garg et al. 2022, arXiv 2208.01066):
 
 * ``least_squares``: ŵ = X⁺ y (Moore–Penrose; the minimum-norm solution when n < d). Noiseless
   isotropic linear data: normalised error (d − n)/d for n < d, 0 from n = d.

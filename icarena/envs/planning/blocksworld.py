@@ -4,7 +4,7 @@ plan validator.
 References: ALPINE App. F (arXiv 2405.09220) for the "move" state graph (4 blocks: 73 states,
 240 directed edges); PlanBench (Valmeekam et al., karthikv792/LLMs-Planning) for the STRIPS
 domain ``blocksworld-4ops`` (predicates clear, ontable, handempty, holding, on; actions pick-up,
-put-down, stack, unstack). Digest ``planning.md`` Secs. 12-13.
+put-down, stack, unstack). ALPINE App. F (Wang et al. 2024, arXiv 2405.09220).
 
 State: blocks are ``0..n-1`` (PDDL objects ``a, b, c, ...``); a state is a :class:`BWState` =
 (towers, holding): ``towers`` is a tuple of towers, each a tuple of blocks from bottom to top,
@@ -20,8 +20,8 @@ Op sets:
   ``("unstack", x, y)`` needs on x y, clear x, handempty. 4 blocks: 73 + 52 = 125 states.
 
 Node numbering (both graphs): hand-empty states first, ordered by (number of towers, towers), so
-the n! single-tower states are nodes ``0..n!-1`` (ALPINE numbers the towers first; planning.md
-Sec. 12); on the 4ops graph the hand-empty states keep the same ids as on the move graph and the
+the n! single-tower states are nodes ``0..n!-1`` (ALPINE numbers the towers first,
+App. F); on the 4ops graph the hand-empty states keep the same ids as on the move graph and the
 holding states follow, ordered by (held block, towers).
 """
 

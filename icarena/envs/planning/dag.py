@@ -1,8 +1,7 @@
 """Random DAGs, reachability, the ALPINE train/test split and random-walk path sampling.
 
 Reference: Wang et al., "ALPINE: Unveiling the Planning Capability of Autoregressive Learning in
-Language Models", NeurIPS 2024 (arXiv 2405.09220), Sec. 3 and Alg. 1; digest
-``planning.md`` Secs. 1-3.
+Language Models", NeurIPS 2024 (arXiv 2405.09220), Sec. 3 and Alg. 1.
 
 Every graph handled here has the integer nodes ``0..n-1`` (``nx.convert_node_labels_to_integers``
 turns any graph into one). Matrices are numpy bool arrays indexed ``[source, target]``:
@@ -151,7 +150,7 @@ def longest_path_edges(graph: nx.DiGraph) -> int:
 
 
 def dag_statistics(graph: nx.DiGraph) -> dict[str, int]:
-    """Edges, reachable pairs and longest path of a DAG (the columns of planning.md Sec. 1)."""
+    """Edges, reachable pairs and longest path of a DAG (as ALPINE reports per graph)."""
     R = reachability(graph)
     return {
         "nodes": num_nodes(graph),

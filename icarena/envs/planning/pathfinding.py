@@ -1,7 +1,7 @@
 """``icarena/PathFinding-v0``: walk from a source to a target on a directed graph.
 
 The agent sits on a node and emits the next node (ALPINE's next-token view of planning,
-arXiv 2405.09220; reward of the RL follow-up, arXiv 2509.22613; digest ``planning.md`` Sec. 14):
+arXiv 2405.09220; reward of the RL follow-up, arXiv 2509.22613):
 
 * moving along an edge ``current -> action`` is legal; reaching the target ends the episode
   (``terminated``) with reward ``+1``;

@@ -1,7 +1,7 @@
 """The ALPINE sequence format and vocabulary, shared by the dataset generators and the evaluation.
 
 A training line for the pair (s, t) with path ``s = v_1, v_2, ..., v_m = t`` is the token row
-(ALPINE Sec. 3.1, authors' nanoGPT code; digest ``planning.md`` Sec. 4)::
+(ALPINE, Wang et al. 2024, arXiv 2405.09220, Sec. 3.1, and the authors' nanoGPT code)::
 
     s t s v_2 ... t \\n PAD PAD ...
 

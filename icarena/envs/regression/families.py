@@ -4,7 +4,7 @@ A *family* is a distribution over functions f: R^d -> R plus an input distributi
 prompt draws one function and k inputs; every function here is drawn independently per prompt,
 and everything is vectorised over a batch of P prompts (one function per prompt).
 
-Families (Garg et al. 2022, arXiv 2208.01066, §1 of the regression digest, plus the Hölder and
+Families (Garg et al. 2022, arXiv 2208.01066, plus the Hölder and
 manifold settings of Shi & Liao 2026, arXiv 2605.08811):
 
 =================  ==========================================================  ============
@@ -32,7 +32,7 @@ The normaliser is what the squared error is divided by when curves are reported 
 convention: predicting 0 scores ≈ 1 on linear, sparse and ReLU families); for ``holder`` and
 ``manifold`` it is 1, i.e. raw squared error. Every family adds N(0, ``noise_std``²) label noise
 (``noise_std`` defaults to 0 except for ``holder``, whose default 0.25 is the noise level of the
-digest's rate experiment); :func:`sample_prompts` returns both the noisy labels and the clean
+regression-rate experiment); :func:`sample_prompts` returns both the noisy labels and the clean
 values f(x).
 """
 

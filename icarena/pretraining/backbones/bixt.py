@@ -17,7 +17,7 @@ features, temperature 1e4) positional encoding projected to D and added; latents
 LayerNorm is applied to the token states. Cost is linear in N for fixed M: no tensor has two axes
 of size N.
 
-icarena choices (backbones digest §1):
+icarena choices:
 
 * Every layer is bi-directional (the paper's last layer updates only the latents, for
   classification from the latents; a backbone that returns token states needs them updated).

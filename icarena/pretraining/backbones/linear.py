@@ -6,10 +6,10 @@ One module, :class:`LinearAttention`, serves three uses:
    absolute positions and a final LayerNorm (the GPT block with the softmax removed).
 2. :func:`ols_construction`: Tan & Zhao 2026 (arXiv 2604.13656), "OLS is a special case of
    transformer": one linear-attention layer whose weights are set from a dataset (X, Y) so that
-   one forward pass returns the OLS fit (digest regression.md §6).
+   one forward pass returns the OLS fit.
 3. :func:`gd_construction` / :func:`preconditioned_gd_construction`: von Oswald et al. 2023
    (arXiv 2212.07677) one-step gradient descent, and the preconditioned step of Ahn et al. 2023 /
-   Zhang, Frei & Bartlett 2024 (digest §7).
+   Zhang, Frei & Bartlett 2024 (arXiv 2306.09927).
 
 Linear attention (one head; no softmax, no normalisation beyond ``scale``)::
 

@@ -4,7 +4,7 @@ Shi & Liao 2026 (arXiv 2605.08811), "Learning theory of transformers: local-to-g
 approximation via softmax partition of unity", prove O(ε^{-d/α}) parameter approximation and
 the minimax rate O(n^{-2α/(2α+d)} log n) for α-Hölder regression with a dense transformer of
 **two encoder blocks**, **softmax attention**, per-token **FFNs with one hidden layer** and
-**sinusoidal positional encodings**. Only the abstract was available (digest regression.md §8),
+**sinusoidal positional encodings**. Only the abstract was available,
 so this module is a reconstruction of that architecture, not the paper's exact embedding:
 
     x ← x + PE_sin(0..T-1)                      (Vaswani et al. 2017 sinusoids, base 10000)
@@ -13,9 +13,10 @@ so this module is a reconstruction of that architecture, not the paper's exact e
         x ← x + W2 act(W1 N2(x) + b1) + b2      (one hidden layer of width mlp_ratio · D)
     x ← N_f(x)
 
-Mechanism it can represent (digest §8): with query q(x) = [x; 1] and key k_j = β[2c_j; −‖c_j‖²]
-(a linear map of token j's positional encoding), softmax_j(q·k_j) = softmax_j(−β‖x − c_j‖²) is a
-partition of unity over centres c_j; block 1 forms it, the FFNs compute local values and block 2
+Mechanism it can represent (the softmax partition of unity): with query q(x) = [x; 1] and key k_j =
+β[2c_j; −‖c_j‖²] (a linear map of token j's positional encoding), softmax_j(q·k_j) = softmax_j(−β‖x
+− c_j‖²) is a partition of unity over centres c_j; block 1 forms it, the FFNs compute local values
+and block 2
 aggregates them.
 
 Choices the paper (as available) leaves open, and what this module does:

@@ -9,7 +9,7 @@ statistics across the batch, running statistics at eval) and every other token t
     SepNorm(x)_t = BN(x_t)   if t is special        (statistics over the batch, per feature)
                  = LN(x_t)   otherwise              (statistics over the D features of x_t)
 
-icarena adaptation (documented choices, backbones digest §3):
+icarena adaptation (documented choices):
 
 * Special positions generalise position 0: the ``special_mask`` argument of ``forward`` (e.g. a
   query or summary token), or, when it is not given, ``special_positions`` from the config

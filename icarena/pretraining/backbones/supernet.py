@@ -21,7 +21,7 @@ Sub-network genome (:class:`SubnetConfig`): depth, embed, per-layer heads and pe
 ratios (embed shared by all layers). The space: ``depth_choices``, ``embed_choices``,
 ``head_choices``, ``mlp_ratio_choices``; empty = the toy space scaled to the maxima,
 i.e. depth {ceil(L/3), ceil(L/2), ceil(2L/3), L}, embed {D/2, 3D/4, D}, heads {powers of 2 < H, H},
-MLP ratio {r/2, 3r/4, r}; at the defaults (L=6, D=64, H=4, r=4) this is the digest's toy space
+MLP ratio {r/2, 3r/4, r}; at the defaults (L=6, D=64, H=4, r=4) this is the toy space
 depth {2,3,4,6}, embed {32,48,64}, heads {1,2,4}, mlp {2,3,4}.
 
 Interface (I/O width is always d_model = the max embed):

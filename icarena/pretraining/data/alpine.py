@@ -1,6 +1,6 @@
 """``icarena generate alpine``: ALPINE path-finding token datasets on a random DAG.
 
-Reference: ALPINE (arXiv 2405.09220) Sec. 3 and Alg. 1; digest ``planning.md`` Secs. 1-4.
+Reference: ALPINE (Wang et al. 2024, arXiv 2405.09220) Sec. 3 and Alg. 1.
 
 Recipe (one seed; the stages draw from independent streams ``[seed, k]``):
 

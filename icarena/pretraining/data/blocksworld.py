@@ -1,6 +1,6 @@
 """``icarena generate blocksworld``: ALPINE-format path datasets on the Blocksworld state graph.
 
-Reference: ALPINE App. F (arXiv 2405.09220); digest ``planning.md`` Sec. 12. The authors'
+Reference: ALPINE App. F (Wang et al. 2024, arXiv 2405.09220). The authors'
 Blocksworld generator is not public; this is the documented reconstruction:
 
 1. graph ``blocksworld_graph(blocks, ops)`` (4 blocks, ``move``: 73 states, 240 edges; towers

@@ -3,7 +3,8 @@
 ``icarena generate games --setting decentralized|centralized --n-games N --episodes K ...``
 samples N games from the ICGP prior (:meth:`icarena.envs.games.TabularGame.random`: truncated-
 normal rewards; Dirichlet(1) transitions and s_1 = 0 by default), runs the setting's context
-algorithm on all of them at once (Shi et al. 2024, §3; games digest §3) and writes one row per game:
+algorithm on all of them at once (Shi et al. 2024, arXiv 2410.09701, §3) and writes one row per
+game:
 
 * decentralized (default algorithm ``exp3`` on matrix games; ``vlearning`` for any H, S): the
   per-player streams -- max: (``traj/s``, ``act/max``, ``rew/max``); min: (``traj/s``,

@@ -1,7 +1,7 @@
 """In-context regression prompts as token sequences, the training task, and the ``regression``
 dataset generator.
 
-Prompt format (Garg et al. 2022, arXiv 2208.01066; digest regression.md §2). A prompt of k pairs
+Prompt format (Garg et al. 2022, arXiv 2208.01066). A prompt of k pairs
 (x_i, y_i), x_i ∈ R^d, becomes 2k tokens of width d::
 
     z_{2i}   = x_i                  (x-token)
