@@ -1,8 +1,8 @@
 """``icarena run backbones``: every registered backbone on every task, with one budget per task.
 
-Issue 7 (item 6): the same read-in -> backbone -> read-out model is trained with each registered
-backbone (:func:`icarena.pretraining.backbones.available`) on up to three in-context tasks, with
-the **same** steps, batch, learning-rate schedule, width, depth and heads for every backbone of
+The same read-in -> backbone -> read-out model is trained with each registered backbone
+(:func:`icarena.pretraining.backbones.available`) on up to three in-context tasks, with the
+**same** steps, batch, learning-rate schedule, width, depth and heads for every backbone of
 a task, and scored by that task's own metric:
 
 =================  ===========================================  =============================
@@ -16,16 +16,17 @@ task               setting                                      metric (lower/hi
                    VI-ULCB on H=2, S=4, A=B=5 Markov games      state-wise averaged policy (↓)
 =================  ===========================================  =============================
 
-Beside the metric every cell reports the model's parameters (read-in + backbone + read-out; the
-backbone alone in its own column), training throughput (tokens/s and ms/step over the training
-steps only, evaluation excluded) and peak memory. Reference rows (least squares for regression,
-the random-walk planner for ALPINE, VI-ULCB itself and uniform play for ICGP) are computed on
-the same held-out prompts / pairs / games.
+(Garg et al. 2022, arXiv 2208.01066; Wang et al. 2024, arXiv 2405.09220; Shi et al. 2024, arXiv
+2410.09701.) Beside the metric every cell reports the model's parameters (read-in + backbone +
+read-out; the backbone alone in its own column), training throughput (tokens/s and ms/step over the
+training steps only, evaluation excluded) and peak memory. Reference rows (least squares for
+regression, the random-walk planner for ALPINE, VI-ULCB itself and uniform play for ICGP) are
+computed on the same held-out prompts / pairs / games.
 
 The report also holds the SympFormer-vs-GPT acceptance item: both backbones' training-loss
 curves on ``regression`` (same budget, same depth and width, EMA-smoothed) in one PNG, with
 their parameter counts (SympFormer's learned momentum coefficients and momentum norms add
-parameters; the digest asks to always report them).
+parameters, so the counts are always reported).
 
 Choices the spec leaves open (documented here):
 
@@ -55,30 +56,13 @@ Outputs in ``out_dir``: ``config.json``, ``metrics.json`` (every cell incl. its 
 ckpt.pt, TensorBoard events, and ``cell.json``, the cell's result, written as soon as the cell
 ends).
 
-Cost and budget (measured 2026-11-27 on the shared 2-core box, load 5-11 from other jobs,
-1 torch thread per cell; ms per training step at the default sizes and batches):
-
-=============  ==========  ======  ============  =======  ========  ==========  ==========
-task           gpt         linear  local_global  sepnorm  supernet  sympformer  bixt
-=============  ==========  ======  ============  =======  ========  ==========  ==========
-regression     134         296     101           130      45        97          4533
-alpine         89          2306    162           165      106       180         3356
-icgp           47          80      50            73       49        69          480
-=============  ==========  ======  ============  =======  ========  ==========  ==========
-
-BiXT's exact prefix re-encoding is 25-90x GPT per step; ``linear`` on ALPINE (one head of
-width 120) materialises its (B, T, 120, 120) running key-value sums, which also makes its
-sampling evaluation slow (≈ 5 min, 5 GB peak). At the default steps this projects to ≈ 23 min
-of training without BiXT plus ≈ 56 min for BiXT *on that loaded box*; the same GPT step runs
-≈ 7x faster on idle cores with 2 threads (regression-linear's 25-30 ms vs 197 ms here), which
-puts the full default run at roughly 15-20 min on an idle 2-core machine. ``--exclude bixt``
-removes about two thirds of the time.
-
-The default budget is a *cost* comparison more than a converged one: at 500 steps of batch 32
-no backbone leaves the in-context-regression plateau (error at 2d ≈ 0.9; least squares 0), and
-ALPINE at 300 steps has near-zero path validity. GPT leaves the plateau after ≈ 1,000-3,000
-steps of batch 64 (``--regression.steps 3000 --regression.batch-size 64``: GPT 0.66,
-SympFormer 0.85 at err@2d, measured); ``regression-linear`` needs 18,000 steps for < 0.06.
+Cost and budget: BiXT's exact prefix re-encoding costs many times GPT's step, and ``linear`` on
+ALPINE (one head of width 120) materialises its (B, T, 120, 120) running key-value sums, which
+also makes its sampling evaluation slow; ``--exclude bixt`` removes most of the time. The default
+budget is a *cost* comparison more than a converged one: at its steps no backbone leaves the
+in-context-regression plateau and ALPINE's path validity stays near zero; ``regression-linear``'s
+budget is what GPT needs to pass its bar. Measured ms/step per task and backbone, and what the
+budget reaches: ``docs/results/backbones.md``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``icarena run games-baselines``: Nash gap vs episode of the classical game-playing baselines.
 
-On ``n_games`` held-out games drawn from the ICGP prior with ``game_seed`` (Shi et al. 2024, §5;
-games digest §8):
+On ``n_games`` held-out games drawn from the ICGP prior with ``game_seed`` (Shi et al. 2024,
+arXiv 2410.09701, §5):
 
 * decentralized, 5×5 matrix games, K = 3000: fixed-η EXP3 (the practical baseline) and V-learning
   with H = 1 and the theory schedule (the faithful ICGP context algorithm), each scored with its

@@ -1,64 +1,39 @@
 """``icarena run icgp-decentralized``: in-context EXP3 players on 5×5 matrix games (ICGP §5).
 
-Shi et al. 2024, "Transformers as Game Players", decentralized experiment: one transformer per
-player, each pretrained on its own stream (s, own action, own reward) of the context algorithm
-(EXP3 = V-learning with H = 1; icarena's default is fixed-η EXP3, the practical baseline of the
-games digest §6.1/§8; ``--context vlearning`` gives the theory schedule with the certified output),
+Shi et al. 2024, "Transformers as Game Players" (arXiv 2410.09701), decentralized experiment: one
+transformer per player, each pretrained on its own stream (s, own action, own reward) of the context
+algorithm (EXP3 = V-learning with H = 1; icarena's default is fixed-η EXP3, the practical baseline
+of ICGP's experiments; ``--context vlearning`` gives the theory schedule with the certified output),
 for N = 10, 20 and a larger N pretraining games; then, on 10 held-out games, the Nash gap of the
-transformers' per-episode and averaged policies vs episodes next to the context algorithm run on
-the same games with the same seeds, and uniform play.
+transformers' per-episode and averaged policies vs episodes next to the context algorithm run on the
+same games with the same seeds, and uniform play.
 
 CPU default vs paper: the paper uses K = 3000 episodes (T = 3000 tokens) and 100 epochs on a GPU.
 The default here is **K = 300** (T = 300), a 3-layer width-32 GPT (4 heads), soft labels, the
 ``slot_prob`` token (the player's own probability of the action it took rides along with the
 action and reward; :mod:`icarena.pretraining.game_lm`), 5 EXP3 trajectories per pretraining
 game, N ∈ (10, 20, 100) and 1,500 AdamW steps of batch 16 per model, the max and min models
-trained side by side (``--stream-workers 2``, one core each). Measured: 17.8 min on an idle
-2-core machine (about 5.5 min per N, 26 s of evaluation). The paper's K is one flag away:
-``--episodes 3000`` (about 10× the time per step; use a GPU, ``--train.device cuda``).
+trained side by side (``--stream-workers 2``, one core each), a budget sized for 2 CPU cores.
+The paper's K is one flag away: ``--episodes 3000`` (about 10× the time per step; use a
+GPU, ``--train.device cuda``).
 
-Measured at these defaults (seed 0, 10 held-out games, eval seed 1000; CPU):
-
-=========  =======  ========  ==========  ================================
-method     avg gap  last gap  ratio       held-out KL(EXP3 ‖ TF) max / min
-=========  =======  ========  ==========  ================================
-TF N=10    0.341    0.419     1.95        0.138 / 0.061
-TF N=20    0.209    0.278     1.19        0.027 / 0.022
-TF N=100   0.188    0.238     **1.075**   0.0067 / 0.0070
-EXP3       0.175    0.151     1
-uniform    0.308    0.308     1.76
-=========  =======  ========  ==========  ================================
-
-The largest-N model meets the 1.1 × bar and is better than the N = 10 one. With ``--seed 1``
-(other games, inits and draws; CPU): 0.320 / 0.194 / 0.198 vs EXP3 0.188, ratios
-1.70 / 1.03 / 1.05. N = 10 stays far in every setting tried: 10 games × 5 trajectories are
-memorised (held-out KL 0.06-0.14), and the gap falls with N as the paper reports.
-
-How the defaults were found (final averaged-gap ratio; N = 100, 2 layers, width 32, batch 16
-unless said; GPU runs of the same code, which reproduce the CPU default's numbers to 1e-4):
-
-* token: ``slot`` 300 steps (the old default): 1.52 at N = 20 (CPU); ``slot_prob``: 1.37;
-  ``slot_policy``: 2.63, worse than uniform play although its held-out KL is the lowest (0.02).
-* steps and depth with ``slot_prob``: 1,500 steps 1.19 (CPU); 3 layers 1.075; 4 layers 1.051
-  (seed 1: 1.037); 4 layers at 800 / 1,000 steps 1.34 / 1.38; width 64: 1.25; batch 32: 1.15;
-  N = 500 / 1,000 at 1,500 steps: 1.16 / 1.16; N = 1,000 at 3,000 steps: 1.06; 4 layers,
-  width 64, batch 32, 3,000 steps: 1.40 / 1.02 / 1.07 for N = 10 / 20 / 100.
-
-Why the own-probability feature (measured with the ``slot`` token): in closed loop those models
-concentrated as much as EXP3 but on the wrong actions. On EXP3's own trajectories an action's
-past frequency tracks its current probability, and the model learned that shortcut: given 60%
-of its past plays on one action and equal rewards, the N = 20 model put 0.66 on it, whereas
-EXP3's update on the same history puts 0 on it (importance-weighted losses grow with how often
-an action is played beyond its probability). In play the shortcut feeds itself. 5× the steps,
-off-policy pretraining histories and DAgger-style relabelling of the model's own histories did
-not fix it; giving the model the probabilities that EXP3's update divides by did.
+Why the own-probability feature: with the plain ``slot`` token the models concentrated in closed
+loop as much as EXP3, but on the wrong actions. On EXP3's own trajectories an action's past
+frequency tracks its current probability, and the model learned that shortcut, whereas EXP3's
+update puts little weight on an action played more often than its probability (importance-weighted
+losses grow with that excess). In play the shortcut feeds itself. More steps, off-policy
+pretraining histories and DAgger-style relabelling of the model's own histories did not fix it;
+giving the model the probabilities that EXP3's update divides by did. With 10 games the
+trajectories are memorised, and the gap falls with N as the paper reports. Measured gaps and
+ratios at the defaults (two seeds), the variants that chose the defaults, and the probe of the
+shortcut, with commands and machines: ``docs/results/icgp-decentralized.md``.
 
 The pipeline chains the stages: :func:`icarena.pretraining.game_lm.pretrain` into
 ``out_dir/N<n>/`` (one run dir per N, each with ``max/`` and ``min/`` Trainer runs),
 :func:`icarena.evaluation.icgp.evaluate_players` on the held-out games, then ``metrics.json``,
 ``report.md``, ``gap_last.png``, ``gap_avg.png`` and TensorBoard scalars (``tb_icgp/``).
 
-Acceptance (issue 6), checked and written to ``metrics.json["acceptance"]``: the averaged-policy
+Acceptance, checked and written to ``metrics.json["acceptance"]``: the averaged-policy
 gap of the transformer at the final episode is at most 1.1 × the context algorithm's (means over
 the 10 games) -- required of the largest-N model, reported for every N -- and the largest-N model
 is no worse than the N = 10 model.
@@ -112,7 +87,7 @@ class Config:
     """Pretraining loss: 'soft' (policy cross-entropy) or 'sampled' (the paper's sampled action)."""
     embedding: str = "slot_prob"
     """Step token (icarena.pretraining.game_lm): 'slot_prob' (reward and the player's own
-    probability of its action in the action's slot), 'slot', 'concat' (digest §4), 'cell',
+    probability of its action in the action's slot), 'slot', 'concat' (ICGP's layout), 'cell',
     'slot_policy'."""
     read_out: str = "linear"
     """Read-out: 'linear' (all (h, s) from one Linear) or 'query' (one causal attention query
@@ -228,7 +203,7 @@ def run_icgp(cfg: Any, setting: str, dims: dict[str, int], *, title: str) -> dic
 
 
 def acceptance_checks(summary: dict[str, Any], labels: list[str]) -> dict[str, Any]:
-    """Issue-6 bars: ratio ≤ 1.1 (largest N; every N reported) and largest N ≤ N=10 model."""
+    """Acceptance bars: ratio ≤ 1.1 (largest N; every N reported) and largest N ≤ N=10 model."""
     by = {r["method"]: r for r in summary["rows"]}
     ratios = {lab: float(by[lab]["ratio_avg_to_context"]) for lab in labels}
     first, last = labels[0], labels[-1]

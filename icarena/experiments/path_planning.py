@@ -5,7 +5,7 @@ sampling ``s t`` prompts -> path validity overall and per degree, next to BFS an
 planners scored by the same rule on the same pairs -> failures file, probe summary, plots, report.
 
 Reference: Wang et al., "ALPINE: Unveiling the Planning Capability of Autoregressive Learning in
-Language Models", NeurIPS 2024 (arXiv 2405.09220), Secs. 3-5 and App. F; digest planning.md.
+Language Models", NeurIPS 2024 (arXiv 2405.09220), Secs. 3-5 and App. F.
 """
 
 from __future__ import annotations
@@ -221,8 +221,8 @@ def run_path_experiment(out: Path, data, cfg, model_opts: ModelOptions,
         f"samples, {'greedy' if cfg.sampling.greedy else f'T = {cfg.sampling.temperature}'}.",
         "## Path validity (fraction of valid completions)\n\n"
         + degree_table({k: ev[k] for k in ("transformer", "bfs", "random_walk")}),
-        "Degree = how many concatenations of observed reachability a pair needs (planning.md "
-        "Sec. 8); BFS is always valid on reachable pairs, the random walk is the naive "
+        "Degree = how many concatenations of observed reachability a pair needs (ALPINE, "
+        "arXiv 2405.09220); BFS is always valid on reachable pairs, the random walk is the naive "
         "(reachability-unaware) walk.",
     ]
     if checks:

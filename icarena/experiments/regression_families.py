@@ -1,6 +1,6 @@
 """``icarena run regression-families``: one GPT per function family vs classical baselines.
 
-For each family (Garg et al. 2022, arXiv 2208.01066, §4 of the regression digest) a causal GPT is
+For each family (Garg et al. 2022, arXiv 2208.01066) a causal GPT is
 trained on fresh prompts and evaluated on held-out prompts; error-vs-k curves (normalised squared
 error, mean and bootstrap 90% interval) are compared on the same prompts with:
 
@@ -18,33 +18,19 @@ holder, manifold   least squares, 3-NN, ridge (λ = 0.1)
 (Garg et al.'s greedy-tree and XGBoost baselines for trees are not included: scikit-learn and
 XGBoost are not dependencies.)
 
-Checks reported (issue 5): on sparse linear the transformer beats least squares at every
-1 <= k < d; on ReLU nets and trees it is no worse than 3-NN at the largest k.
+Checks reported: on sparse linear the transformer beats least squares at every 1 <= k < d; on
+ReLU nets and trees it is no worse than 3-NN at the largest k.
 
 Scaled to a CPU: d = 5, k = 11 for linear families and 21 for ReLU nets and trees, the tiny
 GPT (3 layers, width 64, 2 heads), Garg et al.'s dimension curriculum (2 active input dims,
 +1 every 1,000 steps) on every Gaussian-input family, 8,000 steps of batch 64 per family, and for
 sparse linear s = 1 (Garg et al.'s s/d = 3/20 at d = 5) with 20,000 steps of batch 128: without
-the curriculum it stayed on its loss plateau for 12k+ steps, and at 24k steps of batch 64 one
-data stream passed its check and another did not (k = 3: 0.393 vs least squares 0.341).
+the curriculum it stayed on its loss plateau far longer, and with a smaller budget its check
+passed on one data stream and failed on another.
 
-Measured at these defaults (seed 0, 1 thread on a 2-core machine shared with another job;
-normalised error at k = 1..4 for sparse linear, at the largest k otherwise):
-
-==============  =========================  ======================  =========================
-family          transformer                least squares           other
-==============  =========================  ======================  =========================
-sparse linear   .693 .512 .245 .182        .774 .698 .341 .236     Bayes .658 0 0 0; Lasso
-                                                                   .901 .758 .149 .047
-ReLU 2-layer    0.296 (k = 20)             0.653                   3-NN 0.375, 2-layer NN .115
-trees           0.634 (k = 20)             1.044                   3-NN 0.816
-linear          0.079 (k = 10)             0                       3-NN 0.629
-==============  =========================  ======================  =========================
-
-With ``--seed 1`` sparse linear gives .708 .489 .216 .155 (also below least squares at every
-k < d). Training took 28 min for sparse linear and 5-11 min for each other family there
-(≈ 55 min in all). Each family's model run dir is ``out_dir/<family>``; ``out_dir`` holds
-config.json, metrics.json, report.md and one PNG per family.
+Each family's model run dir is ``out_dir/<family>``; ``out_dir`` holds config.json, metrics.json,
+report.md and one PNG per family. Measured errors per family, both seeds and training times, with
+their command and machine: ``docs/results/regression-families.md``.
 """
 
 from __future__ import annotations
@@ -262,7 +248,7 @@ def run(cfg: Config) -> dict[str, Any]:
 
 
 def _family_check(name: str, mean: dict[str, np.ndarray], d: int, k: int) -> tuple[str, bool]:
-    """Issue 5's per-family acceptance statement and whether it holds (on the means)."""
+    """The per-family acceptance statement and whether it holds (on the means)."""
     tr = mean["transformer"]
     if name == "sparse_linear":
         ks = np.arange(1, min(d, k))

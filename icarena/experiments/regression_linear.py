@@ -1,18 +1,16 @@
 """``icarena run regression-linear``: a GPT learns linear regression in context.
 
-Garg et al. 2022 (arXiv 2208.01066) scaled to a CPU (digest regression.md §9): prompts of k = 11
-pairs with x ~ N(0, I_d), d = 5, y = wᵀx, w ~ N(0, I_d); tokens interleave x_i and (y_i, 0, ..., 0);
-a causal GPT (3 layers, width 64, 2 heads) is trained on fresh prompts every step (AdamW, lr 1e-3,
-200-step warm-up + cosine) and evaluated on 1,280 held-out prompts. The squared error / d at
-every number of in-context examples i = 0..k-1 is reported with bootstrap 90% intervals, against
-least squares (min-norm), 3-NN, averaging and the optimal one-layer linear attention, all
-computed on the same prompts.
+Garg et al. 2022 (arXiv 2208.01066) scaled to a CPU: prompts of k = 11 pairs with x ~ N(0, I_d),
+d = 5, y = wᵀx, w ~ N(0, I_d); tokens interleave x_i and (y_i, 0, ..., 0); a causal GPT (3 layers,
+width 64, 2 heads) is trained on fresh prompts every step (AdamW, lr 1e-3, 200-step warm-up +
+cosine) and evaluated on 1,280 held-out prompts. The squared error / d at every number of
+in-context examples i = 0..k-1 is reported with bootstrap 90% intervals, against least squares
+(min-norm), 3-NN, averaging and the optimal one-layer linear attention, all computed on the same
+prompts.
 
-Acceptance (digest §9): error at i = 2d (= 10) below 0.06, and within 0.06 of least squares for
-i <= 3. Measured at the defaults (seed 0, 1 thread on a 2-core machine shared with other jobs,
-load average 7–10): error 0.042 [0.037, 0.046] at i = 10, max gap to least squares 0.025 for
-i <= 3, 130 ms/step (39 min). On an idle machine 1 thread ran ≈ 51 ms/step (≈ 15 min) and the
-digest measured 23–27 ms/step with 2 threads (≈ 8 min).
+Acceptance: error at i = 2d (= 10) below 0.06, and within 0.06 of least squares for i <= 3;
+``metrics.json["acceptance"]`` records both. Measured errors and training speed, with their
+command, seeds and machine: ``docs/results/regression-linear.md``.
 
 The run dir (``out_dir``) is also the model's run dir: ``config.json`` (this config under
 ``experiment`` plus the ``model``, ``task`` and ``train`` sections; ``load_model(out_dir)`` works),

@@ -2,7 +2,7 @@
 
 Shi & Liao 2026 (arXiv 2605.08811) show that a two-block softmax transformer attains the
 minimax rate E‖f̂ − f‖² = O(n^{-2α/(2α+d)} log n) for α-Hölder targets on [0,1]^d. This experiment
-measures the rate (digest regression.md §8, "rate experiment [R]"):
+measures the rate (a reconstruction of the paper's rate experiment):
 
 * target f_α(x) = Σ_i |x_i − ½|^α, x ~ U[0,1]^d, y = f(x) + N(0, 0.25²);
 * cases (d, α) ∈ {(1, 1), (1, 0.5), (2, 1)}, n ∈ {2^7, ..., 2^13}, ``n_seeds`` seeds each;
@@ -13,9 +13,9 @@ measures the rate (digest regression.md §8, "rate experiment [R]"):
   N = m tokens (= partition-of-unity centres) instead, which costs O(N²) per sample and is ≈ 5–10×
   slower at the largest n on a CPU;
 * training: the Trainer (Adam, i.e. AdamW without decay; no clipping), cosine learning rate,
-  minibatches of ``batch_size`` (full batch would cost
-  ≈ n/batch_size times more on a CPU; a documented deviation from the digest), early stopping on
-  a 20% holdout (the weights with the best holdout MSE are kept);
+  minibatches of ``batch_size`` (full batch would cost ≈ n/batch_size times more on a CPU; a
+  documented deviation from full-batch training), early stopping on a 20% holdout (the weights with
+  the best holdout MSE are kept);
 * test MSE E(f̂ − f)² on ``n_test`` (10^4) fresh noiseless points;
 * slope of log MSE vs log n by least squares over all (n, seed) points, with its standard error,
   against the theoretical −2α/(2α + d); tolerance ±0.15 (the log factor biases local slopes);
