@@ -136,7 +136,9 @@ def cell(value: Any, digits: int = 4) -> str:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, list | dict):
+    if isinstance(value, list):
+        return "[" + ", ".join(cell(v, digits) for v in value) + "]"
+    if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
     return fmt(value, digits).replace("|", "\\|").replace("\n", " ")
 
