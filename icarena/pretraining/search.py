@@ -509,6 +509,7 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
         "supernet_final_loss": trained.losses[-1], "supernet_eval": trained.final_eval,
         "extract_max_abs_diff": diff, "supernet_dir": str(out / "supernet"),
         "winner_dir": str(winner_dir), "seconds": time.perf_counter() - t0, "rows": rows,
+        "columns": list(rows[0]),  # the table order for `icarena report` (keys are sorted on disk)
     }
     atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "search.json", results)
