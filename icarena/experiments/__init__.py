@@ -25,7 +25,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "icgp-centralized": ("icarena.experiments.icgp_centralized", "ICGP: in-context VI-ULCB player"),
     "quickstart": (
         "icarena.experiments.quickstart",
-        "A small version of every experiment (the `make demo` job, < 5 min on 2 cores).",
+        "A small version of every experiment (the `make demo` job).",
     ),
     "games-baselines": ("icarena.experiments.games_baselines", "Nash gap of game baselines"),
     "regression-linear": (

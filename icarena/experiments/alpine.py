@@ -76,7 +76,7 @@ def run(cfg: Config) -> dict:
 
 
 def quick_config(out_dir: str) -> Config:
-    """A small run (n = 30, 600 steps, ~10 s on 2 idle cores) for quickstart and tests."""
+    """A small run (n = 30, 600 steps) for quickstart and tests."""
     return Config(
         out_dir=out_dir,
         data=alpine_data.Spec(nodes=30, p=0.15, paths_per_pair=5),

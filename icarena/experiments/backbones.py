@@ -224,7 +224,7 @@ class Config:
 
 
 def quick_config(out_dir: str) -> Config:
-    """A tiny comparison (every backbone, every task, a few steps; ≈ 10-20 s on 2 cores)."""
+    """A tiny comparison (every backbone, every task, a few steps)."""
     return Config(
         out_dir=out_dir, isolate=False,
         regression=RegressionSpec(steps=8, batch_size=8, warmup_steps=2, d_model=16,

@@ -114,7 +114,7 @@ def run(cfg: Config) -> dict:
 
 
 def quick_config(out_dir: str) -> Config:
-    """One width (60), 3,000 lines, 800 steps (~30 s on 2 idle cores) for quickstart / tests."""
+    """One width (60), 3,000 lines, 800 steps, for quickstart / tests."""
     return Config(
         out_dir=out_dir, widths=[60], lr_ref_width=0,
         data=bw_data.Spec(lines=3000),

@@ -1,8 +1,8 @@
 """``icarena run quickstart``: a small version of every registered experiment.
 
 This is the job ``make demo`` runs. Each experiment contributes its ``quick_config`` (a tiny
-setting that finishes in well under a minute on 2 cores); quickstart runs them one after another
-into ``out_dir/<experiment>/``, prints a summary table and writes a report linking each
+setting; times per experiment: ``docs/results/quickstart.md``); quickstart runs them one after
+another into ``out_dir/<experiment>/``, prints a summary table and writes a report linking each
 experiment's own report.
 """
 

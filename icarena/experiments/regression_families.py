@@ -138,7 +138,7 @@ class Config:
 
 
 def quick_config(out_dir: str) -> Config:
-    """A tiny version (< 60 s on 2 cores) for quickstart and tests; checks not expected to pass."""
+    """A tiny version for quickstart and tests; checks not expected to pass."""
     return Config(out_dir=out_dir, steps=40, family_steps={}, family_batch_size={},
                   curriculum_every=10, n_eval=64, n_boot=100, k_nonlinear=11, progress=False,
                   )

@@ -103,7 +103,7 @@ class Config:
 
 
 def quick_config(out_dir: str) -> Config:
-    """A tiny version (≈ 10–20 s on 2 cores) for quickstart and tests; not expected to pass."""
+    """A tiny version for quickstart and tests; not expected to pass."""
     return Config(out_dir=out_dir, steps=200, n_eval=256, eval_every=0, n_boot=200,
                   progress=False)
 

@@ -108,7 +108,7 @@ class Config:
 
 
 def quick_config(out_dir: str) -> Config:
-    """A tiny version (< 60 s on 2 cores): 3 sample sizes, few steps; slopes are not meaningful."""
+    """A tiny version: 3 sample sizes, few steps; slopes are not meaningful."""
     return Config(out_dir=out_dir, log2_n_min=7, log2_n_max=9, steps=60, eval_every=20,
                   n_test=2000, max_tokens=16)
 
