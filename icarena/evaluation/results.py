@@ -230,9 +230,14 @@ def write_results_page(
     return page
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one ``icarena: error:`` line, like every other command
+        raise IcarenaError(f"{message} (see `icarena report --help`)")
+
+
 def report_main(argv: Sequence[str]) -> int:
     """``icarena report RUN [RUN ...] [--out FILE]`` and ``icarena report --page PAGE...``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="icarena report",
         description="Build a markdown results table from run dirs' metrics.json (or metrics "
                     ".json files), or regenerate docs/results pages from their metrics files.")
