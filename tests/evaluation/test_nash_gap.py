@@ -148,7 +148,7 @@ def test_gap_curve_average_and_mixture_bound():
 
 def test_uniform_gap_and_marginals():
     games = TabularGame.random(1, 1, 5, 5, seed=11, n_games=400)
-    assert 0.26 < float(uniform_gap(games).mean()) < 0.32  # digest: about 0.29
+    assert 0.26 < float(uniform_gap(games).mean()) < 0.32  # about 0.29 on this prior
     joint = np.random.default_rng(0).random((2, 3, 4))
     joint /= joint.sum((-2, -1), keepdims=True)
     x, y = joint_marginals(joint.reshape(2, 12), 3, 4)

@@ -126,8 +126,8 @@ def test_regression_rate_tiny_and_slope_fit(tmp_path):
 
 @pytest.mark.slow
 def test_regression_linear_smoke_acceptance(tmp_path):
-    """Digest §9 smoke check. Without a curriculum the plateau's end (2k-5k steps) depends on
-    the thread count's float rounding, so the smoke run uses the dimension curriculum."""
+    """Smoke check of the acceptance bar. Without a curriculum the plateau's end (2k-5k steps)
+    depends on the thread count's float rounding, so the smoke run uses the dimension curriculum."""
     mod = experiment_module("regression-linear")
     cfg = mod.Config(out_dir=str(tmp_path / "smoke"), steps=4000, n_eval=640, n_boot=200,
                      curriculum_start=2, curriculum_every=500, eval_every=0, progress=False)

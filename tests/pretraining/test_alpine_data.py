@@ -50,7 +50,7 @@ def test_alpine_dataset_n100(tmp_path):
     assert [tuple(x[:2]) for x in test_lines] == list(map(tuple, test.tolist()))
     assert all(path_is_valid(g, x[0], x[1], x[2:]) for x in test_lines)
     deg = ds.test_degrees()
-    assert set(deg.tolist()) <= {0, 1, 2, 3} and (deg <= 2).mean() > 0.95  # planning.md Sec. 8
+    assert set(deg.tolist()) <= {0, 1, 2, 3} and (deg <= 2).mean() > 0.95  # ALPINE's degrees
 
 
 def test_alpine_deterministic_bytes_and_overwrite(tmp_path):

@@ -34,7 +34,7 @@ def test_random_dag_bad_input(n, p):
 
 
 def test_alpine_statistics_n100():
-    """planning.md Sec. 1: ~500 edges, ~2.9k reachable pairs, longest path 16-22 at n=100."""
+    """ALPINE's graphs: ~500 edges, ~2.9k reachable pairs, longest path 16-22 at n=100."""
     stats = [dag_statistics(random_dag(100, 0.1, seed=s)) for s in range(8)]
     edges = np.mean([s["edges"] for s in stats])
     reach = np.mean([s["reachable_pairs"] for s in stats])
@@ -65,7 +65,7 @@ def test_split_rules():
         if srcs.size:
             assert T[srcs[0], t]
     frac = T.sum() / R.sum()
-    assert 0.54 < frac < 0.66  # planning.md: ~58-60%
+    assert 0.54 < frac < 0.66  # ALPINE's graphs: ~58-60%
     t2, _ = alpine_split(g, seed=4)
     assert np.array_equal(t2, train)
 

@@ -104,7 +104,7 @@ def test_randomising_inactive_blocks_leaves_output_unchanged():
         assert torch.equal(net(x), y)
 
 
-def test_default_space_is_the_digest_toy_space():
+def test_default_space_is_the_toy_space():
     net = build("supernet", max_len=8)
     assert net.config.space() == {"depth": (2, 3, 4, 6), "embed": (32, 48, 64),
                                   "heads": (1, 2, 4), "mlp_ratio": (2.0, 3.0, 4.0)}
