@@ -124,10 +124,13 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _seed(config: Mapping[str, Any]) -> Any:
+    """The run's seed: ``config.json``'s top-level ``seed``, else that of its first section
+    (``experiment``, ``search``, ...) that has one."""
     if "seed" in config:
         return config["seed"]
-    sub = config.get("experiment")
-    return sub.get("seed") if isinstance(sub, Mapping) else None
+    sections = sorted((v for v in config.values() if isinstance(v, Mapping) and "seed" in v),
+                      key=lambda v: v is not config.get("experiment"))
+    return sections[0]["seed"] if sections else None
 
 
 def cell(value: Any, digits: int = 4) -> str:
