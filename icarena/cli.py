@@ -88,6 +88,8 @@ def saved_config(config_cls: type, path: str) -> Any:
     if not isinstance(data, dict):
         raise IcarenaError(f"--config {p} is not a JSON object; pass a run's config.json")
     section = next((data[k] for k in _STAGE_KEYS if isinstance(data.get(k), dict)), data)
+    # what to do with the target is this invocation's choice, not a saved setting
+    section = {k: v for k, v in section.items() if k not in ("resume", "overwrite")}
     try:
         return _from_dict(config_cls, section)
     except (TypeError, ValueError) as e:

@@ -30,3 +30,17 @@ def test_a_config_of_another_command_is_refused(tmp_path):
                                              str(tmp_path / "missing.json"))
     ok("pretrain", "icgp", "--config", str(run / "config.json"), "--out-dir",
        str(tmp_path / "again"))
+
+
+def test_evaluate_regression_reproduces_the_experiments_curves(tmp_path):
+    """The evaluate stage on a regression-linear run, on the same held-out prompts, gives the
+    curves the experiment reported (transformer and least squares)."""
+    run = tmp_path / "rl"
+    ok("run", "regression-linear", *TINY["run regression-linear"], "--out-dir", str(run))
+    ok("evaluate", "regression", "--run-dir", str(run), "--n-prompts", "16", "--n-boot", "5")
+    mine = json.loads((run / "eval" / "metrics.json").read_text())["curves"]
+    theirs = json.loads((run / "metrics.json").read_text())["curves"]
+    for name in ("transformer", "least_squares"):
+        assert mine[name]["mean"] == theirs[name]["mean"], name
+    assert "not found" in refused("evaluate", "regression", "--run-dir",
+                                             str(tmp_path / "missing"))

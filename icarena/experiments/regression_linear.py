@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import check
+from icarena.evaluation.regression import baseline_errors, curve_stats  # noqa: F401
 from icarena.lifecycle import writes_run
 from icarena.pretraining.model import ModelSpec
 from icarena.pretraining.train import TrainConfig
@@ -123,26 +124,6 @@ def model_config(backbone: str, d: int, k: int, n_layers: int, d_model: int,
         "input_dim": d,
         "output_dim": 1,
     }
-
-
-def curve_stats(sq_err: np.ndarray, n_boot: int, seed: int) -> dict[str, list[float]]:
-    """Mean, std and bootstrap 90% interval per column of per-prompt errors (P, k)."""
-    from icarena.evaluation.report import bootstrap_ci
-
-    lo, hi = bootstrap_ci(sq_err, level=0.9, n_boot=n_boot, seed=seed)
-    return {"mean": sq_err.mean(0).tolist(), "std": sq_err.std(0).tolist(),
-            "ci90_low": np.asarray(lo).tolist(), "ci90_high": np.asarray(hi).tolist()}
-
-
-def baseline_errors(
-    x: np.ndarray, y: np.ndarray, normaliser: float,
-    baselines: dict[str, tuple[str, dict[str, Any]]],
-) -> dict[str, np.ndarray]:
-    """Per-prompt normalised squared errors (P, k) of each baseline on prompts (x, y)."""
-    from icarena.agents.regression import prefix_predictions
-
-    return {label: (prefix_predictions(name, x, y, **opts) - y) ** 2 / normaliser
-            for label, (name, opts) in baselines.items()}
 
 
 def train_regression_model(
