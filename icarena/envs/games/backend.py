@@ -1,0 +1,192 @@
+"""The array namespace of the games kernels: numpy on the CPU, or torch on any device.
+
+The exact Nash gap (:func:`icarena.evaluation.nash_gap`) and the context algorithms
+(:mod:`icarena.agents.games`) are written once against :class:`Backend`, so the same code runs
+in numpy (``device=None``, the default) or in torch on ``device`` ("cpu", "cuda", "cuda:1", ...).
+Random numbers are always drawn by numpy (the seed protocol of
+:mod:`icarena.agents.games.rollout`) and copied to the device, so both backends see the same
+draws; results agree to rounding (float64 everywhere).
+
+Two details keep the kernels fast and the numpy backend bit-for-bit equal to the former code:
+
+* reductions over a short last axis (A, B ≤ 7 actions) are unrolled into column operations
+  (:func:`row_sum`, :func:`row_max`, :func:`row_min`), because a numpy reduction over a short
+  contiguous axis pays a per-row cost that dominates small games. For fewer than 8 terms numpy's
+  own sum adds them left to right, which is what the unrolled sum does, so the bits are the same;
+  from 8 terms on the kernels call numpy's sum itself;
+* inverse-CDF sampling (:func:`sample_rows`) accumulates the CDF left to right, as ``np.cumsum``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import reduce
+from typing import Any
+
+import numpy as np
+
+from icarena.errors import ConfigError
+
+UNROLL = 8
+"""Unroll reductions over fewer than this many terms (numpy's pairwise sum starts at 8)."""
+
+
+class Backend:
+    """numpy (``device=None``) or torch on ``device``; only what the games kernels need."""
+
+    def __init__(self, device: Any = None):
+        self.is_torch = device is not None
+        if self.is_torch:
+            try:
+                import torch
+            except ImportError as e:  # pragma: no cover - torch is a dependency
+                raise ConfigError("device= needs torch; install it or pass device=None") from e
+            self.torch = torch
+            try:
+                self.device = torch.device(device)
+                torch.empty(0, device=self.device)
+            except (RuntimeError, TypeError, AssertionError) as e:
+                raise ConfigError(f"cannot use torch device {device!r} ({e}); pass device=None "
+                                  "for numpy or an available device such as 'cpu'") from e
+
+    def __repr__(self) -> str:
+        return f"Backend({'torch:' + str(self.device) if self.is_torch else 'numpy'})"
+
+    # ------------------------------------------------------------------- creation, transfer
+    def asarray(self, x: Any, dtype: str = "float64"):
+        """``x`` (numpy, torch or nested sequences) as a backend array of ``dtype``."""
+        if not self.is_torch:
+            return np.asarray(x, dtype=dtype)
+        t = self.torch
+        dt = getattr(t, dtype)
+        if isinstance(x, t.Tensor):
+            return x.to(device=self.device, dtype=dt)
+        arr = np.asarray(x, dtype=dtype)
+        if not arr.flags.writeable:  # e.g. a game's read-only arrays: the kernels never write
+            arr = arr.copy() if self.device.type == "cpu" else arr  # (to_device copies anyway)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return t.as_tensor(arr, device=self.device)
+
+    def zeros(self, shape: tuple[int, ...], dtype: str = "float64"):
+        if not self.is_torch:
+            return np.zeros(shape, dtype)
+        return self.torch.zeros(shape, dtype=getattr(self.torch, dtype), device=self.device)
+
+    def full(self, shape: tuple[int, ...], value: float, dtype: str = "float64"):
+        if not self.is_torch:
+            return np.full(shape, value, dtype)
+        return self.torch.full(shape, value, dtype=getattr(self.torch, dtype), device=self.device)
+
+    def arange(self, n: int):
+        if not self.is_torch:
+            return np.arange(n)
+        return self.torch.arange(n, device=self.device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if not self.is_torch:
+            return np.asarray(x)
+        return x.detach().cpu().numpy()
+
+    def stack(self, xs: list, axis: int):
+        return self.torch.stack(xs, axis) if self.is_torch else np.stack(xs, axis)
+
+    # ------------------------------------------------------------------------ element-wise
+    def exp(self, x):
+        return self.torch.exp(x) if self.is_torch else np.exp(x)
+
+    def sqrt(self, x):
+        return self.torch.sqrt(x) if self.is_torch else np.sqrt(x)
+
+    def minimum(self, x, y):
+        if not self.is_torch:
+            return np.minimum(x, y)
+        return self.torch.clamp(x, max=y) if np.isscalar(y) else self.torch.minimum(x, y)
+
+    def maximum(self, x, y):
+        if not self.is_torch:
+            return np.maximum(x, y)
+        return self.torch.clamp(x, min=y) if np.isscalar(y) else self.torch.maximum(x, y)
+
+    def where(self, cond, x, y):
+        return self.torch.where(cond, x, y) if self.is_torch else np.where(cond, x, y)
+
+    def as_int(self, x):
+        """Booleans or integers as int64."""
+        return x.to(self.torch.int64) if self.is_torch else x.astype(np.int64)
+
+    def as_float(self, x):
+        return x.to(self.torch.float64) if self.is_torch else x.astype(np.float64)
+
+    def einsum(self, eq: str, *ops):
+        return self.torch.einsum(eq, *ops) if self.is_torch else np.einsum(eq, *ops)
+
+    # ----------------------------------------------------------------------- whole-array
+    def size(self, x) -> int:
+        return int(x.numel()) if self.is_torch else int(x.size)
+
+    def min_all(self, x) -> float:
+        """min over all entries (+inf for an empty array; NaN if any entry is NaN)."""
+        return float(x.min()) if self.size(x) else float("inf")
+
+    def max_abs_dev(self, x, value: float) -> float:
+        """max |x − value| over all entries (0 for an empty array)."""
+        if self.size(x) == 0:
+            return 0.0
+        return float(abs(x - value).max())
+
+
+# ------------------------------------------------------------------ short-axis reductions
+def _columns(x) -> list:
+    return [x[..., i] for i in range(x.shape[-1])]
+
+
+def row_sum(x):
+    """x.sum(-1), left to right for fewer than 8 terms (bit-equal to numpy's sum there)."""
+    if x.shape[-1] >= UNROLL:
+        return x.sum(-1)
+    return reduce(lambda a, b: a + b, _columns(x))
+
+
+def row_max(x, xp: Backend):
+    """x.max(-1) by column-wise maxima (exact in any order)."""
+    if x.shape[-1] >= UNROLL:
+        return x.amax(-1) if xp.is_torch else x.max(-1)
+    return reduce(xp.maximum, _columns(x))
+
+
+def row_min(x, xp: Backend):
+    """x.min(-1) by column-wise minima (exact in any order)."""
+    if x.shape[-1] >= UNROLL:
+        return x.amin(-1) if xp.is_torch else x.min(-1)
+    return reduce(xp.minimum, _columns(x))
+
+
+def softmax_neg(scale, L, xp: Backend):
+    """π ∝ exp(−scale·(L − min L)) over the last axis (scale a float or (...) array)."""
+    m = row_min(L, xp)
+    w = xp.exp(-scale * (L - m[..., None])) if np.isscalar(scale) else \
+        xp.exp(-scale[..., None] * (L - m[..., None]))
+    return w / row_sum(w)[..., None]
+
+
+def sample_rows(probs, u, xp: Backend):
+    """Inverse-CDF draws: index i with probability probs[..., i] given uniforms u (...).
+
+    The rule of :func:`icarena.envs.games.vector.sample_categorical` (count of CDF entries
+    ≤ u·total, clamped to n − 1), with the CDF accumulated column by column.
+    """
+    n = probs.shape[-1]
+    if n >= UNROLL:
+        cdf = probs.cumsum(-1)
+        idx = xp.as_int(cdf <= u[..., None] * cdf[..., -1:]).sum(-1)
+        return xp.minimum(idx, n - 1)
+    cols = _columns(probs)
+    cum = [cols[0]]
+    for c in cols[1:]:
+        cum.append(cum[-1] + c)
+    thr = u * cum[-1]
+    idx = xp.as_int(cum[0] <= thr)
+    for c in cum[1:]:
+        idx = idx + xp.as_int(c <= thr)
+    return xp.minimum(idx, n - 1)
