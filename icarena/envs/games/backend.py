@@ -136,57 +136,79 @@ class Backend:
         return float(abs(x - value).max())
 
 
+NUMPY = Backend()
+"""The numpy backend (``device=None``)."""
+
+
 # ------------------------------------------------------------------ short-axis reductions
-def _columns(x) -> list:
-    return [x[..., i] for i in range(x.shape[-1])]
+# Each takes the action axis ``axis``: -1 (rows (..., n), e.g. policies gathered per game) or 0
+# ((n, G) "action-major" arrays, whose per-action rows are contiguous vectors over games).
+def _parts(x, axis: int) -> list:
+    return [x[i] for i in range(x.shape[0])] if axis == 0 else \
+        [x[..., i] for i in range(x.shape[-1])]
 
 
-def row_sum(x):
-    """x.sum(-1), left to right for fewer than 8 terms (bit-equal to numpy's sum there)."""
-    if x.shape[-1] >= UNROLL:
-        return x.sum(-1)
-    return reduce(lambda a, b: a + b, _columns(x))
+def _expand(v, axis: int):
+    return v[None] if axis == 0 else v[..., None]
 
 
-def row_max(x, xp: Backend):
-    """x.max(-1) by column-wise maxima (exact in any order)."""
-    if x.shape[-1] >= UNROLL:
-        return x.amax(-1) if xp.is_torch else x.max(-1)
-    return reduce(xp.maximum, _columns(x))
+def _last(x, axis: int):
+    """x with the action axis moved last (a contiguous numpy copy for axis 0)."""
+    if axis != 0:
+        return x
+    if hasattr(x, "movedim"):
+        return x.movedim(0, -1)
+    return np.ascontiguousarray(np.moveaxis(x, 0, -1))
 
 
-def row_min(x, xp: Backend):
-    """x.min(-1) by column-wise minima (exact in any order)."""
-    if x.shape[-1] >= UNROLL:
-        return x.amin(-1) if xp.is_torch else x.min(-1)
-    return reduce(xp.minimum, _columns(x))
+def row_sum(x, axis: int = -1):
+    """Sum over the action axis, left to right for fewer than 8 terms (bit-equal to numpy's
+    ``sum(-1)`` there); numpy's own ``sum(-1)`` from 8 terms on."""
+    n = x.shape[axis]
+    if n >= UNROLL:
+        return _last(x, axis).sum(-1)
+    return reduce(lambda a, b: a + b, _parts(x, axis))
 
 
-def softmax_neg(scale, L, xp: Backend):
-    """π ∝ exp(−scale·(L − min L)) over the last axis (scale a float or (...) array)."""
-    m = row_min(L, xp)
-    w = xp.exp(-scale * (L - m[..., None])) if np.isscalar(scale) else \
-        xp.exp(-scale[..., None] * (L - m[..., None]))
-    return w / row_sum(w)[..., None]
+def row_max(x, xp: Backend, axis: int = -1):
+    """Max over the action axis by element-wise maxima (exact in any order)."""
+    if x.shape[axis] >= UNROLL:
+        return x.amax(axis) if xp.is_torch else x.max(axis)
+    return reduce(xp.maximum, _parts(x, axis))
 
 
-def sample_rows(probs, u, xp: Backend):
-    """Inverse-CDF draws: index i with probability probs[..., i] given uniforms u (...).
+def row_min(x, xp: Backend, axis: int = -1):
+    """Min over the action axis by element-wise minima (exact in any order)."""
+    if x.shape[axis] >= UNROLL:
+        return x.amin(axis) if xp.is_torch else x.min(axis)
+    return reduce(xp.minimum, _parts(x, axis))
+
+
+def softmax_neg(scale, L, xp: Backend, axis: int = -1):
+    """π ∝ exp(−scale·(L − min L)) over the action axis; ``scale`` a float or a per-row array.
+
+    The operations of the former ``_softmax_neg`` helpers in the same order (so numpy gives the
+    same bits): z = −scale·(L − min L), w = exp(z), π = w / Σ w.
+    """
+    m = _expand(row_min(L, xp, axis), axis)
+    sc = -scale if np.isscalar(scale) else _expand(-scale, axis)
+    w = xp.exp(sc * (L - m))
+    return w / _expand(row_sum(w, axis), axis)
+
+
+def sample_rows(probs, u, xp: Backend, axis: int = -1):
+    """Inverse-CDF draws: index i with probability probs[i] along the action axis, uniforms u.
 
     The rule of :func:`icarena.envs.games.vector.sample_categorical` (count of CDF entries
-    ≤ u·total, clamped to n − 1), with the CDF accumulated column by column.
+    ≤ u·total, clamped to n − 1), with the CDF accumulated left to right as ``np.cumsum`` does.
     """
-    n = probs.shape[-1]
-    if n >= UNROLL:
-        cdf = probs.cumsum(-1)
-        idx = xp.as_int(cdf <= u[..., None] * cdf[..., -1:]).sum(-1)
-        return xp.minimum(idx, n - 1)
-    cols = _columns(probs)
+    n = probs.shape[axis]
+    cols = _parts(probs, axis)
     cum = [cols[0]]
     for c in cols[1:]:
         cum.append(cum[-1] + c)
     thr = u * cum[-1]
     idx = xp.as_int(cum[0] <= thr)
     for c in cum[1:]:
-        idx = idx + xp.as_int(c <= thr)
+        idx += c <= thr
     return xp.minimum(idx, n - 1)
