@@ -137,6 +137,30 @@ class Trace:
         return game_major(self.buf, self.xp, self.dtype)
 
 
+class Snapshots:
+    """A (G, T, *shape) record column of game-major snapshots (G, *shape), one per step:
+    numpy writes each into the record (cast to ``dtype``); torch keeps a time-major buffer on
+    the device and copies it to the host once, at the end."""
+
+    def __init__(self, G: int, T: int, shape: tuple[int, ...], xp: Any, dtype: Any):
+        self.xp, self.dtype = xp, dtype
+        if xp.is_torch:
+            self.buf = xp.zeros((T, G, *shape))
+        else:
+            self.out = np.zeros((G, T, *shape), dtype)
+
+    def put(self, t: int, x: Any) -> None:
+        if self.xp.is_torch:
+            self.buf[t] = x
+        else:
+            self.out[:, t] = x
+
+    def result(self) -> np.ndarray:
+        if not self.xp.is_torch:
+            return self.out
+        return np.ascontiguousarray(self.xp.to_numpy(self.buf).swapaxes(0, 1).astype(self.dtype))
+
+
 def game_major(x: Any, xp: Any, dtype: Any) -> np.ndarray:
     """A time-major kernel buffer (T, G) or (T, n, G) as the record's (G, T) / (G, T, n)."""
     a = xp.to_numpy(x)

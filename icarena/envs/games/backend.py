@@ -91,6 +91,29 @@ class Backend:
     def stack(self, xs: list, axis: int):
         return self.torch.stack(xs, axis) if self.is_torch else np.stack(xs, axis)
 
+    # -------------------------------------------------------------------------- row access
+    def take_rows(self, x, idx):
+        """x[idx] for a 2-d x and 1-d integer idx (np.take is several times faster)."""
+        if self.is_torch:
+            return x.index_select(0, idx)
+        return np.take(x, idx, axis=0)
+
+    def put_rows(self, x, idx, v) -> None:
+        """x[idx] = v for a contiguous 2-d x and distinct idx (numpy: rows copied as opaque
+        records, a plain copy of the same bytes, which is faster than float fancy indexing)."""
+        if self.is_torch:
+            x.index_copy_(0, idx, v.to(x.dtype))
+            return
+        row = np.dtype((np.void, x.shape[1] * x.itemsize))
+        x.view(row).reshape(-1)[idx] = np.ascontiguousarray(v, x.dtype).view(row).reshape(-1)
+        # (casting v to x's dtype first: the same rounding as an element-wise assignment)
+
+    def permuted(self, x, axes: tuple[int, ...]):
+        """x with its axes permuted, as a contiguous copy."""
+        if self.is_torch:
+            return x.permute(*axes).contiguous()
+        return np.ascontiguousarray(x.transpose(axes))
+
     # ------------------------------------------------------------------------ element-wise
     def exp(self, x):
         return self.torch.exp(x) if self.is_torch else np.exp(x)
