@@ -167,12 +167,15 @@ NUMPY = Backend()
 # Each takes the action axis ``axis``: -1 (rows (..., n), e.g. policies gathered per game) or 0
 # ((n, G) "action-major" arrays, whose per-action rows are contiguous vectors over games).
 def _parts(x, axis: int) -> list:
-    return [x[i] for i in range(x.shape[0])] if axis == 0 else \
-        [x[..., i] for i in range(x.shape[-1])]
+    if axis == 0:
+        return [x[i] for i in range(x.shape[0])]
+    if axis == -2:
+        return [x[..., i, :] for i in range(x.shape[-2])]
+    return [x[..., i] for i in range(x.shape[-1])]
 
 
 def _expand(v, axis: int):
-    return v[None] if axis == 0 else v[..., None]
+    return v[None] if axis == 0 else v[..., None]  # (axis -2 is only summed over)
 
 
 def _last(x, axis: int):
