@@ -124,20 +124,35 @@ class _Planner:
             changed = ((q_up != self.q_up[:, h]) | (q_low != self.q_low[:, h]))
             changed = changed.reshape(G, S, A * B).any(-1)  # (G, S)
             if bool(changed.any()):
-                qu, ql = q_up[changed], q_low[changed]
-                if cfg.eq == "mwu":
-                    eta = mwu_eta(A, B, cfg.mwu_iters, H - h) if cfg.mwu_eta is None \
-                        else float(cfg.mwu_eta)
-                    sol = mwu_kernel(qu, ql, cfg.mwu_iters, eta, xp)
-                else:
-                    sol = xp.asarray(cce_lp(xp.to_numpy(qu), xp.to_numpy(ql)))
                 pi_h = self.pi[:, h]
-                pi_h[changed] = sol
+                pi_h[changed] = self._solve(q_up[changed], q_low[changed], H - h)
                 self.q_up[:, h], self.q_low[:, h] = q_up, q_low
             pi_h = self.pi[:, h]
             v_up = (pi_h * q_up).sum((-2, -1))
             v_low = (pi_h * q_low).sum((-2, -1))
         return self.pi.clone() if xp.is_torch else self.pi.copy()
+
+    def _solve(self, qu, ql, scale: float):
+        """EQ of the pairs (M, A, B), each distinct pair solved once (bitwise-equal pairs, e.g.
+        all never-visited states, share one solve; the solves are independent per pair)."""
+        xp, cfg = self.xp, self.cfg
+        M, A, B = qu.shape
+        key = xp.stack([qu, ql], 1).reshape(M, 2 * A * B)
+        if xp.is_torch:
+            _, inv = xp.torch.unique(key, dim=0, return_inverse=True)
+            first = xp.zeros((int(inv.max()) + 1,), "int64")
+            first[inv] = xp.arange(M)  # any representative of each class
+        else:
+            rows = np.ascontiguousarray(key).view(np.dtype((np.void, key.shape[1] * 8)))
+            _, first, inv = np.unique(rows.reshape(-1), return_index=True, return_inverse=True)
+        uq, ul = qu[first], ql[first]
+        if cfg.eq == "mwu":
+            eta = mwu_eta(A, B, cfg.mwu_iters, scale) if cfg.mwu_eta is None \
+                else float(cfg.mwu_eta)
+            sol = mwu_kernel(uq, ul, cfg.mwu_iters, eta, xp)
+        else:
+            sol = xp.asarray(cce_lp(xp.to_numpy(uq), xp.to_numpy(ul)))
+        return sol[inv.reshape(-1)]
 
 
 def run_viulcb(
