@@ -14,6 +14,13 @@ OpenSpiel's ``exploitability`` is half of it (NashConv / 2). For a matrix game i
 max_a (Rν)_a − min_b (μᵀR)_b. Correlated per-state policies π_h(a, b|s) are scored through their
 marginals (:func:`joint_marginals`).
 
+Kernel: :func:`br_kernel` runs the induction for all games at once in numpy or, with
+``device=``, in torch on that device (:mod:`icarena.envs.games.backend`). At each step h < H − 1
+both continuations Σ_{s'} P_h(s'|s,a,b) V_{h+1}(s') (for V^{†,ν} and V^{μ,†}) come from one
+pass over P_h; the last step reads no transitions (V_H ≡ 0), so a matrix game costs two small
+contractions. Policies are validated (shape, NaN, negative entries, rows summing to 1) by two
+whole-array reductions.
+
 Batching: game arrays carry a batch shape ``gb`` and policies (*pb, H, S, A) / (*pb, H, S, B) a
 batch shape ``pb``; the two broadcast (numpy rules) and every function returns arrays of the
 broadcast batch shape. E.g. games (G,) with per-episode policies (G, K, H, S, A) are scored with
@@ -106,10 +113,19 @@ def br_kernel(R, P, mu, nu, xp: Backend) -> tuple[list, list]:
             q_max = q_min = r if xp.is_torch else np.ascontiguousarray(r)
         else:
             V = xp.stack([v_max[h + 1], v_min[h + 1]], -2)  # (*batch, 2, S')
-            P_h = P[..., h, :, :, :, :].reshape(*P.shape[:-5], S * A * B, S)
-            c = V @ P_h.swapaxes(-1, -2)  # (*batch, 2, S·A·B): both continuations, one pass
-            q_max = r + c[..., 0, :].reshape(*c.shape[:-2], S, A, B)
-            q_min = r + c[..., 1, :].reshape(*c.shape[:-2], S, A, B)
+            P_hT = P[..., h, :, :, :, :].reshape(*P.shape[:-5], S * A * B, S).swapaxes(-1, -2)
+            r_flat = r.reshape(*r.shape[:-3], S * A * B)
+            if xp.is_torch:
+                c = V @ P_hT  # (*batch, 2, S·A·B): both continuations, one pass over P_h
+                q_max, q_min = r_flat + c[..., 0, :], r_flat + c[..., 1, :]
+            else:  # the same product written as (2, *batch, S·A·B); r added in place
+                batch = np.broadcast_shapes(V.shape[:-2], P_hT.shape[:-2])
+                c = np.empty((2, *batch, S * A * B))
+                np.matmul(V, P_hT, out=np.moveaxis(c, 0, -2))
+                c += r_flat
+                q_max, q_min = c[0], c[1]
+            q_max = q_max.reshape(*q_max.shape[:-1], S, A, B)
+            q_min = q_min.reshape(*q_min.shape[:-1], S, A, B)
         v_max[h] = row_max(_contract("...ab,...b->...a", q_max, nu[..., h, :, :], xp), xp)
         v_min[h] = row_min(_contract("...a,...ab->...b", mu[..., h, :, :], q_min, xp), xp)
     return v_max, v_min
