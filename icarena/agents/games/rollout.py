@@ -155,6 +155,14 @@ class Snapshots:
         else:
             self.out[:, t] = x
 
+    def put_divided(self, t: int, x: Any, d: float) -> None:
+        """Record x / d (computed in float64, then cast, as ``put(t, x / d)``; numpy divides
+        straight into the record)."""
+        if self.xp.is_torch:
+            self.buf[t] = x / d
+        else:
+            np.divide(x, d, out=self.out[:, t], casting="same_kind")
+
     def result(self) -> np.ndarray:
         if not self.xp.is_torch:
             return self.out

@@ -190,8 +190,8 @@ def run_vlearning(
         if h == 0:
             sum_x += mx.st[:, 2].reshape(G, H, S, A)
             sum_y += mn.st[:, 2].reshape(G, H, S, B)
-            cert_x.put(k, sum_x / (k + 1))
-            cert_y.put(k, sum_y / (k + 1))
+            cert_x.put_divided(k, sum_x, k + 1)
+            cert_y.put_divided(k, sum_y, k + 1)
             s = sample_rows(rho, u0, xp)
         snap_x.put(t, mx.policy().reshape(G, H, S, A))
         snap_y.put(t, mn.policy().reshape(G, H, S, B))
