@@ -92,10 +92,13 @@ class _Planner:
     """VI-ULCB's planning pass with the per-state equilibria memoised.
 
     EQ(Q^up_h(s), Q^low_h(s)) is a deterministic function of the two matrices, and between two
-    episodes only the visited (h, s) and the states whose continuation values moved change
-    their matrices (with a fixed s_1, one state per step and game). The planner keeps the last
-    matrices and equilibria and solves again only the (g, h, s) whose matrices differ in some
-    bit, so the policies are exactly those of solving every state every episode.
+    episodes a state's matrices can change only if the state was visited (its counts moved) or
+    its continuation Σ_{s'} P̂(s'|s,a,b) V_{h+1}(s') moved, i.e. some s' it has been seen to reach
+    changed its values V^up/V^low_{h+1} (an unseen s' has P̂ = 0 and adds an exact 0). The
+    planner tracks visits and reached states (:meth:`visit`), recomputes the matrices of those
+    candidate (g, h, s) only, and re-solves the ones whose matrices differ in some bit; all other
+    states keep their policy and values. The policies are exactly those of solving every state
+    every episode (each state's solve is independent of the others).
     """
 
     def __init__(self, shape: tuple[int, ...], cfg: VIULCBConfig, iota: float, xp: Backend):
@@ -104,32 +107,53 @@ class _Planner:
         self.q_up = xp.full((G, H, S, A, B), np.nan)  # NaN: nothing solved yet
         self.q_low = xp.full((G, H, S, A, B), np.nan)
         self.pi = xp.zeros((G, H, S, A, B))
+        self.v_up = xp.full((G, H, S), np.nan)
+        self.v_low = xp.full((G, H, S), np.nan)
+        self.dirty = xp.as_int(xp.zeros((G, H, S))) == 0  # every state is new
+        self.reach = xp.as_int(xp.zeros((G, H, S, S))) != 0
+
+    def visit(self, row, s_next) -> None:
+        """Record visits: ``row`` = flat (g, h, s) indices, ``s_next`` the next states (G,)."""
+        self.dirty.reshape(-1)[row] = True
+        self.reach.reshape(-1)[row * self.reach.shape[-1] + s_next] = True
 
     def plan(self, counts, trans_counts, reward_sums):
         xp, cfg, iota = self.xp, self.cfg, self.iota
         G, H, S, A, B = counts.shape
         v_up, v_low = xp.zeros((G, S)), xp.zeros((G, S))
+        moved = None  # (G, S'): V_{h+1}(s') changed in this pass
         for h in range(H - 1, -1, -1):
-            n = xp.as_float(counts[:, h])
-            seen = n > 0
-            n1 = xp.maximum(n, 1.0)
-            r_hat = reward_sums[:, h] / n1
-            p_hat = xp.as_float(trans_counts[:, h]) / n1[..., None]
-            beta = cfg.c * xp.sqrt(S * H**2 * iota / n1)
-            cont_up = (p_hat @ v_up[:, None, None, :, None])[..., 0]
-            cont_low = (p_hat @ v_low[:, None, None, :, None])[..., 0]
-            cap = float(H - h)
-            q_up = xp.where(seen, xp.minimum(r_hat + cont_up + beta, cap), cap)
-            q_low = xp.where(seen, xp.maximum(r_hat + cont_low - beta, 0.0), 0.0)
-            changed = ((q_up != self.q_up[:, h]) | (q_low != self.q_low[:, h]))
-            changed = changed.reshape(G, S, A * B).any(-1)  # (G, S)
-            if bool(changed.any()):
-                pi_h = self.pi[:, h]
-                pi_h[changed] = self._solve(q_up[changed], q_low[changed], H - h)
-                self.q_up[:, h], self.q_low[:, h] = q_up, q_low
-            pi_h = self.pi[:, h]
-            v_up = (pi_h * q_up).sum((-2, -1))
-            v_low = (pi_h * q_low).sum((-2, -1))
+            cand = self.dirty[:, h]
+            if moved is not None:
+                cand = cand | (self.reach[:, h] & moved[:, None, :]).any(-1)
+            gi, si = xp.nonzero(cand)
+            moved = xp.zeros((G, S), "int64") != 0
+            if len(gi):
+                # the former full pass, restricted to the candidate rows (same per-row operations)
+                n = xp.as_float(counts[gi, h, si])  # (M, A, B)
+                seen = n > 0
+                n1 = xp.maximum(n, 1.0)
+                r_hat = reward_sums[gi, h, si] / n1
+                p_hat = xp.as_float(trans_counts[gi, h, si]) / n1[..., None]
+                beta = cfg.c * xp.sqrt(S * H**2 * iota / n1)
+                cont_up = (p_hat @ v_up[gi][:, None, :, None])[..., 0]
+                cont_low = (p_hat @ v_low[gi][:, None, :, None])[..., 0]
+                cap = float(H - h)
+                q_up = xp.where(seen, xp.minimum(r_hat + cont_up + beta, cap), cap)
+                q_low = xp.where(seen, xp.maximum(r_hat + cont_low - beta, 0.0), 0.0)
+                old_up, old_low = self.q_up[gi, h, si], self.q_low[gi, h, si]
+                changed = ((q_up != old_up) | (q_low != old_low)).reshape(len(gi), A * B).any(-1)
+                pi = self.pi[gi, h, si]
+                if bool(changed.any()):
+                    pi[changed] = self._solve(q_up[changed], q_low[changed], H - h)
+                    self.pi[gi, h, si] = pi
+                    self.q_up[gi, h, si], self.q_low[gi, h, si] = q_up, q_low
+                vu = (pi * q_up).sum((-2, -1))
+                vl = (pi * q_low).sum((-2, -1))
+                moved[gi, si] = (vu != self.v_up[gi, h, si]) | (vl != self.v_low[gi, h, si])
+                self.v_up[gi, h, si], self.v_low[gi, h, si] = vu, vl
+            v_up, v_low = self.v_up[:, h], self.v_low[:, h]
+        self.dirty[...] = False
         return self.pi.clone() if xp.is_torch else self.pi.copy()
 
     def _solve(self, qu, ql, scale: float):
@@ -225,6 +249,7 @@ def run_viulcb(
         flat_n[cell] += 1
         flat_p[cell * S + s_next] += 1
         flat_r[cell] += r
+        planner.visit(row, s_next)
         s = s_next
     out = {key: c.result() for key, c in cols.items()}
     out["traj/h"] = np.broadcast_to(np.arange(T) % H, (G, T)).astype(np.int64)

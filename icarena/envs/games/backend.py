@@ -141,6 +141,11 @@ class Backend:
     def as_float(self, x):
         return x.to(self.torch.float64) if self.is_torch else x.astype(np.float64)
 
+    def nonzero(self, mask) -> tuple:
+        """Indices of the True entries, one array per axis."""
+        return tuple(self.torch.nonzero(mask, as_tuple=True)) if self.is_torch \
+            else np.nonzero(mask)
+
     def einsum(self, eq: str, *ops):
         return self.torch.einsum(eq, *ops) if self.is_torch else np.einsum(eq, *ops)
 

@@ -124,13 +124,16 @@ def test_viulcb_memoised_plan_equals_solving_every_state():
     cfg = VIULCBConfig(mwu_iters=20)
     planner = _Planner(shape, cfg, 2.5, NUMPY)
     counts, trans, sums = _stats(rng, *shape)
+    planner.reach[...] = trans.sum((3, 4)) > 0  # the states each (g, h, s) has reached so far
     planner.plan(counts, trans, sums)
     for _ in range(3):  # visit one (h, s, a, b) per game and step, as an episode does
         g, h = np.arange(4), rng.integers(0, 3, 4)
         s, a, b = rng.integers(0, 3, 4), rng.integers(0, 3, 4), rng.integers(0, 2, 4)
+        s2 = rng.integers(0, 3, 4)
         counts[g, h, s, a, b] += 1
-        trans[g, h, s, a, b, rng.integers(0, 3, 4)] += 1
+        trans[g, h, s, a, b, s2] += 1
         sums[g, h, s, a, b] += rng.random(4)
+        planner.visit((g * 3 + h) * 3 + s, s2)
         np.testing.assert_array_equal(planner.plan(counts, trans, sums),
                                       plan(counts, trans, sums, cfg, 2.5))
 
