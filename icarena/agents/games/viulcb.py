@@ -37,7 +37,7 @@ from icarena.agents.games.rollout import (
     check_games,
     step_uniforms,
 )
-from icarena.envs.games.backend import NUMPY, UNROLL, Backend, row_sum, sample_rows
+from icarena.envs.games.backend import NUMPY, Backend, row_sum, sample_rows
 from icarena.envs.games.game import TabularGame
 from icarena.errors import check
 
@@ -231,7 +231,7 @@ def run_viulcb(
         if h == 0:
             pi = planner.plan(counts, trans_counts, reward_sums)
             pmax = row_sum(pi)
-            pmin = row_sum(pi, axis=-2) if A < UNROLL else pi.sum(-2)
+            pmin = row_sum(pi, axis=-2)
             joint = pi.reshape(G, H, S, A * B)
             s = sample_rows(rho, u0, xp)
         snaps["pi/max"].put(t, pmax)

@@ -62,8 +62,8 @@ class Backend:
         if isinstance(x, t.Tensor):
             return x.to(device=self.device, dtype=dt)
         arr = np.asarray(x, dtype=dtype)
-        if not arr.flags.writeable:  # e.g. a game's read-only arrays: the kernels never write
-            arr = arr.copy() if self.device.type == "cpu" else arr  # (to_device copies anyway)
+        if not arr.flags.writeable and self.device.type == "cpu":
+            arr = arr.copy()  # torch must not share read-only memory (other devices copy anyway)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return t.as_tensor(arr, device=self.device)
@@ -169,8 +169,9 @@ NUMPY = Backend()
 
 
 # ------------------------------------------------------------------ short-axis reductions
-# Each takes the action axis ``axis``: -1 (rows (..., n), e.g. policies gathered per game) or 0
-# ((n, G) "action-major" arrays, whose per-action rows are contiguous vectors over games).
+# Each takes the action axis ``axis``: -1 (rows (..., n), e.g. policies gathered per game), -2
+# (the first of two action axes, e.g. a marginal over a) or 0 ((n, G) "action-major" arrays,
+# whose per-action rows are contiguous vectors over games).
 def _parts(x, axis: int) -> list:
     if axis == 0:
         return [x[i] for i in range(x.shape[0])]
@@ -180,25 +181,24 @@ def _parts(x, axis: int) -> list:
 
 
 def _expand(v, axis: int):
-    return v[None] if axis == 0 else v[..., None]  # (axis -2 is only summed over)
-
-
-def _last(x, axis: int):
-    """x with the action axis moved last (a contiguous numpy copy for axis 0)."""
-    if axis != 0:
-        return x
-    if hasattr(x, "movedim"):
-        return x.movedim(0, -1)
-    return np.ascontiguousarray(np.moveaxis(x, 0, -1))
+    """A reduced array with the reduced axis put back (length 1), for axis 0 or -1."""
+    return v[None] if axis == 0 else v[..., None]
 
 
 def row_sum(x, axis: int = -1):
-    """Sum over the action axis, left to right for fewer than 8 terms (bit-equal to numpy's
-    ``sum(-1)`` there); numpy's own ``sum(-1)`` from 8 terms on."""
+    """Sum over the action axis, bit-equal to numpy's sum in the row layout the former code used.
+
+    Fewer than 8 terms are added left to right (what numpy's ``sum(-1)`` and ``sum(-2)`` do
+    there); from 8 terms on numpy's own sum runs (for axis 0 on the rows (G, n), as before).
+    """
     n = x.shape[axis]
-    if n >= UNROLL:
-        return _last(x, axis).sum(-1)
-    return reduce(lambda a, b: a + b, _parts(x, axis))
+    if n < UNROLL:
+        return reduce(lambda a, b: a + b, _parts(x, axis))
+    if axis != 0:
+        return x.sum(axis)
+    if hasattr(x, "movedim"):
+        return x.movedim(0, -1).sum(-1)
+    return np.ascontiguousarray(np.moveaxis(x, 0, -1)).sum(-1)
 
 
 def row_max(x, xp: Backend, axis: int = -1):

@@ -146,6 +146,8 @@ def test_backend_reductions_are_bit_equal_to_numpy(n):
     np.testing.assert_array_equal(row_sum(np.ascontiguousarray(x.T), axis=0), x.sum(-1))
     np.testing.assert_array_equal(row_max(x, NUMPY), x.max(-1))
     np.testing.assert_array_equal(row_min(x, NUMPY), x.min(-1))
+    x3 = x.reshape(200, 10, n).swapaxes(1, 2).copy()  # (200, n, 10): sum over the middle axis
+    np.testing.assert_array_equal(row_sum(x3, axis=-2), x3.sum(-2))
     p = x / x.sum(-1, keepdims=True)
     u = rng.random(2000)
     np.testing.assert_array_equal(sample_rows(p, u, NUMPY), sample_categorical(p, u))
