@@ -89,7 +89,8 @@ def run_exp3(
     px, py = Trace(G, K, A, xp, dtype), Trace(G, K, B, xp, dtype)
     act_x, act_y = Trace(G, K, None, xp, np.int64), Trace(G, K, None, xp, np.int64)
     rew = Trace(G, K, None, xp, np.float64)
-    gA, gB, gAB = xp.arange(G), xp.arange(G), xp.arange(G) * (A * B)  # flat-index offsets
+    g = xp.arange(G)
+    gAB = g * (A * B)  # flat offset of game g in R
     for t, u, _ in step_uniforms(rng, G, K, xp):  # u (G, 3): max action, min action, s'
         x = softmax_neg(eta_x, Lx, xp, axis=0)
         y = softmax_neg(eta_y, Ly, xp, axis=0)
@@ -97,7 +98,7 @@ def run_exp3(
         py.put(t, y)
         a, b = sample_rows(x, u[:, 0], xp, axis=0), sample_rows(y, u[:, 1], xp, axis=0)
         r = R[gAB + a * B + b]
-        ia, ib = a * G + gA, b * G + gB  # flat indices of (a, g) in (A, G), (b, g) in (B, G)
+        ia, ib = a * G + g, b * G + g  # flat indices of (a, g) in (A, G), (b, g) in (B, G)
         Lx.reshape(-1)[ia] += (1.0 - r) / (x.reshape(-1)[ia] + gam_x)
         Ly.reshape(-1)[ib] += r / (y.reshape(-1)[ib] + gam_y)
         act_x.put(t, a)
