@@ -20,6 +20,12 @@ see :func:`icarena.agents.games.cce.mwu_cce`) or ``"lp"`` (an exact CCE by LP, o
 
 The record has ``pi/joint`` (the correlated π at every (h, s)) and its marginals ``pi/max``,
 ``pi/min``; the Nash gap of the marginals is the gap of the correlated policy (digest §7).
+
+Kernel: numpy by default, torch on any device with ``device=``. Planning is memoised
+(:class:`_Planner`): an episode changes the statistics of one (h, s) per step and game, so only
+the states visited since the last plan, and the states that reach a state whose value moved, get
+their (Q^up, Q^low) recomputed, and only those whose matrices changed are solved again (equal
+pairs once). The policies are exactly those of a full planning pass.
 """
 
 from __future__ import annotations
