@@ -9,8 +9,10 @@ Rows (issue 17; the figures vary with machine load, the ratios much less):
   goal >= 500x. Also shown: the implementation before the kernels, and the torch kernel on the CPU.
 * V-learning and VI-ULCB on 10,000 H=2, S=4, A=B=5 games: the kernels vs the implementations
   before them (``baseline_games``, same seeds; the records are checked to be bit-for-bit equal);
-  goal >= 5x. VI-ULCB's first episode solves one equilibrium for all (never-visited) states and
-  later ones only the states whose matrices changed, so its ratio grows with the episodes.
+  goal >= 5x. VI-ULCB's kernel solves one equilibrium for all never-visited states in the first
+  episode and later only the states whose matrices changed (about one per game and step), so
+  its ratio depends on K: highest for small K, tending to the per-episode ratio as K grows.
+  ``--vi-episodes`` defaults to the K = 10 of the former version of this benchmark.
 
     python benchmarks/bench_games_generation.py [--scale 1.0] [--vi-episodes 10]
 """
