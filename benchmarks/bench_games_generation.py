@@ -1,60 +1,132 @@
-"""Benchmark: batched context-algorithm generation vs an explicit per-game Python loop.
+"""Benchmark: the context-algorithm kernels against their references, measured in one process.
 
-Runs each context algorithm (EXP3 on 5x5 matrix games, V-learning and VI-ULCB on H=2, S=4,
-A=B=5 Markov games) batched over G games (``icarena.agents.games``) and as the per-game loop of
-the same algorithm (``icarena.agents.games.reference``, identical random draws), and prints
-environment steps per second (games x steps / wall time) and the speed-up ratio.
+Rows (issue 17; the figures vary with machine load, the ratios much less):
 
-    python benchmarks/bench_games_generation.py [--scale 1.0]
+* EXP3 self-play, 10,000 5x5 matrix games x 100 steps, every per-step policy recorded:
+  ``run_exp3`` (numpy, one thread) vs a per-game loop -- one PettingZoo ``icarena/matrix_game-v0``
+  env per game, actions drawn with ``numpy.random.Generator.choice``, the same EXP3 update in
+  numpy, one thread (timed on a subset of the games; steps/s is games x steps / wall time);
+  goal >= 500x. Also shown: the implementation before the kernels, and the torch kernel on the CPU.
+* V-learning and VI-ULCB on 10,000 H=2, S=4, A=B=5 games: the kernels vs the implementations
+  before them (``baseline_games``, same seeds; the records are checked to be bit-for-bit equal);
+  goal >= 5x. VI-ULCB's kernel solves one equilibrium for all never-visited states in the first
+  episode and later only the states whose matrices changed (about one per game and step), so
+  its ratio depends on K: highest for small K, tending to the per-episode ratio as K grows.
+  ``--vi-episodes`` defaults to the K = 10 of the former version of this benchmark.
+
+    python benchmarks/bench_games_generation.py [--scale 1.0] [--vi-episodes 10]
 """
 
 from __future__ import annotations
 
-import argparse
-import time
+import os
 
-from icarena.agents.games import VIULCBConfig, run_exp3, run_viulcb, run_vlearning
-from icarena.agents.games.reference import exp3_loop, viulcb_loop, vlearning_loop
-from icarena.envs.games import TabularGame
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pettingzoo  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import baseline_games  # noqa: E402
+
+import icarena  # noqa: E402,F401  (registers icarena/matrix_game-v0)
+from icarena.agents.games import run_exp3, run_viulcb, run_vlearning  # noqa: E402
+from icarena.envs.games import TabularGame  # noqa: E402
 
 
-def timed(fn) -> float:
+def timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def exp3_pettingzoo_loop(R: np.ndarray, K: int, seed: int = 0) -> np.ndarray:
+    """EXP3 self-play game by game: one PettingZoo env per game, Generator.choice draws.
+
+    Fixed η = √(2 ln n / (n K)) per player, γ = 0, the update of ``run_exp3``; returns the
+    recorded per-step policies (G, K, A) of the max player (the min player's are kept too).
+    """
+    rng = np.random.default_rng(seed)
+    G, A, B = R.shape
+    eta_x = np.sqrt(2.0 * np.log(A) / (A * K))
+    eta_y = np.sqrt(2.0 * np.log(B) / (B * K))
+    pis_x, pis_y = np.zeros((G, K, A)), np.zeros((G, K, B))
+    for g in range(G):
+        env = pettingzoo.make("parallel", "icarena/matrix_game-v0", R=R[g], episodes=K)
+        env.reset(seed=seed + g)
+        Lx, Ly = np.zeros(A), np.zeros(B)
+        for t in range(K):
+            wx = np.exp(-eta_x * (Lx - Lx.min()))
+            wy = np.exp(-eta_y * (Ly - Ly.min()))
+            x, y = wx / wx.sum(), wy / wy.sum()
+            pis_x[g, t], pis_y[g, t] = x, y
+            a, b = int(rng.choice(A, p=x)), int(rng.choice(B, p=y))
+            _, rewards, _, _, _ = env.step({"max": a, "min": b})
+            r = rewards["max"]
+            Lx[a] += (1.0 - r) / x[a]
+            Ly[b] += r / y[b]
+    return pis_x
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply all problem sizes")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the numbers of games")
+    ap.add_argument("--vi-episodes", type=int, default=10, help="VI-ULCB episodes K")
     args = ap.parse_args()
-    sc = args.scale
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch = None
 
     def n(x: int) -> int:
-        return max(1, int(round(x * sc)))
+        return max(1, int(round(x * args.scale)))
 
-    cases = []
-    mg = TabularGame.random(1, 1, 5, 5, seed=0, n_games=n(200))
-    K = 500
-    cases.append(("EXP3 5x5", n(200), n(20), K, 1,
-                  lambda g, G: run_exp3(g[:G], K, seed=0),
-                  lambda g, G: exp3_loop(g[:G], K, seed=0), mg))
-    kg = TabularGame.random(2, 4, 5, 5, seed=0, n_games=n(200))
-    K2 = 100
-    cases.append(("V-learning H2S4", n(200), n(10), K2, 2,
-                  lambda g, G: run_vlearning(g[:G], K2, seed=0),
-                  lambda g, G: vlearning_loop(g[:G], K2, seed=0), kg))
-    K3 = 10
-    cases.append(("VI-ULCB H2S4 (M=200)", n(64), n(2), K3, 2,
-                  lambda g, G: run_viulcb(g[:G], K3, cfg=VIULCBConfig(), seed=0),
-                  lambda g, G: viulcb_loop(g[:G], K3, seed=0), kg))
-    print(f"{'algorithm':<22}{'G batch':>8}{'batched steps/s':>17}{'G loop':>8}"
-          f"{'loop steps/s':>14}{'ratio':>9}")
-    for name, g_b, g_l, k, H, batched, loop, game in cases:
-        tb = timed(lambda: batched(game, g_b))  # noqa: B023
-        tl = timed(lambda: loop(game, g_l))  # noqa: B023
-        sb, sl = g_b * k * H / tb, g_l * k * H / tl
-        print(f"{name:<22}{g_b:>8}{sb:>17,.0f}{g_l:>8}{sl:>14,.0f}{sb / sl:>8.1f}x")
+    rows = []
+    # ---- EXP3
+    G, K = n(10_000), 100
+    mg = TabularGame.random(1, 1, 5, 5, seed=0, n_games=G)
+    run_exp3(mg[:100], 10)  # warm-up
+    t_new, rec = timed(lambda: run_exp3(mg, K, seed=0))
+    g_loop = max(1, min(G, n(30)))
+    t_loop, _ = timed(lambda: exp3_pettingzoo_loop(mg.rewards[:g_loop, 0, 0], K))
+    t_old, old = timed(lambda: baseline_games.run_exp3(mg, K, seed=0))
+    assert all(np.array_equal(rec[k], old[k]) for k in old), "EXP3 records differ"
+    steps, loop_rate = G * K, g_loop * K / t_loop
+    rows.append((f"EXP3 5x5, G={G}, K={K} vs PettingZoo loop", steps / t_new, loop_rate,
+                 ">= 500x"))
+    rows.append(("  same, vs before", steps / t_new, steps / t_old, "info"))
+    if torch is not None:
+        t_torch, _ = timed(lambda: run_exp3(mg, K, seed=0, device="cpu"))
+        rows.append(("  torch kernel (cpu) vs PettingZoo loop", steps / t_torch, loop_rate,
+                     "info"))
+
+    # ---- V-learning and VI-ULCB on Markov games
+    G = n(10_000)
+    kg = TabularGame.random(2, 4, 5, 5, seed=0, n_games=G)
+    for name, K, new, old_fn in (
+        ("V-learning", 20, lambda K: run_vlearning(kg, K, seed=0),
+         lambda K: baseline_games.run_vlearning(kg, K, seed=0)),
+        ("VI-ULCB (M=200)", args.vi_episodes, lambda K: run_viulcb(kg, K, seed=0),
+         lambda K: baseline_games.run_viulcb(kg, K, seed=0)),
+    ):
+        t_new, rec = timed(lambda: new(K))  # noqa: B023
+        t_old, old = timed(lambda: old_fn(K))  # noqa: B023
+        assert all(np.array_equal(rec[k], old[k]) for k in old), f"{name} records differ"
+        steps = G * K * 2
+        rows.append((f"{name} H2 S4 5x5, G={G}, K={K} vs before", steps / t_new, steps / t_old,
+                     ">= 5x"))
+
+    print(f"{'case':<50}{'steps/s':>13}{'reference/s':>13}{'ratio':>10}  goal")
+    for name, ours, ref, goal in rows:
+        print(f"{name:<50}{ours:>13,.0f}{ref:>13,.0f}{ours / ref:>9.1f}x  {goal}")
 
 
 if __name__ == "__main__":

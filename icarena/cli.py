@@ -54,9 +54,68 @@ def _stage_usage(stage: str) -> str:
 
 
 def _parse(config_cls: type, args: Sequence[str], prog: str) -> Any:
+    """Parse ``args`` into ``config_cls``; ``--config RUN/config.json`` first loads the settings a
+    run saved (the flags after it override them)."""
     import tyro
 
-    return tyro.cli(config_cls, args=list(args), prog=prog)
+    args = list(args)
+    default = None
+    if "--config" in args:
+        i = args.index("--config")
+        if i + 1 >= len(args):
+            raise IcarenaError("--config needs a path: --config RUN/config.json")
+        default = saved_config(config_cls, args[i + 1])
+        del args[i : i + 2]
+    return tyro.cli(config_cls, args=args, prog=prog, default=default)
+
+
+# Where a run's config.json keeps the stage's own settings (experiments, pretrain stages, the
+# search); an experiment's own config.json holds them at the top level.
+_STAGE_KEYS = ("experiment", "pretrain", "search")
+
+
+def saved_config(config_cls: type, path: str) -> Any:
+    """The ``config_cls`` instance that a run's ``config.json`` recorded."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise IcarenaError(f"cannot read --config {p} ({e}); pass a run's config.json") from e
+    if not isinstance(data, dict):
+        raise IcarenaError(f"--config {p} is not a JSON object; pass a run's config.json")
+    section = next((data[k] for k in _STAGE_KEYS if isinstance(data.get(k), dict)), data)
+    # what to do with the target is this invocation's choice, not a saved setting
+    section = {k: v for k, v in section.items() if k not in ("resume", "overwrite")}
+    try:
+        return _from_dict(config_cls, section)
+    except (TypeError, ValueError) as e:
+        raise IcarenaError(f"--config {p} does not hold settings of this command ({e})") from e
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a (nested) config dataclass from its ``asdict`` form; unknown keys are errors."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[name] = value
+    return cls(**kwargs)
 
 
 def _print_summary(result: Any) -> None:

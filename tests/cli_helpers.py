@@ -118,3 +118,30 @@ def kill_and_resume_journey(tmp: Path, command: list[str]) -> Path:
     assert expected, "the run wrote no weights"
     assert weights(killed) == expected
     return full
+
+
+TRAIN_TINY = ["--train.threads", "1", "--train.ckpt-every", "20", "--train.warmup-steps", "10"]
+
+# Size overrides that make a documented command tiny, by its first words ("run alpine").
+TINY: dict[str, list[str]] = {
+    "generate alpine": ["--nodes", "20", "--p", "0.2", "--paths-per-pair", "2"],
+    "generate blocksworld": ["--blocks", "3", "--lines", "200"],
+    "generate games": ["--n-games", "2", "--episodes", "10"],
+    "generate regression": ["--d", "2", "--k", "5", "--n-prompts", "64"],
+    "pretrain path": ["--d-model", "16", "--train.steps", "20", "--train.batch-size", "8",
+                      *TRAIN_TINY],
+    "pretrain regression": ["--d", "2", "--k", "5", "--d-model", "16", "--n-layers", "1",
+                            "--n-eval", "16", "--train.steps", "20", *TRAIN_TINY],
+    "pretrain icgp": ["--n-games", "2", "--episodes", "10", "--d-model", "16", "--n-layers",
+                      "1", "--val-games", "0", "--train.steps", "20", "--train.batch-size", "4",
+                      *TRAIN_TINY],
+    "evaluate path": ["--sampling.n-prompts", "10", "--sampling.samples-per-prompt", "1"],
+    "evaluate icgp": ["--n-games", "2", "--episodes", "3"],
+    "evaluate regression": ["--n-prompts", "16", "--n-boot", "5"],
+    "run regression-linear": ["--data.d", "2", "--data.k", "5", "--model.d-model", "16",
+                              "--model.n-layers", "1", "--model.n-heads", "1", "--train.steps",
+                              "20", "--eval.n-prompts", "16", "--eval.n-boot", "5",
+                              "--train.eval-every", "0", *TRAIN_TINY],
+    "run games-baselines": ["--n-games", "1", "--matrix-episodes", "20", "--markov-episodes",
+                            "5"],
+}

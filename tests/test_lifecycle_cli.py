@@ -194,9 +194,10 @@ def test_evaluate_refuses_a_dataset_the_run_was_not_trained_on(tmp_path, alpine_
 
 # ------------------------------------------------------------------- every experiment (slow)
 EXPERIMENTS = {
-    "regression-linear": ["--d", "2", "--k", "5", "--d-model", "16", "--n-layers", "1",
-                          "--n-heads", "1", "--steps", "400", "--n-eval", "32", "--n-boot", "10",
-                          "--eval-every", "0", "--threads", "1", "--no-progress"],
+    "regression-linear": ["--data.d", "2", "--data.k", "5", "--model.d-model", "16",
+                          "--model.n-layers", "1", "--model.n-heads", "1", "--train.steps", "400",
+                          "--eval.n-prompts", "32", "--eval.n-boot", "10",
+                          "--train.eval-every", "0", *TRAIN],
     "regression-families": ["--d", "2", "--steps", "100", "--n-eval", "16", "--n-boot", "10",
                             "--family-steps.sparse-linear", "100",
                             "--family-batch-size.sparse-linear", "16",

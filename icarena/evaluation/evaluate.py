@@ -11,4 +11,5 @@ from __future__ import annotations
 EVALUATORS: dict[str, tuple[str, str]] = {
     "path": ("icarena.evaluation.path_eval", "Path validity by degree vs BFS / random walk"),
     "icgp": ("icarena.evaluation.icgp", "Nash gap of in-context game players"),
+    "regression": ("icarena.evaluation.regression", "Error vs in-context examples vs baselines"),
 }

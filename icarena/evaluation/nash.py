@@ -14,6 +14,13 @@ OpenSpiel's ``exploitability`` is half of it (NashConv / 2). For a matrix game i
 max_a (Rν)_a − min_b (μᵀR)_b. Correlated per-state policies π_h(a, b|s) are scored through their
 marginals (:func:`joint_marginals`).
 
+Kernel: :func:`br_kernel` runs the induction for all games at once in numpy or, with
+``device=``, in torch on that device (:mod:`icarena.envs.games.backend`). At each step h < H − 1
+both continuations Σ_{s'} P_h(s'|s,a,b) V_{h+1}(s') (for V^{†,ν} and V^{μ,†}) come from one
+pass over P_h; the last step reads no transitions (V_H ≡ 0), so a matrix game costs two small
+contractions. Policies are validated (shape, NaN, negative entries, rows summing to 1) by two
+whole-array reductions.
+
 Batching: game arrays carry a batch shape ``gb`` and policies (*pb, H, S, A) / (*pb, H, S, B) a
 batch shape ``pb``; the two broadcast (numpy rules) and every function returns arrays of the
 broadcast batch shape. E.g. games (G,) with per-episode policies (G, K, H, S, A) are scored with
@@ -26,17 +33,26 @@ from typing import Any
 
 import numpy as np
 
+from icarena.envs.games.backend import Backend, row_max, row_min, row_sum
 from icarena.envs.games.game import TabularGame
 from icarena.errors import check
 
+_NUMPY = Backend()
 
-def _policy(x: Any, n: int, name: str, game: TabularGame) -> np.ndarray:
-    p = np.asarray(x, dtype=np.float64)
-    check(p.ndim >= 3 and p.shape[-3:] == (game.H, game.S, n),
+
+def _policy(x: Any, n: int, name: str, game: TabularGame, xp: Backend | None = None):
+    """μ or ν as a float64 array of the backend, validated: shape (*batch, H, S, n), entries
+    ≥ −1e-9, finite, rows summing to 1 within 1e-6. Two whole-array reductions (the minimum and
+    the largest row-sum deviation), so validation costs little next to the gap itself."""
+    xp = xp or _NUMPY
+    p = xp.asarray(x)
+    check(p.ndim >= 3 and tuple(p.shape[-3:]) == (game.H, game.S, n),
           f"{name} must have shape (*batch, H, S, {n}) = (*batch, {game.H}, {game.S}, {n}), "
-          f"got {p.shape}")
-    check(bool(np.all(p >= -1e-9)), f"{name} has negative probabilities")
-    err = float(np.abs(p.sum(-1) - 1.0).max()) if p.size else 0.0
+          f"got {tuple(p.shape)}")
+    lo = xp.min_all(p)
+    check(lo == lo, f"{name} contains NaN")
+    check(lo >= -1e-9, f"{name} has negative probabilities")
+    err = xp.max_abs_dev(row_sum(p), 1.0)
     check(err <= 1e-6, f"{name} must sum to 1 over actions (largest deviation {err:.3g})")
     return p
 
@@ -46,8 +62,14 @@ def _continuation(P_h: np.ndarray, V_next: np.ndarray) -> np.ndarray:
     return (P_h @ V_next[..., None, None, :, None])[..., 0]
 
 
+def _game_arrays(game: TabularGame, xp: Backend):
+    if not xp.is_torch:
+        return game.rewards, game.transitions, game.initial
+    return xp.asarray(game.rewards), xp.asarray(game.transitions), xp.asarray(game.initial)
+
+
 def best_response_values(
-    game: TabularGame, max_policy: Any, min_policy: Any
+    game: TabularGame, max_policy: Any, min_policy: Any, *, device: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(V^{†,ν}, V^{μ,†}), each (*batch, H + 1, S) with V[..., H, :] = 0 (see module docstring).
 
@@ -55,24 +77,82 @@ def best_response_values(
         game: a (batch of) game(s), batch shape gb.
         max_policy: μ, (*pb, H, S, A).
         min_policy: ν, (*pb, H, S, B).
+        device: None computes in numpy; a torch device ("cpu", "cuda", ...) computes there.
+    Returns:
+        numpy arrays (whatever the device).
     """
-    mu = _policy(max_policy, game.A, "max_policy", game)
-    nu = _policy(min_policy, game.B, "min_policy", game)
-    return _br_values(game.rewards, game.transitions, mu, nu)
+    xp = Backend(device) if device is not None else _NUMPY
+    mu = _policy(max_policy, game.A, "max_policy", game, xp)
+    nu = _policy(min_policy, game.B, "min_policy", game, xp)
+    R, P, _ = _game_arrays(game, xp)
+    v_max, v_min = br_kernel(R, P, mu, nu, xp)
+    zero = xp.zeros(tuple(v_max[0].shape))
+    return (xp.to_numpy(xp.stack([*v_max, zero], -2)), xp.to_numpy(xp.stack([*v_min, zero], -2)))
 
 
-def _br_values(R: np.ndarray, P: np.ndarray, mu: np.ndarray, nu: np.ndarray):
-    H, S = R.shape[-4], R.shape[-3]
-    batch = np.broadcast_shapes(R.shape[:-4], mu.shape[:-3], nu.shape[:-3])
-    v_max = np.zeros((*batch, H + 1, S))
-    v_min = np.zeros((*batch, H + 1, S))
+def br_kernel(R, P, mu, nu, xp: Backend) -> tuple[list, list]:
+    """Best-response values by backward induction, one pass over the transition arrays.
+
+    Args:
+        R (*gb, H, S, A, B), P (*gb, H, S, A, B, S), mu (*pb, H, S, A), nu (*pb, H, S, B):
+            backend arrays (validated).
+    Returns:
+        ([V^{†,ν}_h for h < H], [V^{μ,†}_h for h < H]), each (*batch, S).
+
+    Both continuations Σ_{s'} P_h(s'|s,a,b) V_{h+1}(s') are formed in the same pass over P_h,
+    the last step (V_H ≡ 0) reads no transitions at all, and the max/min over actions are
+    column-wise, so a matrix game (H = S = 1) costs two small contractions and no transition read.
+    """
+    H = R.shape[-4]
+    v_max: list = [None] * H
+    v_min: list = [None] * H
     for h in range(H - 1, -1, -1):
-        r_h, p_h = R[..., h, :, :, :], P[..., h, :, :, :, :]
-        q = r_h + _continuation(p_h, v_max[..., h + 1, :])  # (..., S, A, B)
-        v_max[..., h, :] = (q @ nu[..., h, :, :, None])[..., 0].max(-1)
-        q = r_h + _continuation(p_h, v_min[..., h + 1, :])
-        v_min[..., h, :] = (mu[..., h, :, None, :] @ q)[..., 0, :].min(-1)
+        r = R[..., h, :, :, :]
+        S, A, B = r.shape[-3:]
+        if h == H - 1:
+            q_max = q_min = r if xp.is_torch else np.ascontiguousarray(r)
+        else:
+            V = xp.stack([v_max[h + 1], v_min[h + 1]], -2)  # (*batch, 2, S')
+            P_hT = P[..., h, :, :, :, :].reshape(*P.shape[:-5], S * A * B, S).swapaxes(-1, -2)
+            r_flat = r.reshape(*r.shape[:-3], S * A * B)
+            if xp.is_torch:
+                c = V @ P_hT  # (*batch, 2, S·A·B): both continuations, one pass over P_h
+                q_max, q_min = r_flat + c[..., 0, :], r_flat + c[..., 1, :]
+            else:  # the same product written as (2, *batch, S·A·B); r added in place
+                batch = np.broadcast_shapes(V.shape[:-2], P_hT.shape[:-2])
+                c = np.empty((2, *batch, S * A * B))
+                np.matmul(V, P_hT, out=np.moveaxis(c, 0, -2))
+                c += r_flat
+                q_max, q_min = c[0], c[1]
+            q_max = q_max.reshape(*q_max.shape[:-1], S, A, B)
+            q_min = q_min.reshape(*q_min.shape[:-1], S, A, B)
+        v_max[h] = row_max(_contract("...ab,...b->...a", q_max, nu[..., h, :, :], xp), xp)
+        v_min[h] = row_min(_contract("...a,...ab->...b", mu[..., h, :, :], q_min, xp), xp)
     return v_max, v_min
+
+
+def _contract(eq: str, x, y, xp: Backend):
+    """``einsum(eq, x, y)`` for a contraction over one action axis of per-(batch, s) matrices.
+
+    When both operands share their leading shape (no broadcasting), they are flattened to one
+    batch axis first: numpy's einsum is several times faster on 3-d operands than with an
+    ellipsis over 3-4 axes.
+    """
+    lead = x.shape[:-2] if x.ndim > y.ndim else x.shape[:-1]
+    if xp.is_torch or len(lead) <= 1 or lead != (y.shape[:-2] if y.ndim > x.ndim
+                                                  else y.shape[:-1]):
+        return xp.einsum(eq, x, y)
+    flat = xp.einsum(eq, x.reshape(-1, *x.shape[len(lead):]), y.reshape(-1, *y.shape[len(lead):]))
+    return flat.reshape(*lead, flat.shape[-1])
+
+
+def gap_kernel(R, P, rho, mu, nu, xp: Backend):
+    """Σ_s ρ(s) (V^{†,ν}_1(s) − V^{μ,†}_1(s)) of validated backend arrays (see br_kernel)."""
+    v_max, v_min = br_kernel(R, P, mu, nu, xp)
+    d = v_max[0] - v_min[0]
+    if d.shape[-1] == 1:  # one state: no contraction (an elementwise product is exact)
+        return (rho * d)[..., 0]
+    return xp.einsum("...s,...s->...", rho, d)
 
 
 def policy_values(game: TabularGame, max_policy: Any, min_policy: Any) -> np.ndarray:
@@ -88,17 +168,26 @@ def policy_values(game: TabularGame, max_policy: Any, min_policy: Any) -> np.nda
     return v
 
 
-def nash_gap(game: TabularGame, max_policy: Any, min_policy: Any) -> np.ndarray:
+def nash_gap(
+    game: TabularGame, max_policy: Any, min_policy: Any, *, device: Any = None
+) -> np.ndarray:
     """Duality gap V^{†,ν}(ρ) − V^{μ,†}(ρ) (= OpenSpiel NashConv = 2 × exploitability).
 
     Args:
         game: TabularGame with batch shape gb (``()`` for one game).
-        max_policy: μ (*pb, H, S, A); min_policy: ν (*pb, H, S, B).
+        max_policy: μ (*pb, H, S, A); min_policy: ν (*pb, H, S, B). Validated: a NaN, negative
+            or non-normalised policy raises ConfigError.
+        device: None (default) computes in numpy; a torch device ("cpu", "cuda", ...) computes
+            in torch there (the policies may then be torch tensors on that device).
     Returns:
-        float64 array of the broadcast batch shape of gb and pb (0-d for one game and one pair).
+        float64 array of the broadcast batch shape of gb and pb (0-d for one game and one pair),
+        a numpy array whatever the device.
     """
-    v_max, v_min = best_response_values(game, max_policy, min_policy)
-    return np.einsum("...s,...s->...", game.initial, v_max[..., 0, :] - v_min[..., 0, :])
+    xp = Backend(device) if device is not None else _NUMPY
+    mu = _policy(max_policy, game.A, "max_policy", game, xp)
+    nu = _policy(min_policy, game.B, "min_policy", game, xp)
+    R, P, rho = _game_arrays(game, xp)
+    return np.asarray(xp.to_numpy(gap_kernel(R, P, rho, mu, nu, xp)), dtype=np.float64)
 
 
 def joint_marginals(joint: Any, A: int, B: int) -> tuple[np.ndarray, np.ndarray]:

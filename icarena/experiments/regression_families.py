@@ -43,24 +43,9 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import check
-from icarena.experiments.regression_linear import (
-    baseline_errors,
-    curve_stats,
-    train_regression_model,
-)
+from icarena.evaluation.regression import FAMILY_BASELINES, baseline_errors, curve_stats
+from icarena.experiments.regression_linear import train_regression_model
 from icarena.lifecycle import writes_run
-
-_LINEAR = {"least_squares": ("least_squares", {}), "3-NN": ("knn", {"n_neighbors": 3}),
-           "averaging": ("averaging", {})}
-FAMILY_BASELINES: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-    "linear": _LINEAR,
-    "sparse_linear": {**_LINEAR, "lasso(0.01)": ("lasso", {"alpha": 0.01})},
-    "relu_2nn": {**_LINEAR, "2-layer NN": ("two_layer_nn", {})},
-    "decision_tree": _LINEAR,
-    "holder": {"least_squares": ("least_squares", {}), "3-NN": ("knn", {"n_neighbors": 3}),
-               "ridge(0.1)": ("ridge", {"lam": 0.1})},
-}
-FAMILY_BASELINES["manifold"] = FAMILY_BASELINES["holder"]
 
 
 @dataclass

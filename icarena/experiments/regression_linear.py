@@ -21,14 +21,17 @@ The run dir (``out_dir``) is also the model's run dir: ``config.json`` (this con
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from icarena.errors import check
+from icarena.evaluation.regression import baseline_errors, curve_stats  # noqa: F401
 from icarena.lifecycle import writes_run
+from icarena.pretraining.model import ModelSpec
+from icarena.pretraining.train import TrainConfig
 
 # Baselines reported beside the transformer: label -> (baseline name, options).
 LINEAR_BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -40,6 +43,37 @@ LINEAR_BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @dataclass
+class LinearData:
+    """The prompts: noiseless linear regression, fresh prompts every training step."""
+
+    d: int = 5
+    """Input dimension."""
+    k: int = 11
+    """Points per prompt (in-context examples 0..k-1 are evaluated)."""
+    curriculum_start: int = 0
+    """Garg et al.'s dimension curriculum: active input dims at step 0 (0: off, the default)."""
+    curriculum_every: int = 1000
+    """One more active input dimension every this many steps, up to d."""
+
+
+@dataclass
+class RegressionEval:
+    """How a regression model is evaluated: held-out prompts and bootstrap intervals."""
+
+    n_prompts: int = 1280
+    """Held-out evaluation prompts."""
+    seed: int = 1234
+    """Seed of the held-out prompts."""
+    n_boot: int = 1000
+    """Bootstrap resamples for the 90% intervals."""
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(steps=18_000, batch_size=64, lr=1e-3, min_lr=0.0, warmup_steps=200,
+                       weight_decay=0.0, eval_every=2000, ckpt_every=2000)
+
+
+@dataclass
 class Config:
     """GPT on in-context linear regression (Garg et al. setting on a CPU)."""
 
@@ -47,65 +81,34 @@ class Config:
     """Run directory (model, metrics, report, plot)."""
     seed: int = 0
     """Seed of the model init and the training prompt stream."""
-    d: int = 5
-    """Input dimension."""
-    k: int = 11
-    """Points per prompt (in-context examples 0..k-1 are evaluated)."""
-    backbone: str = "gpt"
-    """Backbone name (any registered backbone that supports causal=True)."""
-    n_layers: int = 3
-    """Backbone blocks."""
-    d_model: int = 64
-    """Backbone width."""
-    n_heads: int = 2
-    """Attention heads."""
-    steps: int = 18_000
-    """Training steps (one fresh batch of prompts each)."""
-    batch_size: int = 64
-    """Prompts per step."""
-    lr: float = 1e-3
-    """Peak AdamW learning rate."""
-    warmup_steps: int = 200
-    """Linear warm-up steps (then cosine decay to 0)."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    n_eval: int = 1280
-    """Held-out evaluation prompts."""
-    eval_seed: int = 1234
-    """Seed of the held-out prompts."""
-    eval_every: int = 2000
-    """Evaluate (TensorBoard eval/*) every this many steps (0: only at the end)."""
-    n_boot: int = 1000
-    """Bootstrap resamples for the 90% intervals."""
-    curriculum_start: int = 0
-    """Garg et al.'s dimension curriculum: active input dims at step 0 (0: off, the default)."""
-    curriculum_every: int = 1000
-    """One more active input dimension every this many steps, up to d."""
-    threads: int = 0
-    """torch CPU threads (0: torch's default)."""
-    device: str = "auto"
-    """'auto', 'cpu' or 'cuda'."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished) with the same settings."""
-    progress: bool = True
-    """Progress bar on a terminal."""
+    data: LinearData = field(default_factory=LinearData)
+    """The prompts."""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    """The model (backbone built with causal=True over 2k tokens)."""
+    train: TrainConfig = field(default_factory=_default_train)
+    """Optimisation (eval_every: held-out error logged to TensorBoard)."""
+    eval: RegressionEval = field(default_factory=RegressionEval)
+    """Evaluation protocol."""
 
     def validate(self) -> None:
         from icarena.pretraining.data.regression import dimension_curriculum
 
-        check(self.d >= 1, f"d must be >= 1, got {self.d}")
-        check(self.k >= 1, f"k must be >= 1, got {self.k}")
-        check(self.n_eval >= 2, f"n_eval must be >= 2, got {self.n_eval}")
-        check(self.n_boot >= 1, f"n_boot must be >= 1, got {self.n_boot}")
-        dimension_curriculum(self.curriculum_start, self.curriculum_every, self.d)
+        check(self.data.d >= 1, f"data.d must be >= 1, got {self.data.d}")
+        check(self.data.k >= 1, f"data.k must be >= 1, got {self.data.k}")
+        check(self.eval.n_prompts >= 2, f"eval.n_prompts must be >= 2, got {self.eval.n_prompts}")
+        check(self.eval.n_boot >= 1, f"eval.n_boot must be >= 1, got {self.eval.n_boot}")
+        dimension_curriculum(self.data.curriculum_start, self.data.curriculum_every, self.data.d)
 
 
 def quick_config(out_dir: str) -> Config:
     """A tiny version for quickstart and tests; not expected to pass."""
-    return Config(out_dir=out_dir, steps=200, n_eval=256, eval_every=0, n_boot=200,
-                  progress=False)
+    return Config(out_dir=out_dir, train=dataclasses.replace(_default_train(), steps=200,
+                                                             eval_every=0, progress=False),
+                  eval=RegressionEval(n_prompts=256, n_boot=200))
 
 
 def model_config(backbone: str, d: int, k: int, n_layers: int, d_model: int,
@@ -121,26 +124,6 @@ def model_config(backbone: str, d: int, k: int, n_layers: int, d_model: int,
     }
 
 
-def curve_stats(sq_err: np.ndarray, n_boot: int, seed: int) -> dict[str, list[float]]:
-    """Mean, std and bootstrap 90% interval per column of per-prompt errors (P, k)."""
-    from icarena.evaluation.report import bootstrap_ci
-
-    lo, hi = bootstrap_ci(sq_err, level=0.9, n_boot=n_boot, seed=seed)
-    return {"mean": sq_err.mean(0).tolist(), "std": sq_err.std(0).tolist(),
-            "ci90_low": np.asarray(lo).tolist(), "ci90_high": np.asarray(hi).tolist()}
-
-
-def baseline_errors(
-    x: np.ndarray, y: np.ndarray, normaliser: float,
-    baselines: dict[str, tuple[str, dict[str, Any]]],
-) -> dict[str, np.ndarray]:
-    """Per-prompt normalised squared errors (P, k) of each baseline on prompts (x, y)."""
-    from icarena.agents.regression import prefix_predictions
-
-    return {label: (prefix_predictions(name, x, y, **opts) - y) ** 2 / normaliser
-            for label, (name, opts) in baselines.items()}
-
-
 def train_regression_model(
     family: Any, k: int, out_dir: str | Path, *, backbone: str, n_layers: int, d_model: int,
     n_heads: int, steps: int, batch_size: int, lr: float, warmup_steps: int,
@@ -148,22 +131,36 @@ def train_regression_model(
     threads: int, device: str, overwrite: bool, resume: bool, progress: bool,
     experiment: dict[str, Any], curriculum: tuple[int, int] | None = None,
 ) -> tuple[Any, Any, Any]:
-    """Build and train a causal regression model; returns (model, task, TrainResult).
+    """:func:`train_model` with its settings as flat keywords (regression-families)."""
+    from icarena.pretraining.train import TrainConfig
+
+    tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=0.0,
+                       warmup_steps=min(warmup_steps, steps), weight_decay=weight_decay,
+                       eval_every=eval_every, ckpt_every=max(steps // 4, 1), seed=seed,
+                       threads=threads, device=device, progress=progress)
+    return train_model(family, k, out_dir, model_config(backbone, family.d, k, n_layers,
+                                                         d_model, n_heads), tcfg,
+                       n_eval=n_eval, eval_seed=eval_seed, resume=resume, overwrite=overwrite,
+                       experiment=experiment, curriculum=curriculum)
+
+
+def train_model(
+    family: Any, k: int, out_dir: str | Path, mcfg: dict[str, Any], tcfg: Any, *,
+    n_eval: int, eval_seed: int, experiment: dict[str, Any], resume: bool = False,
+    overwrite: bool = False, curriculum: tuple[int, int] | None = None,
+) -> tuple[Any, Any, Any]:
+    """Build and train a causal regression model (``mcfg``: a ModelConfig as a dict, ``tcfg``:
+    a TrainConfig whose seed seeds the init too); returns (model, task, TrainResult).
 
     ``curriculum``: optional (start_dims, every) dimension curriculum (:class:`RegressionTask`).
     """
     from icarena.pretraining.data.regression import RegressionTask
     from icarena.pretraining.model import ModelConfig, SequenceModel
-    from icarena.pretraining.train import TrainConfig, seed_everything, train
+    from icarena.pretraining.train import seed_everything, train
 
-    mcfg = model_config(backbone, family.d, k, n_layers, d_model, n_heads)
-    seed_everything(seed)
+    seed_everything(tcfg.seed)
     model = SequenceModel(ModelConfig(**mcfg))
     task = RegressionTask(family, k, n_eval=n_eval, eval_seed=eval_seed, curriculum=curriculum)
-    tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=0.0,
-                       warmup_steps=min(warmup_steps, steps), weight_decay=weight_decay,
-                       eval_every=eval_every, ckpt_every=max(steps // 4, 1), seed=seed,
-                       threads=threads, device=device, progress=progress)
     config = {"experiment": experiment, "model": mcfg,
               "task": {"family": family.to_dict(), "k": k,
                        "curriculum": None if curriculum is None else list(curriculum)},
@@ -188,28 +185,29 @@ def run(cfg: Config) -> dict[str, Any]:
 
     cfg.validate()
     out = Path(cfg.out_dir)
-    family = make_family("linear", cfg.d)
-    model, task, result = train_regression_model(
-        family, cfg.k, out, backbone=cfg.backbone, n_layers=cfg.n_layers, d_model=cfg.d_model,
-        n_heads=cfg.n_heads, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-        warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, n_eval=cfg.n_eval,
-        eval_seed=cfg.eval_seed, eval_every=cfg.eval_every, seed=cfg.seed, threads=cfg.threads,
-        device=cfg.device, overwrite=False, resume=cfg.resume, progress=cfg.progress,
+    d, k = cfg.data.d, cfg.data.k
+    family = make_family("linear", d)
+    mcfg = model_config(cfg.model.backbone, d, k, cfg.model.n_layers, cfg.model.d_model,
+                        cfg.model.n_heads)
+    mcfg["backbone_cfg"].update(cfg.model.options)
+    model, task, result = train_model(
+        family, k, out, mcfg, dataclasses.replace(cfg.train, seed=cfg.seed),
+        n_eval=cfg.eval.n_prompts, eval_seed=cfg.eval.seed, resume=cfg.resume,
         experiment=dataclasses.asdict(cfg),
-        curriculum=dimension_curriculum(cfg.curriculum_start, cfg.curriculum_every, cfg.d),
+        curriculum=dimension_curriculum(cfg.data.curriculum_start, cfg.data.curriculum_every, d),
     )
     p = task.eval_prompts
     errors = {"transformer": (task.predict(model, p.x, p.y) - p.y) ** 2 / family.normaliser}
     errors.update(baseline_errors(p.x, p.y, family.normaliser, LINEAR_BASELINES))
-    stats = {name: curve_stats(e, cfg.n_boot, cfg.seed) for name, e in errors.items()}
-    ks = np.arange(cfg.k)
-    theory_ls = np.clip((cfg.d - ks) / cfg.d, 0, None)
+    stats = {name: curve_stats(e, cfg.eval.n_boot, cfg.seed) for name, e in errors.items()}
+    ks = np.arange(k)
+    theory_ls = np.clip((d - ks) / d, 0, None)
 
     tr, ls = np.array(stats["transformer"]["mean"]), np.array(stats["least_squares"]["mean"])
-    at_2d = float(tr[2 * cfg.d]) if 2 * cfg.d < cfg.k else None
+    at_2d = float(tr[2 * d]) if 2 * d < k else None
     small = ks <= 3
     gap_small = float(np.abs(tr[small] - ls[small]).max())
-    ms_per_step = (1000.0 * task.tokens_per_sample * cfg.batch_size / result.tokens_per_s
+    ms_per_step = (1000.0 * task.tokens_per_sample * cfg.train.batch_size / result.tokens_per_s
                    if np.isfinite(result.tokens_per_s) else float("nan"))
     acceptance = {
         "err_at_2d": at_2d,
@@ -223,7 +221,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "acceptance": acceptance,
         "train": {"seconds": result.seconds, "ms_per_step": ms_per_step,
                   "tokens_per_s": result.tokens_per_s, "final_loss": result.losses[-1],
-                  "peak_mem_bytes": result.peak_mem_bytes, "steps": cfg.steps,
+                  "peak_mem_bytes": result.peak_mem_bytes, "steps": cfg.train.steps,
                   "num_params": model.num_params()},
         "eval_history": [[s, m] for s, m in result.eval_history],
     }
@@ -237,24 +235,25 @@ def run(cfg: Config) -> dict[str, Any]:
               bands={n: (np.array(stats[n]["ci90_low"]), np.array(stats[n]["ci90_high"]))
                      for n in names},
               xlabel="in-context examples", ylabel="squared error / d",
-              title=f"linear regression, d={cfg.d}")
+              title=f"linear regression, d={d}")
     table_rows = [[int(i)] + [f"{stats[n]['mean'][i]:.3f} [{stats[n]['ci90_low'][i]:.3f}, "
                               f"{stats[n]['ci90_high'][i]:.3f}]" for n in names]
                   + [f"{theory_ls[i]:.3f}"] for i in ks]
     table = markdown_table(["k"] + names + ["LS theory (d-k)/d"], table_rows)
     verdict = "\n".join([
-        f"- error at k = 2d = {2 * cfg.d}: "
+        f"- error at k = 2d = {2 * d}: "
         + ("n/a (k too small)" if at_2d is None else
            f"{at_2d:.4f} ({'PASS' if at_2d < 0.06 else 'FAIL'}, needs < 0.06)"),
         f"- max |transformer − least squares| for k ≤ 3: {gap_small:.4f} "
         f"({'PASS' if gap_small <= 0.06 else 'FAIL'}, needs ≤ 0.06)",
-        f"- training: {cfg.steps} steps in {result.seconds:.1f} s "
+        f"- training: {cfg.train.steps} steps in {result.seconds:.1f} s "
         f"({ms_per_step:.1f} ms/step, {model.num_params():,} parameters, "
-        f"backbone {cfg.backbone} {cfg.n_layers}L/{cfg.d_model}/{cfg.n_heads}H)",
+        f"backbone {cfg.model.backbone} "
+        f"{cfg.model.n_layers}L/{cfg.model.d_model}/{cfg.model.n_heads}H)",
     ])
     report = write_report(out, "regression-linear: in-context linear regression", [
-        f"Noiseless linear regression, d = {cfg.d}, k = {cfg.k}, {cfg.n_eval} held-out prompts "
-        "(seed {0}); squared error / d, mean [bootstrap 90% interval].".format(cfg.eval_seed),
+        f"Noiseless linear regression, d = {d}, k = {k}, {cfg.eval.n_prompts} held-out prompts "
+        "(seed {0}); squared error / d, mean [bootstrap 90% interval].".format(cfg.eval.seed),
         "## Acceptance\n\n" + verdict,
         "## Error vs number of in-context examples\n\n" + table,
         "![error vs k](error_vs_k.png)",

@@ -589,6 +589,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     from icarena.lifecycle import atomic_write_json
 
     atomic_write_json(out / META_FILE, meta)
+    atomic_write_json(out / "config.json", {"pretrain": dataclasses.asdict(cfg)})
     games = pretraining_games(H, S, A, B, cfg.n_games, cfg.seed, transition=cfg.transition)
     rec = context_records(games, cfg.context, cfg.episodes, cfg.trajectories_per_game,
                           seed=_seed_int(cfg.seed, 11),

@@ -23,6 +23,34 @@ from icarena.errors import CheckpointError, ConfigError, check
 from icarena.pretraining import backbones
 from icarena.pretraining.readouts import READ_OUTS, build_read_out
 
+Option = int | float | bool | str
+
+
+@dataclass
+class ModelSpec:
+    """The model of a stage, as the user sets it (``--model.*``): backbone and size, declared
+    once; the task adds its read-in / read-out, causality and context length."""
+
+    backbone: str = "gpt"
+    """Registered backbone name (see `icarena list`)."""
+    d_model: int = 64
+    """Width of the token states."""
+    n_layers: int = 3
+    """Backbone blocks."""
+    n_heads: int = 2
+    """Attention heads."""
+    options: dict[str, Option] = field(default_factory=dict)
+    """Extra backbone options, overriding the above (e.g. --model.options mlp_ratio 2)."""
+
+    def backbone_cfg(self, **task: Any) -> dict[str, Any]:
+        """The backbone's config: size, then the task's settings (``causal``, ``max_len``,
+        ...), then ``options``."""
+        check(isinstance(self.backbone, str) and self.backbone in backbones.available(),
+              f"unknown backbone {self.backbone!r}; available: "
+              f"{', '.join(backbones.available())} (see `icarena list`)", ConfigError)
+        return {"d_model": self.d_model, "n_layers": self.n_layers, "n_heads": self.n_heads,
+                **task, **self.options}
+
 
 @dataclass
 class ModelConfig:

@@ -264,6 +264,27 @@ def identity_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str
             for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]
 
 
+def provenance(device: torch.device | str) -> dict[str, Any]:
+    """Where a run came from: icarena version, git commit of the icarena checkout (when it is
+    one), torch version and device. Recorded in every run's config.json; not part of the
+    settings a resume compares."""
+    import subprocess
+
+    from icarena.version import __version__
+
+    commit = None
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                                 capture_output=True, text=True, timeout=10, check=False)
+            commit = out.stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    return {"icarena": __version__, "git_commit": commit, "torch": torch.__version__,
+            "device": str(device)}
+
+
 def train(
     model: nn.Module,
     task: Task,
@@ -308,6 +329,7 @@ def _train(
         torch.set_num_threads(cfg.threads)
     full_config = dict(config or {})
     full_config["train"] = dataclasses.asdict(cfg)
+    full_config["provenance"] = provenance(device)
     ckpt_path = out_dir / "ckpt.pt"
 
     start_step, losses, eval_history = 0, [], []

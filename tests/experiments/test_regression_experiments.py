@@ -7,13 +7,15 @@ from icarena.errors import CheckpointError, ConfigError
 from icarena.experiments import experiment_module
 
 
-def _tiny_linear(tmp_path, **kw):
-    from icarena.experiments.regression_linear import Config
+def _tiny_linear(tmp_path, d=2, k=5, steps=20, backbone="gpt"):
+    from icarena.experiments.regression_linear import Config, LinearData, RegressionEval
+    from icarena.pretraining.model import ModelSpec
+    from icarena.pretraining.train import TrainConfig
 
-    base = dict(out_dir=str(tmp_path / "rl"), d=2, k=5, n_layers=1, d_model=16, steps=20,
-                warmup_steps=5, n_eval=40, n_boot=50, eval_every=0, progress=False)
-    base.update(kw)
-    return Config(**base)
+    return Config(out_dir=str(tmp_path / "rl"), data=LinearData(d=d, k=k),
+                  model=ModelSpec(backbone=backbone, n_layers=1, d_model=16),
+                  train=TrainConfig(steps=steps, warmup_steps=5, eval_every=0, progress=False),
+                  eval=RegressionEval(n_prompts=40, n_boot=50))
 
 
 def test_regression_linear_writes_consistent_outputs(tmp_path):
@@ -31,7 +33,7 @@ def test_regression_linear_writes_consistent_outputs(tmp_path):
     assert len(out["rows"]) == 5 and out["report"].endswith("report.md")
     metrics = json.loads((rd / "metrics.json").read_text())
     # least squares curve recomputed independently on the same held-out prompts
-    p = RegressionTask(make_family("linear", 2), 5, n_eval=40, eval_seed=cfg.eval_seed).eval_prompts
+    p = RegressionTask(make_family("linear", 2), 5, n_eval=40, eval_seed=cfg.eval.seed).eval_prompts
     ls = np.zeros((40, 5))
     for i in range(40):
         for t in range(1, 5):
@@ -41,8 +43,8 @@ def test_regression_linear_writes_consistent_outputs(tmp_path):
     np.testing.assert_allclose(metrics["curves"]["least_squares"]["mean"], ls.mean(0), atol=1e-9)
     # the saved model reproduces the transformer curve
     model, config = load_model(rd)
-    assert config["experiment"]["steps"] == 20
-    task = RegressionTask(make_family("linear", 2), 5, n_eval=40, eval_seed=cfg.eval_seed)
+    assert config["experiment"]["train"]["steps"] == 20 and config["train"]["steps"] == 20
+    task = RegressionTask(make_family("linear", 2), 5, n_eval=40, eval_seed=cfg.eval.seed)
     err = ((task.predict(model, p.x, p.y) - p.y) ** 2 / 2).mean(0)
     np.testing.assert_allclose(metrics["curves"]["transformer"]["mean"], err, rtol=1e-5)
     lo, hi = (np.array(metrics["curves"]["transformer"][k]) for k in ("ci90_low", "ci90_high"))
@@ -62,9 +64,9 @@ def test_regression_linear_with_the_linear_attention_backbone(tmp_path):
 
 def test_regression_linear_bad_config(tmp_path):
     mod = experiment_module("regression-linear")
-    with pytest.raises(ConfigError, match="d must be >= 1"):
+    with pytest.raises(ConfigError, match="data.d must be >= 1"):
         mod.run(_tiny_linear(tmp_path, d=0))
-    with pytest.raises(ConfigError, match="k must be >= 1"):
+    with pytest.raises(ConfigError, match="data.k must be >= 1"):
         mod.run(_tiny_linear(tmp_path, k=0))
 
 
@@ -129,8 +131,11 @@ def test_regression_linear_smoke_acceptance(tmp_path):
     """Smoke check of the acceptance bar. Without a curriculum the plateau's end (2k-5k steps)
     depends on the thread count's float rounding, so the smoke run uses the dimension curriculum."""
     mod = experiment_module("regression-linear")
-    cfg = mod.Config(out_dir=str(tmp_path / "smoke"), steps=4000, n_eval=640, n_boot=200,
-                     curriculum_start=2, curriculum_every=500, eval_every=0, progress=False)
+    cfg = mod.Config(out_dir=str(tmp_path / "smoke"),
+                     data=mod.LinearData(curriculum_start=2, curriculum_every=500),
+                     train=mod.TrainConfig(steps=4000, warmup_steps=200, eval_every=0,
+                                           progress=False),
+                     eval=mod.RegressionEval(n_prompts=640, n_boot=200))
     mod.run(cfg)
     m = json.loads((tmp_path / "smoke" / "metrics.json").read_text())["curves"]
     assert m["transformer"]["mean"][10] < 0.55

@@ -9,7 +9,11 @@
 * :func:`play`: drive any policy source (e.g. a transformer) over a batch of games and get the
   same record, so the same Nash-gap curves can be computed.
 * :mod:`~icarena.agents.games.reference`: explicit per-game loops of the three algorithms (the
-  independent check and the benchmark reference).
+  independent check of the kernels).
+
+Each context algorithm is one kernel written against :mod:`icarena.envs.games.backend`: numpy
+by default, torch on any device with ``device=`` (the same numpy-drawn uniforms, so both give
+the same record to rounding).
 """
 
 from icarena.agents.games.cce import cce_lp, cce_violation, mwu_cce, mwu_cce_bound
@@ -22,8 +26,11 @@ from icarena.agents.games.vlearning import VLearningConfig, alpha_weights, run_v
 ALGORITHMS = {"exp3": run_exp3, "vlearning": run_vlearning, "viulcb": run_viulcb}
 
 
-def run_algorithm(name: str, game, episodes: int, *, cfg=None, seed=0, dtype=None):
-    """Run context algorithm ``name`` ('exp3', 'vlearning' or 'viulcb'); returns its record."""
+def run_algorithm(name: str, game, episodes: int, *, cfg=None, seed=0, dtype=None, device=None):
+    """Run context algorithm ``name`` ('exp3', 'vlearning' or 'viulcb'); returns its record.
+
+    ``device`` None runs the numpy kernel; a torch device runs the torch kernel there.
+    """
     import numpy as np
 
     from icarena.errors import ConfigError
@@ -31,7 +38,7 @@ def run_algorithm(name: str, game, episodes: int, *, cfg=None, seed=0, dtype=Non
     if name not in ALGORITHMS:
         raise ConfigError(f"unknown game algorithm {name!r}; choose from {sorted(ALGORITHMS)}")
     return ALGORITHMS[name](game, episodes, cfg=cfg, seed=seed,
-                            dtype=np.float32 if dtype is None else dtype)
+                            dtype=np.float32 if dtype is None else dtype, device=device)
 
 
 __all__ = [

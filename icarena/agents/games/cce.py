@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 
+from icarena.envs.games.backend import NUMPY, Backend, row_max, row_sum
 from icarena.errors import IcarenaError, check
 
 
@@ -99,15 +100,29 @@ def mwu_cce(
           f"got {iters!r}")
     A, B = q_up.shape[-2:]
     eta = mwu_eta(A, B, iters, scale) if eta is None else float(eta)
-    lx = np.zeros(q_up.shape[:-1])  # (..., A) log-weights
-    ly = np.zeros(q_up.shape[:-2] + (B,))
-    acc = np.zeros(q_up.shape)
-    for _ in range(int(iters)):
-        x = np.exp(lx - lx.max(-1, keepdims=True))
-        x /= x.sum(-1, keepdims=True)
-        y = np.exp(ly - ly.max(-1, keepdims=True))
-        y /= y.sum(-1, keepdims=True)
-        acc += x[..., :, None] * y[..., None, :]
-        lx += eta * (q_up @ y[..., None])[..., 0]
-        ly -= eta * (x[..., None, :] @ q_low)[..., 0, :]
-    return acc / iters
+    return mwu_kernel(q_up, q_low, int(iters), eta, NUMPY)
+
+
+def mwu_kernel(q_up, q_low, iters: int, eta: float, xp: Backend):
+    """The Hedge self-play of :func:`mwu_cce` on backend arrays (*batch, A, B).
+
+    The operations of the former implementation in the same order, so numpy gives the same
+    bits: the two matrix-vector products keep their batched matmul, everything element-wise
+    runs action-major on (n, M) rows over the M = prod(batch) matrices (contiguous vector
+    operations, no reduction over a short axis), and Σ_i x_i y_iᵀ accumulates in place.
+    """
+    batch, (A, B) = tuple(q_up.shape[:-2]), tuple(q_up.shape[-2:])
+    qu, ql = q_up.reshape(-1, A, B), q_low.reshape(-1, A, B)
+    M = qu.shape[0]
+    lx, ly = xp.zeros((A, M)), xp.zeros((B, M))  # log-weights, action-major
+    acc = xp.zeros((A, B, M))
+    for _ in range(iters):
+        x = xp.exp(lx - row_max(lx, xp, axis=0)[None])
+        x /= row_sum(x, axis=0)[None]
+        y = xp.exp(ly - row_max(ly, xp, axis=0)[None])
+        y /= row_sum(y, axis=0)[None]
+        acc += x[:, None, :] * y[None, :, :]
+        xr, yr = xp.permuted(x, (1, 0)), xp.permuted(y, (1, 0))  # (M, n) rows for the matmuls
+        lx += xp.permuted(eta * (qu @ yr[:, :, None])[:, :, 0], (1, 0))
+        ly -= xp.permuted(eta * (xr[:, None, :] @ ql)[:, 0, :], (1, 0))
+    return xp.permuted(acc / iters, (2, 0, 1)).reshape(*batch, A, B)

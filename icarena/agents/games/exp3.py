@@ -16,12 +16,13 @@ Only matrix games (H = S = 1); use V-learning for Markov games.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from icarena.agents.games.rollout import Recorder, check_episodes, check_games
+from icarena.agents.games.rollout import Trace, check_episodes, check_games, step_uniforms
+from icarena.envs.games.backend import NUMPY, Backend, sample_rows, softmax_neg
 from icarena.envs.games.game import TabularGame
-from icarena.envs.games.vector import initial_states, sample_categorical, step_states
 from icarena.errors import check
 
 
@@ -47,12 +48,6 @@ def exp3_rates(n: int, K: int, cfg: EXP3Config) -> tuple[float, float]:
     return eta, gamma
 
 
-def _softmax_neg(eta: float, L: np.ndarray) -> np.ndarray:
-    z = -eta * (L - L.min(-1, keepdims=True))
-    w = np.exp(z)
-    return w / w.sum(-1, keepdims=True)
-
-
 def run_exp3(
     game: TabularGame,
     episodes: int,
@@ -60,6 +55,7 @@ def run_exp3(
     cfg: EXP3Config | None = None,
     seed: int | np.random.SeedSequence | None = 0,
     dtype=np.float32,
+    device: Any = None,
 ) -> dict[str, np.ndarray]:
     """Run EXP3 self-play for K rounds on G matrix games at once.
 
@@ -69,8 +65,14 @@ def run_exp3(
         cfg: hyperparameters (default :class:`EXP3Config`).
         seed: seed of all random draws (protocol in :mod:`icarena.agents.games.rollout`).
         dtype: float dtype of the recorded policies.
+        device: None runs the kernel in numpy; a torch device ("cpu", "cuda", ...) runs it in
+            torch there (same draws, same record, equal to rounding).
     Returns:
         The record of :mod:`icarena.agents.games.rollout` (``pi/max`` (G, K, 1, 1, A), ...).
+
+    The kernel keeps the cumulative losses action-major, L (n, G), so every operation of a
+    round is a handful of vector operations over all G games (no reduction over a short axis),
+    and draws the uniforms of many rounds in one call (the same stream, in the same order).
     """
     cfg = cfg or EXP3Config()
     cfg.validate()
@@ -78,20 +80,34 @@ def run_exp3(
     K = check_episodes(episodes)
     check(H == 1 and S == 1, f"EXP3 is for matrix games (H = S = 1), got H={H}, S={S}; "
           "use V-learning (run_vlearning) for Markov games")
+    xp = Backend(device) if device is not None else NUMPY
     rng = np.random.default_rng(seed)
     eta_x, gam_x = exp3_rates(A, K, cfg)
     eta_y, gam_y = exp3_rates(B, K, cfg)
-    Lx, Ly = np.zeros((G, A)), np.zeros((G, B))
-    rec = Recorder(G, K, 1, 1, A, B, joint=False, dtype=dtype)
-    g = np.arange(G)
-    for t in range(K):
-        s = initial_states(game, rng.random(G))
-        x, y = _softmax_neg(eta_x, Lx), _softmax_neg(eta_y, Ly)
-        rec.policies(t, x[:, None, None], y[:, None, None])
-        u = rng.random((G, 3))
-        a, b = sample_categorical(x, u[:, 0]), sample_categorical(y, u[:, 1])
-        r, s_next = step_states(game, 0, s, a, b, u[:, 2])
-        rec.step(t, s, a, b, r, s_next)
-        Lx[g, a] += (1.0 - r) / (x[g, a] + gam_x)
-        Ly[g, b] += r / (y[g, b] + gam_y)
-    return rec.data
+    R = xp.asarray(game.rewards[:, 0, 0]).reshape(-1)  # (G·A·B); s = s' = 0 throughout
+    Lx, Ly = xp.zeros((A, G)), xp.zeros((B, G))
+    px, py = Trace(G, K, A, xp, dtype), Trace(G, K, B, xp, dtype)
+    act_x, act_y = Trace(G, K, None, xp, np.int64), Trace(G, K, None, xp, np.int64)
+    rew = Trace(G, K, None, xp, np.float64)
+    g = xp.arange(G)
+    gAB = g * (A * B)  # flat offset of game g in R
+    for t, u, _ in step_uniforms(rng, G, K, xp):  # u (G, 3): max action, min action, s'
+        x = softmax_neg(eta_x, Lx, xp, axis=0)
+        y = softmax_neg(eta_y, Ly, xp, axis=0)
+        px.put(t, x)
+        py.put(t, y)
+        a, b = sample_rows(x, u[:, 0], xp, axis=0), sample_rows(y, u[:, 1], xp, axis=0)
+        r = R[gAB + a * B + b]
+        ia, ib = a * G + g, b * G + g  # flat indices of (a, g) in (A, G), (b, g) in (B, G)
+        Lx.reshape(-1)[ia] += (1.0 - r) / (x.reshape(-1)[ia] + gam_x)
+        Ly.reshape(-1)[ib] += r / (y.reshape(-1)[ib] + gam_y)
+        act_x.put(t, a)
+        act_y.put(t, b)
+        rew.put(t, r)
+    zeros = np.zeros((G, K), np.int64)
+    return {
+        "traj/h": zeros, "traj/s": zeros.copy(), "traj/s_next": zeros.copy(),
+        "act/max": act_x.result(), "act/min": act_y.result(), "rew/max": rew.result(),
+        "pi/max": px.result().reshape(G, K, 1, 1, A),
+        "pi/min": py.result().reshape(G, K, 1, 1, B),
+    }

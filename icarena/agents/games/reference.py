@@ -6,7 +6,7 @@ vectorisation over games), drawing the same random numbers in the same order (pr
 :mod:`icarena.agents.games.rollout`), so on the same seed both produce the same actions and
 trajectories up to float rounding. Returned: the actions ``(act_max, act_min)`` (G, T) and the
 per-step policies ``(pi_max, pi_min)`` (G, T, H, S, ·) as nested-loop-built arrays.
-Used by the tests (equality) and ``benchmarks/bench_games_generation.py`` (speed ratio).
+Used by the tests: the batched kernels (numpy and torch) must reproduce them.
 """
 
 from __future__ import annotations

@@ -95,6 +95,87 @@ class Recorder:
         d["rew/max"][:, t], d["traj/s_next"][:, t] = r, s_next
 
 
+def step_uniforms(rng: np.random.Generator, G: int, K: int, xp: Any, *, H: int = 1,
+                  block: int = 1 << 20):
+    """The uniforms of the protocol above for K episodes of H steps in G games.
+
+    Yields ``(t, u, u0)`` per step t = k·H + h: ``u`` (G, 3) is the step's ``rng.random((G,
+    3))`` (max action, min action, next state) and ``u0`` (G,) the episode's ``rng.random(G)``
+    initial-state draw (the same array at every h of an episode), both on the backend ``xp``.
+    Many episodes are drawn in one call of about ``block`` numbers: the generator's stream is
+    sequential, so this consumes exactly the numbers of the per-step calls, in the same order.
+    """
+    per_episode = G * (1 + 3 * H)
+    n_ep = max(1, min(K, block // per_episode))
+    for k0 in range(0, K, n_ep):
+        ne = min(n_ep, K - k0)
+        raw = xp.asarray(rng.random(ne * per_episode).reshape(ne, per_episode))
+        for j in range(ne):
+            u0 = raw[j, :G]
+            steps = raw[j, G:].reshape(H, G, 3)
+            for h in range(H):
+                yield (k0 + j) * H + h, steps[h], u0
+
+
+class Trace:
+    """A (G, T) or (G, T, n) record column filled one step at a time from (G,) or action-major
+    (n, G) rows: kept time-major (contiguous writes; on the device for torch) and turned into
+    the record's game-major layout once, at the end."""
+
+    def __init__(self, G: int, T: int, n: int | None, xp: Any, dtype: Any):
+        self.xp, self.dtype = xp, dtype
+        shape = (T, G) if n is None else (T, n, G)
+        if xp.is_torch:
+            self.buf = xp.zeros(shape, "int64" if np.dtype(dtype).kind == "i" else "float64")
+        else:
+            self.buf = np.zeros(shape, dtype)
+
+    def put(self, t: int, x: Any) -> None:
+        self.buf[t] = x
+
+    def result(self) -> np.ndarray:
+        return game_major(self.buf, self.xp, self.dtype)
+
+
+class Snapshots:
+    """A (G, T, *shape) record column of game-major snapshots (G, *shape), one per step:
+    numpy writes each into the record (cast to ``dtype``); torch keeps a time-major buffer on
+    the device and copies it to the host once, at the end."""
+
+    def __init__(self, G: int, T: int, shape: tuple[int, ...], xp: Any, dtype: Any):
+        self.xp, self.dtype = xp, dtype
+        if xp.is_torch:
+            self.buf = xp.zeros((T, G, *shape))
+        else:
+            self.out = np.zeros((G, T, *shape), dtype)
+
+    def put(self, t: int, x: Any) -> None:
+        if self.xp.is_torch:
+            self.buf[t] = x
+        else:
+            self.out[:, t] = x
+
+    def put_divided(self, t: int, x: Any, d: float) -> None:
+        """Record x / d (computed in float64, then cast, as ``put(t, x / d)``; numpy divides
+        straight into the record)."""
+        if self.xp.is_torch:
+            self.buf[t] = x / d
+        else:
+            np.divide(x, d, out=self.out[:, t], casting="same_kind")
+
+    def result(self) -> np.ndarray:
+        if not self.xp.is_torch:
+            return self.out
+        return np.ascontiguousarray(self.xp.to_numpy(self.buf).swapaxes(0, 1).astype(self.dtype))
+
+
+def game_major(x: Any, xp: Any, dtype: Any) -> np.ndarray:
+    """A time-major kernel buffer (T, G) or (T, n, G) as the record's (G, T) / (G, T, n)."""
+    a = xp.to_numpy(x)
+    axes = (1, 0) if a.ndim == 2 else (2, 0, 1)
+    return a.transpose(axes).astype(dtype, order="C")
+
+
 def _history(rec: Recorder | None, t: int, G: int) -> dict[str, np.ndarray]:
     """The record's first t steps (HISTORY_KEYS and the pi/* policies used); before step 0,
     when no record exists yet, empty HISTORY_KEYS columns."""

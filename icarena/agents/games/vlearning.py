@@ -31,12 +31,19 @@ non-Markov (the index chosen at step h carries over) and ``cert`` is its state-w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from icarena.agents.games.rollout import Recorder, check_episodes, check_games
+from icarena.agents.games.rollout import (
+    Snapshots,
+    Trace,
+    check_episodes,
+    check_games,
+    step_uniforms,
+)
+from icarena.envs.games.backend import NUMPY, Backend, sample_rows, softmax_neg
 from icarena.envs.games.game import TabularGame
-from icarena.envs.games.vector import initial_states, sample_categorical, step_states
 from icarena.errors import check
 
 SCHEDULES = ("jin2021", "bai2020")
@@ -69,44 +76,68 @@ def alpha_weights(t: int, H: int) -> np.ndarray:
 
 
 class _Player:
-    """One V-learning copy per game: arrays indexed [g, h, s(, action)]."""
+    """One V-learning copy per game, flat over (g, h, s): V, Ṽ and the visit counts N as
+    vectors, and the per-(h, s) policy π, loss accumulator L and certified mixture m as one
+    array ``st`` (G·H·S, 3, n), so a visit reads and writes each game's row once."""
 
-    def __init__(self, G: int, H: int, S: int, n: int, K: int, cfg: VLearningConfig):
-        self.H, self.n, self.cfg = H, n, cfg
+    def __init__(self, G: int, H: int, S: int, n: int, K: int, cfg: VLearningConfig, xp: Backend,
+                 dtype=np.float32):
+        self.H, self.S, self.n, self.xp = H, S, n, xp
         steps_left = (H - np.arange(H + 1)).astype(np.float64)  # H - h, 0 at h = H
-        self.V = np.broadcast_to(steps_left[None, :, None], (G, H + 1, S)).copy()
-        self.Vt = self.V.copy()
-        self.N = np.zeros((G, H, S), np.int64)
-        self.pi = np.full((G, H, S, n), 1.0 / n)
-        self.L = np.zeros((G, H, S, n))
-        self.m = np.full((G, H, S, n), 1.0 / n)  # certified per-(h, s) mixture m_t
-        self.iota = np.log(H * S * n * K / cfg.p)
-
-    def update(self, h: int, s, act, rew, s_next) -> None:
-        H, n, cfg = self.H, self.n, self.cfg
-        g = np.arange(len(s))
-        self.N[g, h, s] += 1
-        t = self.N[g, h, s].astype(np.float64)
+        V = np.broadcast_to(steps_left[None, :, None], (G, H + 1, S))
+        self.V = xp.asarray(V.reshape(-1).copy())
+        self.Vt = xp.asarray(V[:, :H].reshape(-1).copy())
+        self.N = xp.zeros((G * H * S,), "int64")
+        st = np.zeros((G * H * S, 3, n))
+        st[:, 0] = st[:, 2] = 1.0 / n  # π and m start uniform, L at 0
+        self.st = xp.asarray(st)
+        self.rows = self.st.reshape(G * H * S, 3 * n)
+        # π in the record's dtype (numpy), kept in step with st: a snapshot is then a plain copy
+        self.pi_rec = xp.asarray(st[:, 0], "float64" if xp.is_torch else np.dtype(dtype).name)
+        iota = np.log(H * S * n * K / cfg.p)
+        t = np.arange(K + 1, dtype=np.float64)
+        t[0] = 1.0  # never read
         alpha = (H + 1.0) / (H + t)
         if cfg.schedule == "jin2021":
-            beta = cfg.c * np.sqrt(H**3 * n * self.iota / t)
+            beta = cfg.c * np.sqrt(H**3 * n * iota / t)
             eta = np.sqrt(H * np.log(max(n, 2)) / (n * t))
         else:
-            beta = cfg.c * np.sqrt(H**4 * n * self.iota / t)
+            beta = cfg.c * np.sqrt(H**4 * n * iota / t)
             eta = np.sqrt(np.log(max(n, 2)) / (n * t))
-        v_next = self.V[g, h + 1, s_next]
-        self.Vt[g, h, s] = (1 - alpha) * self.Vt[g, h, s] + alpha * (rew + v_next + beta)
-        self.V[g, h, s] = np.minimum(H - h, self.Vt[g, h, s])
-        pi_hs = self.pi[g, h, s]  # (G, n) the policy used at this visit
+        self.alpha, self.beta, self.eta = (xp.asarray(x) for x in (alpha, beta, eta))
+        self.g = xp.arange(G)
+
+    def policy(self):
+        """π as (G·H·S, n), in the record's dtype."""
+        return self.pi_rec
+
+    def visit(self, row):
+        """The visited rows (π, L, m) action-major: (3, n, G)."""
+        G, n = len(self.g), self.n
+        return self.xp.permuted(self.xp.take_rows(self.rows, row).reshape(G, 3, n), (1, 2, 0))
+
+    def update(self, h: int, row, X, vrow_next, act, rew) -> None:
+        """Visit (h, s) of every game: ``row`` = flat (g, h, s), ``X`` = :meth:`visit` (row),
+        ``vrow_next`` = flat (g, h + 1, s') in V; own action ``act``, own reward ``rew``."""
+        H, xp, G = self.H, self.xp, len(self.g)
+        self.N[row] += 1
+        t = self.N[row]
+        alpha, beta, eta = self.alpha[t], self.beta[t], self.eta[t]
+        v_next = self.V[vrow_next]
+        vt = (1 - alpha) * self.Vt[row] + alpha * (rew + v_next + beta)
+        self.Vt[row] = vt
+        self.V[row + (row // self.S // H) * self.S] = xp.minimum(vt, float(H - h))
+        pi_hs, L_old, m_old = X[0], X[1], X[2]  # (n, G) each; π_hs is the policy just used
         loss = (H - rew - v_next) / H
-        est = np.zeros_like(pi_hs)
-        est[g, act] = loss / (pi_hs[g, act] + eta)
-        L = (1 - alpha)[:, None] * self.L[g, h, s] + alpha[:, None] * est
-        self.L[g, h, s] = L
-        self.m[g, h, s] = (1 - alpha)[:, None] * self.m[g, h, s] + alpha[:, None] * pi_hs
-        z = -(eta / alpha)[:, None] * (L - L.min(-1, keepdims=True))
-        w = np.exp(z)
-        self.pi[g, h, s] = w / w.sum(-1, keepdims=True)
+        a1 = 1 - alpha
+        # L ← (1 − α) L + α ℓ̂ with ℓ̂ zero off the action taken (adding α·0 changes no bit)
+        L = a1 * L_old
+        at = act * G + self.g
+        L.reshape(-1)[at] += alpha * (loss / (pi_hs.reshape(-1)[at] + eta))
+        new = xp.stack([softmax_neg(eta / alpha, L, xp, axis=0), L, a1 * m_old + alpha * pi_hs], 0)
+        new = xp.permuted(new, (2, 0, 1))  # (G, 3, n)
+        xp.put_rows(self.rows, row, new.reshape(G, 3 * self.n))
+        xp.put_rows(self.pi_rec, row, new[:, 0])
 
 
 def run_vlearning(
@@ -116,6 +147,7 @@ def run_vlearning(
     cfg: VLearningConfig | None = None,
     seed: int | np.random.SeedSequence | None = 0,
     dtype=np.float32,
+    device: Any = None,
 ) -> dict[str, np.ndarray]:
     """Run V-learning self-play for K episodes on G games at once.
 
@@ -125,36 +157,61 @@ def run_vlearning(
         cfg: hyperparameters (default :class:`VLearningConfig`).
         seed: seed of all random draws (protocol in :mod:`icarena.agents.games.rollout`).
         dtype: float dtype of the recorded policies.
+        device: None runs the kernel in numpy; a torch device ("cpu", "cuda", ...) runs it in
+            torch there (same draws, same record, equal to rounding).
     Returns:
         The record of :mod:`icarena.agents.games.rollout` plus ``cert/max`` (G, K, H, S, A) and
         ``cert/min`` (G, K, H, S, B) (certified output policy after k + 1 episodes).
+
+    The kernel keeps each player's per-(h, s) statistics flat over (game, h, s), reads the
+    schedules (α_t, β_t, η_t) from tables over the visit count t, and touches one row per game
+    and player at every step.
     """
     cfg = cfg or VLearningConfig()
     cfg.validate()
     G, H, S, A, B = check_games(game)
     K = check_episodes(episodes)
+    xp = Backend(device) if device is not None else NUMPY
     rng = np.random.default_rng(seed)
-    mx, mn = _Player(G, H, S, A, K, cfg), _Player(G, H, S, B, K, cfg)
-    rec = Recorder(G, K, H, S, A, B, joint=False, dtype=dtype)
-    cert_x, cert_y = np.zeros((G, K, H, S, A), dtype), np.zeros((G, K, H, S, B), dtype)
-    sum_x, sum_y = np.zeros((G, H, S, A)), np.zeros((G, H, S, B))
-    g = np.arange(G)
-    for k in range(K):
-        sum_x += mx.m
-        sum_y += mn.m
-        cert_x[:, k], cert_y[:, k] = sum_x / (k + 1), sum_y / (k + 1)
-        s = initial_states(game, rng.random(G))
-        for h in range(H):
-            t = k * H + h
-            rec.policies(t, mx.pi, mn.pi)
-            u = rng.random((G, 3))
-            a = sample_categorical(mx.pi[g, h, s], u[:, 0])
-            b = sample_categorical(mn.pi[g, h, s], u[:, 1])
-            r, s_next = step_states(game, h, s, a, b, u[:, 2])
-            rec.step(t, s, a, b, r, s_next)
-            mx.update(h, s, a, r, s_next)
-            mn.update(h, s, b, 1.0 - r, s_next)
-            s = s_next
-    out = rec.data
-    out["cert/max"], out["cert/min"] = cert_x, cert_y
+    mx, mn = _Player(G, H, S, A, K, cfg, xp, dtype), _Player(G, H, S, B, K, cfg, xp, dtype)
+    R = xp.asarray(game.rewards).reshape(-1)
+    P = xp.asarray(game.transitions).reshape(-1, S)
+    rho = xp.asarray(game.initial)
+    T = K * H
+    snap_x, snap_y = Snapshots(G, T, (H, S, A), xp, dtype), Snapshots(G, T, (H, S, B), xp, dtype)
+    cert_x, cert_y = Snapshots(G, K, (H, S, A), xp, dtype), Snapshots(G, K, (H, S, B), xp, dtype)
+    cols = {k: Trace(G, T, None, xp, np.int64) for k in ("traj/s", "traj/s_next", "act/max",
+                                                          "act/min")}
+    rew = Trace(G, T, None, xp, np.float64)
+    sum_x, sum_y = xp.zeros((G, H, S, A)), xp.zeros((G, H, S, B))
+    g = xp.arange(G)
+    for t, u, u0 in step_uniforms(rng, G, K, xp, H=H):
+        k, h = divmod(t, H)
+        if h == 0:
+            sum_x += mx.st[:, 2].reshape(G, H, S, A)
+            sum_y += mn.st[:, 2].reshape(G, H, S, B)
+            cert_x.put_divided(k, sum_x, k + 1)
+            cert_y.put_divided(k, sum_y, k + 1)
+            s = sample_rows(rho, u0, xp)
+        snap_x.put(t, mx.policy().reshape(G, H, S, A))
+        snap_y.put(t, mn.policy().reshape(G, H, S, B))
+        row = (g * H + h) * S + s
+        X, Y = mx.visit(row), mn.visit(row)
+        a = sample_rows(X[0], u[:, 0], xp, axis=0)
+        b = sample_rows(Y[0], u[:, 1], xp, axis=0)
+        cell = (row * A + a) * B + b
+        r = R[cell]
+        s_next = sample_rows(xp.take_rows(P, cell), u[:, 2], xp)
+        for key, v in (("traj/s", s), ("traj/s_next", s_next), ("act/max", a), ("act/min", b)):
+            cols[key].put(t, v)
+        rew.put(t, r)
+        vrow_next = (g * (H + 1) + h + 1) * S + s_next
+        mx.update(h, row, X, vrow_next, a, r)
+        mn.update(h, row, Y, vrow_next, b, 1.0 - r)
+        s = s_next
+    out = {key: c.result() for key, c in cols.items()}
+    out["traj/h"] = np.broadcast_to(np.arange(T) % H, (G, T)).astype(np.int64)
+    out["rew/max"] = rew.result()
+    out["pi/max"], out["pi/min"] = snap_x.result(), snap_y.result()
+    out["cert/max"], out["cert/min"] = cert_x.result(), cert_y.result()
     return out
