@@ -212,7 +212,7 @@ class Config:
     """EMA factor of the plotted training-loss curves (0: raw)."""
     isolate: bool = True
     """Run each cell in a fresh subprocess (honest per-cell peak memory; costs the process start
-    and imports, 3-10 s per cell)."""
+    and imports of each cell)."""
     threads: int = 0
     """torch CPU threads per cell (0: torch's default)."""
     device: str = "cpu"
