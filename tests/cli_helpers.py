@@ -137,7 +137,7 @@ TINY: dict[str, list[str]] = {
                       *TRAIN_TINY],
     "evaluate path": ["--sampling.n-prompts", "10", "--sampling.samples-per-prompt", "1"],
     "evaluate icgp": ["--n-games", "2", "--episodes", "3"],
-    "evaluate regression": ["--n-prompts", "16", "--n-boot", "5"],
+    "evaluate regression": ["--eval.n-prompts", "16", "--eval.n-boot", "5"],
     "run regression-linear": ["--data.d", "2", "--data.k", "5", "--model.d-model", "16",
                               "--model.n-layers", "1", "--model.n-heads", "1", "--train.steps",
                               "20", "--eval.n-prompts", "16", "--eval.n-boot", "5",
