@@ -4,14 +4,14 @@ Shi, Yang, Yang, Shen 2024, "Transformers as Game Players" (arXiv 2410.09701), �
 digest §3–4. A causal sequence model reads a context algorithm's trajectory D_t and predicts the
 algorithm's policy for the next step at **every** (h, s) at once.
 
-Streams (``stream``), one model each:
+Streams (``stream``; ``--data.setting``), one model each:
 
 * decentralized: ``"max"`` and ``"min"`` -- one model per player that sees only its **own**
   stream (s, own action, own reward); the opponent's actions never enter its tokens;
 * centralized: ``"joint"`` -- one model over (s, a, b, r) that outputs a distribution over the
   A·B joint actions (flattened as a·B + b, the record's ``pi/joint`` layout).
 
-Embedding (``embedding``; a reconstruction, digest §4 [R]). The token of step t (0-based,
+Embedding (``--model.embedding``; a reconstruction, digest §4 [R]). The token of step t (0-based,
 T = K·H steps) is, with own reward ρ = r for the max player and 1 − r for the min player (the min
 player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or B:
 
@@ -55,8 +55,8 @@ all-zero start token and position t (after D_t = x_{<t}) holds the prediction of
 at step t. Positions come from the backbone's own positional encoding. With the backbone built
 ``causal=True`` the output at position t depends on x_0..x_{t−1} only.
 
-Read-out (``read_out``), H·S·n_out logits per position reshaped to (H, S, n_out) with a softmax
-over the last axis; n_out = A, B or A·B:
+Read-out (``--model.read-out``), H·S·n_out logits per position reshaped to (H, S, n_out) with a
+softmax over the last axis; n_out = A, B or A·B:
 
 * ``"linear"`` (default; digest §4): one ``Linear(d → H·S·n_out)`` from the position's state.
 * ``"query"`` (icgp-centralized's default): one causal attention query per (h, s)
@@ -68,8 +68,8 @@ over the last axis; n_out = A, B or A·B:
   however the model was sized, while the per-state read-out learns the map once for every state
   (measurements in :mod:`icarena.experiments.icgp_centralized`).
 
-Loss (``labels``), averaged over steps t and all (h, s) (the paper's augmentation: labels for
-unvisited states too, Lin–Bai–Mei 2023):
+Loss (``--train.labels``), averaged over steps t and all (h, s) (the paper's augmentation: labels
+for unvisited states too, Lin–Bai–Mei 2023):
 
 * ``"soft"`` (default): cross-entropy −Σ_x π^alg_t(x | h, s) log TF_θ(x | D_{t−1}, h, s) to the
   algorithm's recorded per-step policy. It has the same minimiser as the paper's MLE and lower
@@ -78,13 +78,15 @@ unvisited states too, Lin–Bai–Mei 2023):
   step, from the trainer's seeded generator) and the usual cross-entropy: the paper's loss
   Σ_t Σ_s log TF_θ(a_t^s | D_{t−1}, s).
 
-Data. ``pretrain`` draws N pretraining games from the ICGP prior (seed branch ``[seed, 1]``), runs
-the context algorithm ``trajectories_per_game`` times on each (different random draws, one
-batched run) and a separate validation set (branch ``[seed, 2]``); held-out evaluation games use
-the branch ``[eval_seed, 3]`` (:func:`eval_games`), so training never sees them. A batch is
-``batch_size`` whole trajectories drawn uniformly with replacement. ``stream_workers = 2`` trains
-the max and min models side by side in two spawned processes (same results as one after the other
-at the same thread count; roughly halves the wall time on two cores).
+Data (``--data.*``). ``pretrain`` draws N = ``--data.n-games`` pretraining games from the ICGP
+prior (seed branch ``[seed, 1]``), runs the context algorithm ``--data.trajectories-per-game``
+times on each (different random draws, one batched run) and a separate validation set of
+``--data.val-games`` games (branch ``[seed, 2]``); held-out evaluation games use the branch
+``[eval_seed, 3]`` (:func:`eval_games`), so training never sees them. A batch is
+``--train.batch-size`` whole trajectories drawn uniformly with replacement.
+``--train.stream-workers 2`` trains the max and min models side by side in two spawned processes
+(same results as one after the other at the same thread count; roughly halves the wall time on
+two cores).
 
 Run dir layout (``icarena pretrain icgp --out-dir RUN``)::
 
@@ -92,6 +94,10 @@ Run dir layout (``icarena pretrain icgp --out-dir RUN``)::
     RUN/max/, RUN/min/       decentralized: one Trainer run dir per player
     RUN/joint/               centralized: one Trainer run dir
     (each: config.json, model.safetensors, ckpt.pt, TensorBoard events)
+
+``icgp.json`` keeps the keys it had before the config groups (``context_cfg`` holds
+``--data.context-options``, ``read_out_cfg`` ``--model.read-out-options``, ``labels``
+``--train.labels``), so earlier run dirs still load and play.
 
 :class:`icarena.pretraining.game_player.InContextGamePlayer` loads such a run dir and plays in
 context.
@@ -444,6 +450,36 @@ def _algo_config(algorithm: str, kwargs: dict[str, Any] | None):
 
 
 # --------------------------------------------------------------------------- pretrain entry
+def _option_value(text: str) -> Option:
+    """A command-line option value: int, else float, else True / False, else the string (the
+    order tyro tries ``int | float | bool | str`` in)."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text == "True" if text in ("True", "False") else text
+
+
+def _options_from_args(args: list[str]) -> dict[str, Option]:
+    if len(args) % 2:
+        raise ValueError(f"options come as KEY VALUE pairs, got {' '.join(args)!r}")
+    return {k: _option_value(v) for k, v in zip(args[::2], args[1::2], strict=True)}
+
+
+try:  # parse `--x.y-options KEY VALUE ...` as one dict even when the default is not empty
+    from typing import Annotated
+
+    from tyro.constructors import PrimitiveConstructorSpec
+
+    Options = Annotated[dict[str, Option], PrimitiveConstructorSpec(
+        nargs="*", metavar="KEY VALUE ...", instance_from_str=_options_from_args,
+        is_instance=lambda x: isinstance(x, dict),
+        str_from_instance=lambda d: [t for k, v in d.items() for t in (str(k), str(v))])]
+except ImportError:  # tyro < 0.9: a non-empty default fixes the keys (--x.y-options.KEY VALUE)
+    Options = dict[str, Option]  # type: ignore[misc]
+
+
 @dataclass
 class GameData:
     """Pretraining data of in-context game players (``--data.*``): games drawn from the ICGP prior
@@ -466,7 +502,7 @@ class GameData:
     """Context-algorithm runs (different random draws) per pretraining game."""
     context: str = "exp3"
     """Context algorithm: exp3 or vlearning (decentralized), viulcb (centralized)."""
-    context_options: dict[str, Option] = field(default_factory=dict)
+    context_options: Options = field(default_factory=dict)
     """Options of the context algorithm's config, e.g. --data.context-options c 0.05 (viulcb)
     (icarena.agents.games: EXP3Config, VLearningConfig, VIULCBConfig)."""
     val_games: int = 4
@@ -525,7 +561,7 @@ class GameModel(ModelSpec):
     read_out: str = "linear"
     """Read-out: 'linear' (all (h, s) from one Linear, digest §4) or 'query' (one causal
     attention query per (h, s); icgp-centralized's default)."""
-    read_out_options: dict[str, Option] = field(default_factory=dict)
+    read_out_options: Options = field(default_factory=dict)
     """Options of the 'query' read-out, e.g. --model.read-out-options hidden 64 head_dim 16
     (icarena.pretraining.readouts.QueryReadOut: heads, head_dim, hidden, summary)."""
 

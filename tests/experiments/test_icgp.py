@@ -54,6 +54,8 @@ def test_centralized_experiment_and_reported_numbers_match_an_independent_recomp
     assert [r["method"] for r in res["rows"]] == ["TF N=1", "TF N=2", "viulcb", "uniform"]
     metrics = json.loads((out / "metrics.json").read_text())
     rows = {r["method"]: r for r in metrics["rows"]}
+    # typed option flags reach the run: --data.context-options mwu_iters 10
+    assert json.loads((out / "N2" / "icgp.json").read_text())["context_cfg"] == {"mwu_iters": 10}
     # recompute the transformer's final averaged gap from its own play, independently
     from icarena.pretraining.game_player import InContextGamePlayer
 
@@ -81,6 +83,14 @@ def test_evaluate_stage_and_its_errors(tmp_path):
     assert [r["method"] for r in res["rows"]] == ["N1", "N2", "exp3", "uniform"]
     summary = json.loads((tmp_path / "ev" / "icgp_eval.json").read_text())
     assert summary["K"] == 3 and len(summary["mean_curves"]["exp3/avg"]) == 3
+    # the evaluate stage with the experiment's --eval.* settings (play seed: the run's seed)
+    # reproduces the experiment's numbers
+    run_stage("evaluate", "icgp", ["--run-dir", str(out / "N2"), "--eval.n-games", "2"])
+    mine = json.loads((out / "N2" / "eval" / "metrics.json").read_text())["rows"]
+    theirs = {r["method"]: r for r in json.loads((out / "metrics.json").read_text())["rows"]}
+    assert mine[0]["method"] == "N2"
+    assert mine[0]["gap_avg"] == theirs["TF N=2"]["gap_avg"]
+    assert mine[0]["ratio_avg_to_context"] == theirs["TF N=2"]["ratio_avg_to_context"]
     from icarena.errors import CheckpointError, ConfigError
 
     with pytest.raises(ConfigError, match="run-dir"):

@@ -227,6 +227,13 @@ def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
     run = tmp_path / setting
     meta = json.loads((run / "icgp.json").read_text())
     assert meta["setting"] == setting and meta["streams"] == list(gl.STREAMS[setting])
+    # the keys of icgp.json predate the config groups: earlier run dirs must keep loading
+    assert sorted(meta) == sorted([
+        "schema", "setting", "H", "S", "A", "B", "episodes", "streams", "context", "context_cfg",
+        "n_games", "trajectories_per_game", "transition", "labels", "embedding", "read_out",
+        "read_out_cfg", "seed", "backbone"])
+    assert meta["context_cfg"] == cfg.data.context_options
+    assert meta["read_out_cfg"] == cfg.model.read_out_options
     for s in gl.STREAMS[setting]:
         assert (run / s / "model.safetensors").is_file() and (run / s / "ckpt.pt").is_file()
         assert len(out["results"][s].losses) == 3
@@ -280,3 +287,26 @@ def test_pretrain_config_errors(tmp_path):
                              read_out_cfg={"groups": 1})
     with pytest.raises(CheckpointError, match="not an icgp run dir"):
         gl.read_meta(tmp_path)
+
+
+def test_option_flags_are_typed_key_value_pairs():
+    """--data.context-options / --model.read-out-options parse KEY VALUE pairs into typed dicts,
+    also where the default is not empty (icgp-centralized's read-out), and can be emptied."""
+    import tyro
+
+    from icarena.experiments import icgp_centralized
+
+    cfg = tyro.cli(gl.PretrainConfig, args=[
+        "--data.context-options", "c", "0.05", "mwu_iters", "5", "eq", "lp",
+        "--model.read-out", "query", "--model.read-out-options", "hidden", "8", "summary", "True",
+        "--model.options", "mlp_ratio", "2"])
+    assert cfg.data.context_options == {"c": 0.05, "mwu_iters": 5, "eq": "lp"}
+    assert cfg.model.read_out_options == {"hidden": 8, "summary": True}
+    assert cfg.model.options == {"mlp_ratio": 2}
+    cen = icgp_centralized.Config
+    assert cen().model.read_out_options == {"hidden": 64, "head_dim": 16}
+    assert tyro.cli(cen, args=["--model.read-out-options", "heads", "2"]).model.read_out_options \
+        == {"heads": 2}
+    assert tyro.cli(cen, args=["--model.read-out-options"]).model.read_out_options == {}
+    with pytest.raises(SystemExit):
+        tyro.cli(cen, args=["--model.read-out-options", "hidden"])
