@@ -264,6 +264,7 @@ def claim_run(path: str | os.PathLike, *, overwrite: bool = False, resume: bool 
     mode = check_run_target(path, **kw)
     with locked(path):
         mode = check_run_target(path, **kw)
+        was_empty_dir = path.is_dir() and mode != "replace"
         old: Path | None = None
         if mode == "replace":
             old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
@@ -281,6 +282,8 @@ def claim_run(path: str | os.PathLike, *, overwrite: bool = False, resume: bool 
                 if old is not None:
                     os.replace(old, path)
                     old = None
+                elif was_empty_dir:
+                    path.mkdir()
             raise
         finally:
             if old is not None:

@@ -37,7 +37,8 @@ def test_evaluate_regression_reproduces_the_experiments_curves(tmp_path):
     curves the experiment reported (transformer and least squares)."""
     run = tmp_path / "rl"
     ok("run", "regression-linear", *TINY["run regression-linear"], "--out-dir", str(run))
-    ok("evaluate", "regression", "--run-dir", str(run), "--n-prompts", "16", "--n-boot", "5")
+    ok("evaluate", "regression", "--run-dir", str(run), "--eval.n-prompts", "16",
+       "--eval.n-boot", "5")
     mine = json.loads((run / "eval" / "metrics.json").read_text())["curves"]
     theirs = json.loads((run / "metrics.json").read_text())["curves"]
     for name in ("transformer", "least_squares"):

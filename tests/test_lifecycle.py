@@ -69,3 +69,11 @@ def test_refusals_name_the_flag(tmp_path):
     with pytest.raises(CheckpointError, match="nothing to resume"):
         lc.check_run_target(tmp_path / "none", resume=True)
     assert lc.check_run_target(tmp_path / "none", resume=True, require_existing=False) == "resume"
+
+
+def test_a_failed_start_in_an_empty_dir_leaves_it_empty(tmp_path):
+    target = tmp_path / "mine"
+    target.mkdir()
+    with pytest.raises(RuntimeError), lc.claim_run(target):
+        raise RuntimeError("fails before any checkpoint")
+    assert target.is_dir() and not any(target.iterdir())

@@ -40,9 +40,9 @@ def path_command(data: Path, steps: int = 400) -> list[str]:
 REGRESSION = ["pretrain", "regression", "--d", "2", "--k", "5", "--d-model", "16", "--n-layers",
               "1", "--n-heads", "1", "--n-eval", "32", "--train.steps", "400",
               "--train.batch-size", "16", "--train.eval-every", "0", *TRAIN]
-ICGP = ["pretrain", "icgp", "--n-games", "2", "--episodes", "10", "--d-model", "16",
-        "--n-layers", "1", "--n-heads", "2", "--val-games", "0", "--stream-workers", "2",
-        "--train.steps", "300", "--train.batch-size", "4", *TRAIN]
+ICGP = ["pretrain", "icgp", "--data.n-games", "2", "--data.episodes", "10", "--model.d-model",
+        "16", "--model.n-layers", "1", "--model.n-heads", "2", "--data.val-games", "0",
+        "--train.stream-workers", "2", "--train.steps", "300", "--train.batch-size", "4", *TRAIN]
 
 
 # ------------------------------------------------------------------- kill -9, then --resume
@@ -61,10 +61,10 @@ def test_pretrain_icgp_with_stream_workers_resumes_after_kill(tmp_path):
     was, and evaluate writes only RUN/eval."""
     run = kill_and_resume_journey(tmp_path, ICGP)
     before = snapshot(tmp_path)
-    assert "icgp.json differs" in refused(*ICGP, "--A", "4", "--out-dir", str(run), "--resume")
+    assert "icgp.json differs" in refused(*ICGP, "--data.A", "4", "--out-dir", str(run), "--resume")
     assert snapshot(tmp_path) == before
     hashes = file_hashes(run)
-    ok("evaluate", "icgp", "--run-dir", str(run), "--n-games", "2", "--episodes", "3")
+    ok("evaluate", "icgp", "--run-dir", str(run), "--eval.n-games", "2", "--eval.episodes", "3")
     assert file_hashes(run, exclude=("eval",)) == hashes
     assert (run / "eval" / "metrics.json").is_file()
 
@@ -108,7 +108,7 @@ def test_overwrite_refuses_what_is_not_icarena_output(tmp_path, alpine_data, tar
     before = snapshot(tmp_path)
     for command in (["generate", "alpine", *ALPINE_DATA],
                     path_command(alpine_data, steps=20),
-                    ["run", "games-baselines", "--n-games", "1"]):
+                    ["run", "games-baselines", "--eval.n-games", "1"]):
         line = refused(*command, "--out-dir", str(target), "--overwrite")
         assert "refusing" in line and str(target) in line
     assert snapshot(tmp_path) == before
@@ -198,25 +198,25 @@ EXPERIMENTS = {
                           "--model.n-layers", "1", "--model.n-heads", "1", "--train.steps", "400",
                           "--eval.n-prompts", "32", "--eval.n-boot", "10",
                           "--train.eval-every", "0", *TRAIN],
-    "regression-families": ["--d", "2", "--steps", "100", "--n-eval", "16", "--n-boot", "10",
-                            "--family-steps.sparse-linear", "100",
-                            "--family-batch-size.sparse-linear", "16",
-                            "--no-progress"],
-    "regression-rate": ["--log2-n-min", "5", "--log2-n-max", "6", "--steps", "200",
-                        "--eval-every", "20", "--n-test", "100", "--threads", "1",
-                        "--cases", "1", "1.0"],
+    "regression-families": ["--data.d", "2", "--train.steps", "100", "--eval.n-prompts", "16",
+                            "--eval.n-boot", "10", "--family-steps.sparse-linear", "100",
+                            "--family-batch-size.sparse-linear", "16", *TRAIN],
+    "regression-rate": ["--data.log2-n-min", "5", "--data.log2-n-max", "6", "--train.steps",
+                        "200", "--train.eval-every", "20", "--eval.n-test", "100",
+                        "--data.cases", "1", "1.0", *TRAIN],
     "alpine": ["--data.nodes", "20", "--data.p", "0.2", "--data.paths-per-pair", "3",
                "--model.d-model", "16", "--train.steps", "300", "--train.eval-every", "100",
                "--sampling.n-prompts", "10", "--sampling.samples-per-prompt", "1", *TRAIN],
     "blocksworld": ["--widths", "16", "--data.blocks", "3", "--data.lines", "300",
                     "--train.steps", "300", "--train.eval-every", "100",
                     "--sampling.n-prompts", "10", "--sampling.samples-per-prompt", "1", *TRAIN],
-    "icgp-decentralized": ["--n-values", "2", "--episodes", "10", "--d-model", "16",
-                           "--n-layers", "1", "--eval-games", "2", "--train.steps", "300",
-                           "--train.batch-size", "4", *TRAIN],
-    "icgp-centralized": ["--n-values", "2", "--episodes", "4", "--d-model", "16", "--n-layers",
-                         "1", "--eval-games", "2", "--data-workers", "1", "--context-cfg",
-                         '{"mwu_iters": 5}', "--read-out-cfg", '{"hidden": 8, "head_dim": 4}',
+    "icgp-decentralized": ["--data.n-values", "2", "--data.episodes", "10", "--model.d-model",
+                           "16", "--model.n-layers", "1", "--eval.n-games", "2",
+                           "--train.steps", "300", "--train.batch-size", "4", *TRAIN],
+    "icgp-centralized": ["--data.n-values", "2", "--data.episodes", "4", "--model.d-model", "16",
+                         "--model.n-layers", "1", "--eval.n-games", "2", "--data.workers", "1",
+                         "--data.context-options", "mwu_iters", "5",
+                         "--model.read-out-options", "hidden", "8", "head_dim", "4",
                          "--train.steps", "300", "--train.batch-size", "4", *TRAIN],
     "backbones": ["--backbones", "gpt", "--tasks", "regression", "--no-isolate",
                   "--regression.steps", "400", "--regression.d-model", "16",

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,32 @@ def table_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 @dataclass
+class GamesEval:
+    """How in-context game players are evaluated (``--eval.*``; the same group in ``icarena
+    evaluate icgp`` and the icgp-* experiments): Nash gap vs episode on held-out games."""
+
+    n_games: int = 10
+    """Held-out evaluation games."""
+    seed: int = 1000
+    """Seed of the held-out games (branch [seed, 3], disjoint from pretraining)."""
+    episodes: int = 0
+    """K episodes of play (0: the pretraining K)."""
+    play_seed: int | None = None
+    """Seed of the random draws during play, shared by every method (None: the run's seed)."""
+    query: str = "episode"
+    """'episode' (read the policy once per episode) or 'step' (before every step)."""
+    device: str = ""
+    """torch device of the players' forward passes ('': the training device in `icarena run`,
+    cpu in `icarena evaluate icgp`)."""
+
+    def validate(self) -> None:
+        check(self.n_games >= 1, f"eval.n_games must be >= 1, got {self.n_games}")
+        check(self.episodes >= 0, f"eval.episodes must be >= 0, got {self.episodes}")
+        check(self.query in ("episode", "step"),
+              f"eval.query must be 'episode' or 'step', got {self.query!r}")
+
+
+@dataclass
 class EvalConfig:
     """Nash gap of in-context game players on held-out games (``icarena evaluate icgp``)."""
 
@@ -180,18 +206,8 @@ class EvalConfig:
     for one run dir; required for several). The runs' own files are never changed."""
     overwrite: bool = False
     """Replace an earlier evaluation in out_dir."""
-    n_games: int = 10
-    """Held-out evaluation games."""
-    eval_seed: int = 1000
-    """Seed of the held-out games (branch [eval_seed, 3], disjoint from pretraining)."""
-    episodes: int = 0
-    """K episodes of play (0: the pretraining K)."""
-    seed: int = 0
-    """Seed of the random draws during play (shared by every method)."""
-    query: str = "episode"
-    """'episode' (read the policy once per episode) or 'step' (before every step)."""
-    device: str = "cpu"
-    """torch device of the forward passes."""
+    eval: GamesEval = field(default_factory=GamesEval)
+    """Evaluation protocol."""
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
@@ -203,11 +219,15 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     run_dirs = dict(zip(names if len(set(names)) == len(names) else dirs, dirs, strict=True))
     if not cfg.out_dir and len(dirs) > 1:
         raise ConfigError("several run dirs need --out-dir for the evaluation's files")
+    ev = cfg.eval
+    ev.validate()
     out = eval_out_dir(dirs[0], cfg.out_dir)
     check_run_target(out, overwrite=cfg.overwrite, resumable=False)  # refuse before the work
-    res = evaluate_players(run_dirs, n_games=cfg.n_games, eval_seed=cfg.eval_seed,
-                           episodes=cfg.episodes or None, seed=cfg.seed, query=cfg.query,
-                           device=cfg.device)
+    play_seed = ev.play_seed if ev.play_seed is not None else int(
+        read_meta(dirs[0]).get("seed", 0))
+    res = evaluate_players(run_dirs, n_games=ev.n_games, eval_seed=ev.seed,
+                           episodes=ev.episodes or None, seed=play_seed, query=ev.query,
+                           device=ev.device or "cpu")
     summary = summarize(res)
     with claim_run(out, overwrite=cfg.overwrite, resumable=False):
         write_outputs(out, res, summary)
@@ -223,5 +243,5 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                                             for r in summary["rows"]]}
 
 
-__all__ = ["EvalConfig", "evaluate", "evaluate_players", "summarize", "table_markdown",
-           "write_outputs"]
+__all__ = ["EvalConfig", "GamesEval", "evaluate", "evaluate_players", "summarize",
+           "table_markdown", "write_outputs"]

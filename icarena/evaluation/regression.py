@@ -10,7 +10,7 @@ from the same prefixes of the same prompts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,22 @@ def baseline_errors(
 
 
 @dataclass
+class RegressionEval:
+    """How a regression model is evaluated: held-out prompts and bootstrap intervals."""
+
+    n_prompts: int = 1280
+    """Held-out evaluation prompts."""
+    seed: int = 1234
+    """Seed of the held-out prompts."""
+    n_boot: int = 1000
+    """Bootstrap resamples for the 90% intervals."""
+
+    def validate(self) -> None:
+        check(self.n_prompts >= 2, f"eval.n_prompts must be >= 2, got {self.n_prompts}")
+        check(self.n_boot >= 1, f"eval.n_boot must be >= 1, got {self.n_boot}")
+
+
+@dataclass
 class EvalConfig:
     """Error vs in-context examples of a trained regression model, beside the baselines."""
 
@@ -68,12 +84,8 @@ class EvalConfig:
     own files are never changed."""
     overwrite: bool = False
     """Replace an earlier evaluation in out_dir."""
-    n_prompts: int = 1280
-    """Held-out prompts (drawn fresh from the run's function family)."""
-    seed: int = 1234
-    """Seed of the held-out prompts."""
-    n_boot: int = 1000
-    """Bootstrap resamples for the 90% intervals."""
+    eval: RegressionEval = field(default_factory=RegressionEval)
+    """Held-out prompts (drawn fresh from the run's function family) and intervals."""
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
@@ -82,8 +94,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     from icarena.pretraining.data.regression import RegressionTask
     from icarena.pretraining.model import load_model
 
-    check(cfg.n_prompts >= 2, f"--n-prompts must be >= 2, got {cfg.n_prompts}")
-    check(cfg.n_boot >= 1, f"--n-boot must be >= 1, got {cfg.n_boot}")
+    cfg.eval.validate()
+    ev = cfg.eval
     model, config = load_model(cfg.run_dir)
     task_cfg = config.get("task", {})
     check("family" in task_cfg and "k" in task_cfg,
@@ -94,14 +106,14 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     k = int(task_cfg["k"])
     out = eval_out_dir(cfg.run_dir, cfg.out_dir)
     with claim_run(out, overwrite=cfg.overwrite, resumable=False):
-        task = RegressionTask(family, k, n_eval=cfg.n_prompts, eval_seed=cfg.seed)
+        task = RegressionTask(family, k, n_eval=ev.n_prompts, eval_seed=ev.seed)
         p = task.eval_prompts
         errors = {"transformer": (task.predict(model, p.x, p.y) - p.y) ** 2 / family.normaliser}
         errors.update(baseline_errors(p.x, p.y, family.normaliser,
                                       FAMILY_BASELINES[family.name]))
-        stats = {name: curve_stats(e, cfg.n_boot, cfg.seed) for name, e in errors.items()}
+        stats = {name: curve_stats(e, ev.n_boot, ev.seed) for name, e in errors.items()}
         write_metrics(out, {"run_dir": str(cfg.run_dir), "family": family.to_dict(), "k": k,
-                            "n_prompts": cfg.n_prompts, "seed": cfg.seed, "curves": stats})
+                            "n_prompts": ev.n_prompts, "seed": ev.seed, "curves": stats})
         ks = np.arange(k)
         line_plot(out / "error_vs_k.png", ks, {n: np.array(s["mean"]) for n, s in stats.items()},
                   bands={n: (np.array(s["ci90_low"]), np.array(s["ci90_high"]))
@@ -112,7 +124,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         table = markdown_table(["k", *names], [[int(i)] + [stats[n]["mean"][i] for n in names]
                                                for i in ks])
         report = write_report(out, f"In-context regression: {family.name}, d = {family.d}", [
-            f"{cfg.n_prompts} held-out prompts (seed {cfg.seed}); normalised squared error, "
+            f"{ev.n_prompts} held-out prompts (seed {ev.seed}); normalised squared error, "
             "mean over prompts.", table, "![error vs k](error_vs_k.png)"])
     rows = [{"k": int(i), **{n: round(float(stats[n]["mean"][i]), 4) for n in names}}
             for i in ks]

@@ -342,13 +342,15 @@ def _alpine(cell: dict[str, Any]):
 
 
 def _icgp_pretrain_config(s: dict[str, Any], backbone: str, seed: int):
-    from icarena.pretraining.game_lm import PretrainConfig
+    from icarena.pretraining.game_lm import GameModel, PretrainConfig, PretrainData, json_object
 
-    return PretrainConfig(setting="centralized", H=2, S=4, A=5, B=5, episodes=s["episodes"],
-                          n_games=s["n_games"], trajectories_per_game=s["trajectories_per_game"],
-                          context="viulcb", context_cfg=s["context_cfg"], val_games=0,
-                          backbone=backbone, d_model=s["d_model"], n_layers=s["n_layers"],
-                          n_heads=s["n_heads"], seed=seed)
+    data = PretrainData(setting="centralized", H=2, S=4, A=5, B=5, episodes=s["episodes"],
+                        n_games=s["n_games"], trajectories_per_game=s["trajectories_per_game"],
+                        context="viulcb", val_games=0,
+                        context_options=json_object(s["context_cfg"], "context_cfg"))
+    model = GameModel(backbone=backbone, d_model=s["d_model"], n_layers=s["n_layers"],
+                      n_heads=s["n_heads"])
+    return PretrainConfig(seed=seed, data=data, model=model)
 
 
 def _icgp(cell: dict[str, Any]):
@@ -371,7 +373,7 @@ def _icgp(cell: dict[str, Any]):
     s = cell["spec"]
     ds = load_dataset(cell["data"], generator="backbones-icgp")
     pcfg = _icgp_pretrain_config(s, cell["backbone"], cell["seed"])
-    T = s["episodes"] * pcfg.H
+    T = s["episodes"] * pcfg.data.H
     mcfg = icgp_model_config("joint", pcfg.dims, T, backbone=cell["backbone"],
                              d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
                              backbone_cfg=dict(cell["options"]))
@@ -381,7 +383,7 @@ def _icgp(cell: dict[str, Any]):
 
     def metric(model, out_dir: Path) -> dict[str, Any]:
         player = InContextGamePlayer.load(out_dir)
-        games = eval_games(pcfg.H, pcfg.S, pcfg.A, pcfg.B, s["eval_games"], s["eval_seed"])
+        games = eval_games(*pcfg.dims, s["eval_games"], s["eval_seed"])
         gaps = record_gap_curves(games, player.play(games, s["episodes"], seed=cell["seed"]))
         return {"metric": float(gaps["avg"][:, -1].mean()),
                 "gap_last": float(gaps["last"][:, -1].mean()),
@@ -547,16 +549,16 @@ def prepare_icgp(spec: IcgpSpec, out: Path, seed: int) -> Path:
     from icarena.pretraining.game_lm import (
         _seed_int,
         context_records,
-        json_object,
         policy_targets,
         pretraining_games,
         step_tokens,
     )
 
     pcfg = _icgp_pretrain_config(dataclasses.asdict(spec), "gpt", seed)
-    config = {k: getattr(pcfg, k) for k in ("H", "S", "A", "B", "episodes", "n_games",
-                                            "trajectories_per_game", "context", "context_cfg",
-                                            "transition", "embedding")}
+    config = {k: getattr(pcfg.data, k) for k in ("H", "S", "A", "B", "episodes", "n_games",
+                                                 "trajectories_per_game", "context")}
+    config.update(context_cfg=spec.context_cfg, transition=pcfg.data.transition,
+                  embedding=pcfg.model.embedding)  # the manifest's keys of earlier datasets
     if out.exists():  # a resume: reuse the trajectories made before
         existing = load_dataset(out, generator="backbones-icgp")
         if existing.config == config and existing.manifest.get("seed") == seed:
@@ -564,11 +566,12 @@ def prepare_icgp(spec: IcgpSpec, out: Path, seed: int) -> Path:
         raise CheckpointError(f"{out} holds trajectories made with other settings; resume with "
                               "the same settings, or pass --overwrite to start again")
     H, S, A, B = pcfg.dims
-    games = pretraining_games(H, S, A, B, pcfg.n_games, seed, transition=pcfg.transition)
-    rec = context_records(games, "viulcb", pcfg.episodes, pcfg.trajectories_per_game,
+    games = pretraining_games(H, S, A, B, pcfg.data.n_games, seed,
+                              transition=pcfg.data.transition)
+    rec = context_records(games, "viulcb", pcfg.data.episodes, pcfg.data.trajectories_per_game,
                           seed=_seed_int(seed, 11),
-                          algo_kwargs=json_object(pcfg.context_cfg, "context_cfg"))
-    arrays = {"tokens": step_tokens(rec, "joint", H, S, A, B, pcfg.embedding),
+                          algo_kwargs=dict(pcfg.data.context_options))
+    arrays = {"tokens": step_tokens(rec, "joint", H, S, A, B, pcfg.model.embedding),
               "targets": policy_targets(rec, "joint")}
     return Path(write_dataset(out, arrays, generator="backbones-icgp", config=config, seed=seed))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,27 +51,13 @@ CHECKPOINTS = (1, 10, 30, 100, 300, 1000, 3000, 10000)
 
 
 @dataclass
-class Config:
-    """Nash gap vs episode of EXP3, V-learning and VI-ULCB on held-out zero-sum games."""
+class BaselinesData:
+    """The games and the algorithms' settings (``--data.*``)."""
 
-    out_dir: str = "runs/games-baselines"
-    """Output run directory."""
-    overwrite: bool = False
-    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
-    seed: int = 0
-    """Seed of the algorithms' random draws."""
-    game_seed: int = 2024_1010
-    """Seed of the held-out games (distinct from the generator's default seed 0)."""
-    n_games: int = 10
-    """Number of held-out games per setting."""
     A: int = 5
     """Max-player actions (both settings)."""
     B: int = 5
     """Min-player actions (both settings)."""
-    matrix_episodes: int = 3000
-    """Episodes K for the matrix games (EXP3, V-learning)."""
-    markov_episodes: int = 300
-    """Episodes K for the Markov games (VI-ULCB)."""
     H: int = 2
     """Horizon of the Markov games."""
     S: int = 4
@@ -90,10 +76,45 @@ class Config:
     """VI-ULCB MWU rounds."""
 
 
+@dataclass
+class BaselinesEval:
+    """The held-out games and how long the algorithms play them (``--eval.*``)."""
+
+    n_games: int = 10
+    """Number of held-out games per setting."""
+    seed: int = 2024_1010
+    """Seed of the held-out games (distinct from the generator's default seed 0)."""
+    matrix_episodes: int = 3000
+    """Episodes K for the matrix games (EXP3, V-learning)."""
+    markov_episodes: int = 300
+    """Episodes K for the Markov games (VI-ULCB)."""
+
+
+@dataclass
+class Config:
+    """Nash gap vs episode of EXP3, V-learning and VI-ULCB on held-out zero-sum games.
+
+    Only the ``data`` and ``eval`` groups of the experiments' shape: this experiment trains
+    nothing, so it has no ``model`` or ``train`` group, and no ``resume`` (a rerun recomputes
+    everything; ``--overwrite`` replaces an earlier run).
+    """
+
+    out_dir: str = "runs/games-baselines"
+    """Output run directory."""
+    seed: int = 0
+    """Seed of the algorithms' random draws."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    data: BaselinesData = field(default_factory=BaselinesData)
+    """The games and the algorithms' settings."""
+    eval: BaselinesEval = field(default_factory=BaselinesEval)
+    """Held-out games and episodes of play."""
+
+
 def quick_config(out_dir: str) -> Config:
     """A tiny version (3 games, K = 300 / 30, 50 MWU rounds): a few seconds."""
-    return Config(out_dir=out_dir, n_games=3, matrix_episodes=300, markov_episodes=30,
-                  mwu_iters=50)
+    return Config(out_dir=out_dir, data=BaselinesData(mwu_iters=50),
+                  eval=BaselinesEval(n_games=3, matrix_episodes=300, markov_episodes=30))
 
 
 def _checkpoints(K: int) -> list[int]:
@@ -116,25 +137,28 @@ def _table(name: str, curves: dict[str, np.ndarray], K: int,
 @writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Run the baselines and write the report; returns ``{"report": path, "rows": [...]}``."""
-    for name in ("n_games", "A", "B", "matrix_episodes", "markov_episodes", "H", "S", "mwu_iters"):
-        v = getattr(cfg, name)
-        check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
+    d, ev = cfg.data, cfg.eval
+    for group, name in (("eval", "n_games"), ("data", "A"), ("data", "B"),
+                        ("eval", "matrix_episodes"), ("eval", "markov_episodes"), ("data", "H"),
+                        ("data", "S"), ("data", "mwu_iters")):
+        v = getattr(getattr(cfg, group), name)
+        check(isinstance(v, int) and v >= 1, f"{group}.{name} must be an int >= 1, got {v!r}")
     out = Path(cfg.out_dir)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
-    ss_games = np.random.SeedSequence(cfg.game_seed).spawn(2)
+    ss_games = np.random.SeedSequence(ev.seed).spawn(2)
     ss_algo = np.random.SeedSequence(cfg.seed).spawn(3)
     timings = {}
 
     # ---- decentralized: matrix games
-    K1 = cfg.matrix_episodes
-    mg = TabularGame.random(1, 1, cfg.A, cfg.B, seed=ss_games[0], n_games=cfg.n_games)
+    K1 = ev.matrix_episodes
+    mg = TabularGame.random(1, 1, d.A, d.B, seed=ss_games[0], n_games=ev.n_games)
     t0 = time.perf_counter()
-    exp3 = record_gap_curves(mg, run_exp3(mg, K1, cfg=EXP3Config(cfg.exp3_eta, cfg.exp3_gamma),
+    exp3 = record_gap_curves(mg, run_exp3(mg, K1, cfg=EXP3Config(d.exp3_eta, d.exp3_gamma),
                                           seed=ss_algo[0]))
     timings["exp3_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     vl = record_gap_curves(mg, run_vlearning(mg, K1, cfg=VLearningConfig(
-        schedule=cfg.vlearning_schedule), seed=ss_algo[1]))
+        schedule=d.vlearning_schedule), seed=ss_algo[1]))
     timings["vlearning_s"] = time.perf_counter() - t0
     uni_m = np.repeat(uniform_gap(mg)[:, None], K1, axis=1)
     matrix_curves = {
@@ -144,11 +168,11 @@ def run(cfg: Config) -> dict[str, Any]:
     }
 
     # ---- centralized: Markov games
-    K2 = cfg.markov_episodes
-    kg = TabularGame.random(cfg.H, cfg.S, cfg.A, cfg.B, seed=ss_games[1], n_games=cfg.n_games)
+    K2 = ev.markov_episodes
+    kg = TabularGame.random(d.H, d.S, d.A, d.B, seed=ss_games[1], n_games=ev.n_games)
     t0 = time.perf_counter()
     vi = record_gap_curves(kg, run_viulcb(kg, K2, cfg=VIULCBConfig(
-        c=cfg.viulcb_c, eq=cfg.viulcb_eq, mwu_iters=cfg.mwu_iters), seed=ss_algo[2]))
+        c=d.viulcb_c, eq=d.viulcb_eq, mwu_iters=d.mwu_iters), seed=ss_algo[2]))
     timings["viulcb_s"] = time.perf_counter() - t0
     uni_k = np.repeat(uniform_gap(kg)[:, None], K2, axis=1)
     markov_curves = {"VI-ULCB (avg)": vi["avg"], "VI-ULCB (last)": vi["last"], "uniform": uni_k}
@@ -159,9 +183,9 @@ def run(cfg: Config) -> dict[str, Any]:
         metrics["curves"][setting] = {k: curve_summary(v) for k, v in curves.items()}
     for setting, K, fname, title in (
         ("matrix", K1, "matrix_games.png",
-         f"{cfg.A}x{cfg.B} matrix games ({cfg.n_games} held-out)"),
+         f"{d.A}x{d.B} matrix games ({ev.n_games} held-out)"),
         ("markov", K2, "markov_games.png",
-         f"Markov games H={cfg.H}, S={cfg.S}, A={cfg.A}, B={cfg.B} ({cfg.n_games} held-out)"),
+         f"Markov games H={d.H}, S={d.S}, A={d.A}, B={d.B} ({ev.n_games} held-out)"),
     ):
         summ = metrics["curves"][setting]
         line_plot(out / fname, np.arange(1, K + 1), {k: v["mean"] for k, v in summ.items()},
@@ -169,19 +193,19 @@ def run(cfg: Config) -> dict[str, Any]:
                   xlabel="episode", ylabel="Nash gap (duality gap)", title=title, logx=True)
     t_matrix, rows_m = _table("matrix", matrix_curves, K1)
     t_markov, rows_k = _table("markov", markov_curves, K2)
-    t_markov_h, _ = _table("markov", markov_curves, K2, scale=cfg.H)
+    t_markov_h, _ = _table("markov", markov_curves, K2, scale=d.H)
     metrics["final"] = {r["setting"] + "/" + r["policy"]: r for r in rows_m + rows_k}
     metrics.update(summary_metrics(rows_m + rows_k))
     write_metrics(out, metrics)
     report = write_report(out, "Games baselines: Nash gap vs episode", [
         "Nash gap = duality gap V^{†,ν}(s1) − V^{μ,†}(s1) (= OpenSpiel NashConv = 2 × "
-        f"exploitability), mean ± std over {cfg.n_games} held-out games (game_seed "
-        f"{cfg.game_seed}). 'last' = the policy used in episode K; 'avg' = state-wise uniform "
+        f"exploitability), mean ± std over {ev.n_games} held-out games (game_seed "
+        f"{ev.seed}). 'last' = the policy used in episode K; 'avg' = state-wise uniform "
         "average of the policies of episodes 1..K; 'certified' = V-learning's certified output.",
-        f"## Decentralized: {cfg.A}x{cfg.B} truncated-normal matrix games\n\n{t_matrix}\n\n"
+        f"## Decentralized: {d.A}x{d.B} truncated-normal matrix games\n\n{t_matrix}\n\n"
         "![matrix](matrix_games.png)",
-        f"## Centralized: Markov games (H={cfg.H}, S={cfg.S}), VI-ULCB with MWU-CCE "
-        f"(c={cfg.viulcb_c}, M={cfg.mwu_iters})\n\nRaw gap:\n\n{t_markov}\n\n"
+        f"## Centralized: Markov games (H={d.H}, S={d.S}), VI-ULCB with MWU-CCE "
+        f"(c={d.viulcb_c}, M={d.mwu_iters})\n\nRaw gap:\n\n{t_markov}\n\n"
         f"gap / H:\n\n{t_markov_h}\n\n![markov](markov_games.png)",
         "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
     ])

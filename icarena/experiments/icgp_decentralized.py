@@ -3,18 +3,18 @@
 Shi et al. 2024, "Transformers as Game Players" (arXiv 2410.09701), decentralized experiment: one
 transformer per player, each pretrained on its own stream (s, own action, own reward) of the context
 algorithm (EXP3 = V-learning with H = 1; icarena's default is fixed-η EXP3, the practical baseline
-of ICGP's experiments; ``--context vlearning`` gives the theory schedule with the certified output),
-for N = 10, 20 and a larger N pretraining games; then, on 10 held-out games, the Nash gap of the
-transformers' per-episode and averaged policies vs episodes next to the context algorithm run on the
-same games with the same seeds, and uniform play.
+of ICGP's experiments; ``--data.context vlearning`` gives the theory schedule with the certified
+output), for N = 10, 20 and a larger N pretraining games; then, on 10 held-out games, the Nash gap
+of the transformers' per-episode and averaged policies vs episodes next to the context algorithm run
+on the same games with the same seeds, and uniform play.
 
 CPU default vs paper: the paper uses K = 3000 episodes (T = 3000 tokens) and 100 epochs on a GPU.
 The default here is **K = 300** (T = 300), a 3-layer width-32 GPT (4 heads), soft labels, the
 ``slot_prob`` token (the player's own probability of the action it took rides along with the
 action and reward; :mod:`icarena.pretraining.game_lm`), 5 EXP3 trajectories per pretraining
 game, N ∈ (10, 20, 100) and 1,500 AdamW steps of batch 16 per model, the max and min models
-trained side by side (``--stream-workers 2``, one core each), a budget sized for 2 CPU cores.
-The paper's K is one flag away: ``--episodes 3000`` (about 10× the time per step; use a
+trained side by side (``--train.stream-workers 2``, one core each), a budget sized for 2 CPU cores.
+The paper's K is one flag away: ``--data.episodes 3000`` (about 10× the time per step; use a
 GPU, ``--train.device cuda``).
 
 Why the own-probability feature: with the plain ``slot`` token the models concentrated in closed
@@ -42,25 +42,58 @@ is no worse than the N = 10 model.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from icarena.errors import check
-from icarena.evaluation.icgp import evaluate_players, summarize, table_markdown, write_outputs
+from icarena.evaluation.icgp import (
+    GamesEval,
+    evaluate_players,
+    summarize,
+    table_markdown,
+    write_outputs,
+)
 from icarena.evaluation.report import summary_metrics, write_metrics, write_report
 from icarena.lifecycle import atomic_write_json, writes_run
-from icarena.pretraining.game_lm import PretrainConfig, pretrain
-from icarena.pretraining.train import TrainConfig, resolve_device
+from icarena.pretraining.game_lm import (
+    GameData,
+    GameModel,
+    GameTrainConfig,
+    PretrainConfig,
+    PretrainData,
+    pretrain,
+)
+from icarena.pretraining.train import resolve_device
 
 RATIO_BAR = 1.1
 
 
-def _train_cfg() -> TrainConfig:
-    return TrainConfig(steps=1500, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=100,
-                       weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25,
-                       progress=False)
+@dataclass
+class IcgpData(GameData):
+    """The pretraining data of an ICGP experiment (``--data.*``): games from the ICGP prior, the
+    context algorithm's trajectories on them, and the numbers N of pretraining games (one model
+    (pair) per N, the games of N on seed branch [seed, 1])."""
+
+    n_values: tuple[int, ...] = (10, 20, 100)
+    """Numbers N of pretraining games, one model (pair) each; the first is the N = 10 reference."""
+
+
+def _data() -> IcgpData:
+    return IcgpData(H=1, S=1, A=5, B=5, episodes=300, trajectories_per_game=5, context="exp3")
+
+
+def _model() -> GameModel:
+    return GameModel(backbone="gpt", d_model=32, n_layers=3, n_heads=4, embedding="slot_prob",
+                     read_out="linear")
+
+
+def _train_cfg() -> GameTrainConfig:
+    return GameTrainConfig(steps=1500, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=100,
+                           weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25,
+                           progress=False, labels="soft", stream_workers=2)
 
 
 @dataclass
@@ -70,125 +103,92 @@ class Config:
     out_dir: str = "runs/icgp-decentralized"
     """Output directory (one sub-dir per N, plus report.md, metrics.json, PNGs)."""
     seed: int = 0
-    """Seed of pretraining games, trajectories, inits and batches."""
-    backbone: str = "gpt"
-    """Registered backbone (see `icarena list`)."""
-    episodes: int = 300
-    """K episodes per trajectory (paper: 3000; CPU default 300)."""
-    n_values: tuple[int, ...] = (10, 20, 100)
-    """Numbers N of pretraining games, one model (pair) each; the first is the N = 10 reference."""
-    trajectories_per_game: int = 5
-    """Context-algorithm runs per pretraining game (different random draws)."""
-    context: str = "exp3"
-    """Context algorithm: 'exp3' (fixed η, practical) or 'vlearning' (theory schedule)."""
-    context_cfg: str = ""
-    """Context-algorithm options as JSON, e.g. '{"eta": 0.05}'."""
-    labels: str = "soft"
-    """Pretraining loss: 'soft' (policy cross-entropy) or 'sampled' (the paper's sampled action)."""
-    embedding: str = "slot_prob"
-    """Step token (icarena.pretraining.game_lm): 'slot_prob' (reward and the player's own
-    probability of its action in the action's slot), 'slot', 'concat' (ICGP's layout), 'cell',
-    'slot_policy'."""
-    read_out: str = "linear"
-    """Read-out: 'linear' (all (h, s) from one Linear) or 'query' (one causal attention query
-    per (h, s))."""
-    read_out_cfg: str = ""
-    """Options of the 'query' read-out as JSON, e.g. '{"hidden": 64, "head_dim": 16}'."""
-    d_model: int = 32
-    """Model width."""
-    n_layers: int = 3
-    """Backbone blocks."""
-    n_heads: int = 4
-    """Attention heads."""
-    backbone_cfg: str = ""
-    """Extra backbone options as JSON."""
-    A: int = 5
-    """Max-player actions."""
-    B: int = 5
-    """Min-player actions."""
-    eval_games: int = 10
-    """Held-out evaluation games."""
-    eval_seed: int = 1000
-    """Seed of the held-out games (never used for pretraining)."""
+    """Seed of pretraining games, trajectories, inits, batches and the random draws of play."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished): every model from its checkpoint."""
-    stream_workers: int = 2
-    """Processes training the max and min models side by side (1: one after the other)."""
-    data_workers: int = 1
-    """Processes generating the pretraining trajectories (>1 changes the random draws)."""
-    train: TrainConfig = field(default_factory=_train_cfg)
-    """Optimisation settings of every model (--train.steps, --train.threads, ...)."""
+    data: IcgpData = field(default_factory=_data)
+    """Games (5×5 matrix games), context algorithm ('exp3': fixed η, practical; 'vlearning':
+    theory schedule), K, trajectories per game and the values of N."""
+    model: GameModel = field(default_factory=_model)
+    """The model of each player (own stream, 'slot_prob' token)."""
+    train: GameTrainConfig = field(default_factory=_train_cfg)
+    """Optimisation of every model (--train.steps, --train.threads, ...), the loss and the
+    stream workers (2: the max and min models side by side; 1: one after the other)."""
+    eval: GamesEval = field(default_factory=GamesEval)
+    """Held-out games (never used for pretraining) and how the players are run on them."""
 
 
 SETTING = "decentralized"
-DIMS = {"H": 1, "S": 1}
 
 
 def quick_config(out_dir: str) -> Config:
     """A tiny run (a few seconds per model; not expected to meet the acceptance bar)."""
-    return Config(out_dir=out_dir, episodes=20, n_values=(2, 4), trajectories_per_game=1,
-                  d_model=16, n_layers=1, n_heads=2, eval_games=3, stream_workers=1,
-                  train=TrainConfig(steps=20, batch_size=4, lr=3e-3, warmup_steps=2,
-                                    ckpt_every=20, log_every=5, progress=False))
+    return Config(out_dir=out_dir,
+                  data=dataclasses.replace(_data(), episodes=20, n_values=(2, 4),
+                                           trajectories_per_game=1),
+                  model=dataclasses.replace(_model(), d_model=16, n_layers=1, n_heads=2),
+                  train=GameTrainConfig(steps=20, batch_size=4, lr=3e-3, warmup_steps=2,
+                                        ckpt_every=20, log_every=5, progress=False,
+                                        stream_workers=1),
+                  eval=GamesEval(n_games=3))
 
 
 @writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Pretrain one model (pair) per N, evaluate all on the held-out games, write the report."""
-    return run_icgp(cfg, SETTING, DIMS, title="ICGP decentralized: in-context players of "
-                    "matrix games")
+    return run_icgp(cfg, SETTING, title="ICGP decentralized: in-context players of matrix games")
 
 
-def run_icgp(cfg: Any, setting: str, dims: dict[str, int], *, title: str) -> dict[str, Any]:
+def run_icgp(cfg: Any, setting: str, *, title: str) -> dict[str, Any]:
     """Shared driver of both ICGP experiments (``cfg`` is either experiment's Config)."""
-    check(len(cfg.n_values) >= 1 and all(n >= 1 for n in cfg.n_values),
-          f"n_values must be one or more ints >= 1, got {cfg.n_values}")
-    check(cfg.eval_games >= 1, f"eval_games must be >= 1, got {cfg.eval_games}")
+    data, spec, ev = cfg.data, cfg.model, cfg.eval
+    check(len(data.n_values) >= 1 and all(n >= 1 for n in data.n_values),
+          f"data.n_values must be one or more ints >= 1, got {data.n_values}")
+    ev.validate()
     out = Path(cfg.out_dir)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     t0 = time.perf_counter()
     run_dirs, train_rows, timings = {}, [], {}
-    for n in cfg.n_values:
+    shared = {f.name: getattr(data, f.name) for f in dataclasses.fields(GameData)}
+    for n in data.n_values:
         pcfg = PretrainConfig(
-            out_dir=str(out / f"N{n}"), resume=cfg.resume and (out / f"N{n}").exists(),
-            seed=cfg.seed, setting=setting, A=cfg.A, B=cfg.B,
-            episodes=cfg.episodes, n_games=n, trajectories_per_game=cfg.trajectories_per_game,
-            context=cfg.context, context_cfg=cfg.context_cfg, labels=cfg.labels,
-            embedding=cfg.embedding, read_out=cfg.read_out, read_out_cfg=cfg.read_out_cfg,
-            backbone=cfg.backbone, d_model=cfg.d_model, n_layers=cfg.n_layers,
-            n_heads=cfg.n_heads, backbone_cfg=cfg.backbone_cfg,
-            stream_workers=cfg.stream_workers, data_workers=cfg.data_workers, train=cfg.train,
-            **dims)
+            out_dir=str(out / f"N{n}"), seed=cfg.seed,
+            resume=cfg.resume and (out / f"N{n}").exists(),
+            data=PretrainData(**shared, setting=setting, n_games=n),
+            model=spec, train=cfg.train)
         t1 = time.perf_counter()
         res = pretrain(pcfg)
         timings[f"pretrain_N{n}_s"] = time.perf_counter() - t1
         run_dirs[f"TF N={n}"] = res["run_dir"]
         train_rows += [{"N": n, **r} for r in res["rows"]]
     t1 = time.perf_counter()
-    result = evaluate_players(run_dirs, n_games=cfg.eval_games, eval_seed=cfg.eval_seed,
-                              episodes=cfg.episodes, seed=cfg.seed,
-                              device=str(resolve_device(cfg.train.device)))
+    result = evaluate_players(run_dirs, n_games=ev.n_games, eval_seed=ev.seed,
+                              episodes=ev.episodes or data.episodes,
+                              seed=cfg.seed if ev.play_seed is None else ev.play_seed,
+                              query=ev.query,
+                              device=ev.device or str(resolve_device(cfg.train.device)))
     timings["evaluate_s"] = time.perf_counter() - t1
     summary = summarize(result)
     write_outputs(out, result, summary)
-    acceptance = acceptance_checks(summary, [f"TF N={n}" for n in cfg.n_values])
+    acceptance = acceptance_checks(summary, [f"TF N={n}" for n in data.n_values])
     timings["total_s"] = time.perf_counter() - t0
     metrics = {k: v for k, v in summary.items() if k != "curves"}
     metrics.update(acceptance=acceptance, training=train_rows, timings=timings,
-                   setting=setting, backbone=cfg.backbone, **summary_metrics(summary["rows"]))
+                   setting=setting, backbone=spec.backbone, **summary_metrics(summary["rows"]))
     write_metrics(out, metrics)
+    read_out = spec.read_out + (" " + json.dumps(spec.read_out_options)
+                                if spec.read_out == "query" else "")
     report = write_report(out, title, [
-        f"Setting **{setting}**, games H={dims['H']}, S={dims['S']}, A={cfg.A}, B={cfg.B}; "
-        f"K = {cfg.episodes} episodes; context algorithm **{summary['context']}**; backbone "
-        f"**{cfg.backbone}** (d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads); "
-        f"labels {cfg.labels}, embedding {cfg.embedding}, read-out {cfg.read_out}"
-        f"{' ' + cfg.read_out_cfg if cfg.read_out == 'query' else ''}; "
-        f"N ∈ {list(cfg.n_values)} pretraining games × "
-        f"{cfg.trajectories_per_game} trajectories; {cfg.train.steps} steps of batch "
+        f"Setting **{setting}**, games H={data.H}, S={data.S}, A={data.A}, B={data.B}; "
+        f"K = {data.episodes} episodes; context algorithm **{summary['context']}**; backbone "
+        f"**{spec.backbone}** (d_model {spec.d_model}, {spec.n_layers} layers, "
+        f"{spec.n_heads} heads); labels {cfg.train.labels}, embedding {spec.embedding}, "
+        f"read-out {read_out}; N ∈ {list(data.n_values)} pretraining games × "
+        f"{data.trajectories_per_game} trajectories; {cfg.train.steps} steps of batch "
         f"{cfg.train.batch_size} per model.",
-        f"## Final-episode Nash gap on {cfg.eval_games} held-out games (mean)\n\n"
+        f"## Final-episode Nash gap on {ev.n_games} held-out games (mean)\n\n"
         "gap = duality gap (NashConv); `avg` = state-wise running-average policy, `last` = "
         "per-episode policy; ratio = avg gap / context algorithm's avg gap.\n\n"
         + table_markdown(summary["rows"]),
@@ -215,4 +215,4 @@ def acceptance_checks(summary: dict[str, Any], labels: list[str]) -> dict[str, A
     }
 
 
-__all__ = ["Config", "acceptance_checks", "quick_config", "run", "run_icgp"]
+__all__ = ["Config", "IcgpData", "acceptance_checks", "quick_config", "run", "run_icgp"]

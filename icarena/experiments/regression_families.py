@@ -43,19 +43,22 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import check
-from icarena.evaluation.regression import FAMILY_BASELINES, baseline_errors, curve_stats
-from icarena.experiments.regression_linear import train_regression_model
+from icarena.evaluation.regression import (
+    FAMILY_BASELINES,
+    RegressionEval,
+    baseline_errors,
+    curve_stats,
+)
+from icarena.experiments.regression_linear import model_config, train_model
 from icarena.lifecycle import writes_run
+from icarena.pretraining.model import ModelSpec
+from icarena.pretraining.train import TrainConfig
 
 
 @dataclass
-class Config:
-    """GPT trained per function family, error-vs-k curves against baselines."""
+class FamiliesData:
+    """The prompts: one function family per model, fresh prompts every training step."""
 
-    out_dir: str = "runs/regression-families"
-    """Run directory (one model run dir per family inside)."""
-    seed: int = 0
-    """Seed of the model inits and training prompt streams."""
     families: list[str] = field(
         default_factory=lambda: ["linear", "sparse_linear", "relu_2nn", "decision_tree"])
     """Families to run (linear, sparse_linear, relu_2nn, decision_tree, holder, manifold)."""
@@ -67,75 +70,79 @@ class Config:
     """Points per prompt for linear and sparse_linear."""
     k_nonlinear: int = 21
     """Points per prompt for relu_2nn, decision_tree, holder and manifold."""
-    n_layers: int = 3
-    """GPT blocks."""
-    d_model: int = 64
-    """GPT width."""
-    n_heads: int = 2
-    """GPT heads."""
-    steps: int = 8000
-    """Training steps per family (2,000 is too few: the loss plateau lasts ≈ 2–4k steps)."""
-    family_steps: dict[str, int] = field(default_factory=lambda: {"sparse_linear": 20_000})
-    """Per-family overrides of ``steps`` (sparse_linear needs longer to beat least squares)."""
-    family_batch_size: dict[str, int] = field(default_factory=lambda: {"sparse_linear": 128})
-    """Per-family overrides of ``batch_size`` (sparse_linear: less gradient noise)."""
     curriculum_start: int = 2
     """Garg et al.'s dimension curriculum: active input dims at step 0 (0 turns it off)."""
     curriculum_every: int = 1000
     """One more active input dimension every this many steps, up to d."""
-    batch_size: int = 64
-    """Prompts per step."""
-    lr: float = 1e-3
-    """Peak AdamW learning rate (200-step warm-up, cosine to 0)."""
-    n_eval: int = 1280
-    """Held-out prompts per family."""
-    eval_seed: int = 1234
-    """Seed of the held-out prompts."""
-    n_boot: int = 1000
-    """Bootstrap resamples for the 90% intervals."""
-    threads: int = 0
-    """torch CPU threads (0: torch's default)."""
-    device: str = "auto"
-    """'auto', 'cpu' or 'cuda'."""
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(steps=8000, batch_size=64, lr=1e-3, min_lr=0.0, warmup_steps=200,
+                       weight_decay=0.0, eval_every=0, ckpt_every=2000)
+
+
+@dataclass
+class Config:
+    """GPT trained per function family, error-vs-k curves against baselines."""
+
+    out_dir: str = "runs/regression-families"
+    """Run directory (one model run dir per family inside)."""
+    seed: int = 0
+    """Seed of the model inits and training prompt streams."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished): every family from its checkpoint."""
-    progress: bool = True
-    """Progress bars on a terminal."""
+    data: FamiliesData = field(default_factory=FamiliesData)
+    """The prompts."""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    """The model of every family (causal, over 2k tokens)."""
+    train: TrainConfig = field(default_factory=_default_train)
+    """Optimisation of every family (steps: 2,000 are too few, the loss plateau lasts ≈ 2–4k
+    steps), except the per-family overrides below."""
+    family_steps: dict[str, int] = field(default_factory=lambda: {"sparse_linear": 20_000})
+    """Per-family overrides of train.steps (sparse_linear needs longer to beat least squares)."""
+    family_batch_size: dict[str, int] = field(default_factory=lambda: {"sparse_linear": 128})
+    """Per-family overrides of train.batch_size (sparse_linear: less gradient noise)."""
+    eval: RegressionEval = field(default_factory=RegressionEval)
+    """Evaluation protocol (held-out prompts per family)."""
 
     def validate(self) -> None:
         from icarena.envs.regression import FAMILY_NAMES
         from icarena.pretraining.data.regression import dimension_curriculum
 
-        check(len(self.families) >= 1, "families must name at least one family")
-        for f in self.families:
+        data = self.data
+        check(len(data.families) >= 1, "data.families must name at least one family")
+        for f in data.families:
             check(f in FAMILY_NAMES,
                   f"unknown function family {f!r}; choose from {', '.join(FAMILY_NAMES)}")
-        check(self.d >= 1, f"d must be >= 1, got {self.d}")
-        check(self.k_linear >= 2 and self.k_nonlinear >= 2, "k_linear and k_nonlinear must be >= 2")
-        check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        check(data.d >= 1, f"data.d must be >= 1, got {data.d}")
+        check(data.k_linear >= 2 and data.k_nonlinear >= 2,
+              "data.k_linear and data.k_nonlinear must be >= 2")
         for option in ("family_steps", "family_batch_size"):
             for f, n in getattr(self, option).items():
                 check(f in FAMILY_NAMES and n >= 1,
                       f"{option} needs known families and values >= 1, got {f!r}: {n}")
-        dimension_curriculum(self.curriculum_start, self.curriculum_every, self.d)
+        self.train.validate()
+        self.eval.validate()
+        dimension_curriculum(data.curriculum_start, data.curriculum_every, data.d)
 
 
 def quick_config(out_dir: str) -> Config:
     """A tiny version for quickstart and tests; checks not expected to pass."""
-    return Config(out_dir=out_dir, steps=40, family_steps={}, family_batch_size={},
-                  curriculum_every=10, n_eval=64, n_boot=100, k_nonlinear=11, progress=False,
-                  )
+    return Config(out_dir=out_dir, data=FamiliesData(k_nonlinear=11, curriculum_every=10),
+                  train=dataclasses.replace(_default_train(), steps=40, progress=False),
+                  family_steps={}, family_batch_size={},
+                  eval=RegressionEval(n_prompts=64, n_boot=100))
 
 
 def _family(name: str, cfg: Config) -> Any:
     from icarena.envs.regression import make_family
 
-    options: dict[str, Any] = {"sparsity": cfg.sparsity} if name == "sparse_linear" else {}
+    options: dict[str, Any] = {"sparsity": cfg.data.sparsity} if name == "sparse_linear" else {}
     if name == "manifold":
-        check(cfg.d >= 2, "the manifold family needs d >= 2")
-    return make_family(name, cfg.d, **options)
+        check(cfg.data.d >= 2, "the manifold family needs d >= 2")
+    return make_family(name, cfg.data.d, **options)
 
 
 def _curriculum(name: str, cfg: Config) -> tuple[int, int] | None:
@@ -145,14 +152,15 @@ def _curriculum(name: str, cfg: Config) -> tuple[int, int] | None:
 
     if name not in CURRICULUM_FAMILIES:
         return None
-    return dimension_curriculum(cfg.curriculum_start, cfg.curriculum_every, cfg.d)
+    return dimension_curriculum(cfg.data.curriculum_start, cfg.data.curriculum_every, cfg.data.d)
 
 
 def _curriculum_text(cfg: Config) -> str:
-    if cfg.curriculum_start == 0:
+    if cfg.data.curriculum_start == 0:
         return "off"
-    return (f"{cfg.curriculum_start} -> {cfg.d} active dims, +1 every {cfg.curriculum_every} "
-            "steps (Gaussian-input families)")
+    data = cfg.data
+    return (f"{data.curriculum_start} -> {data.d} active dims, +1 every "
+            f"{data.curriculum_every} steps (Gaussian-input families)")
 
 
 @writes_run
@@ -173,28 +181,31 @@ def run(cfg: Config) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     sections: list[str] = []
     rows: list[dict[str, Any]] = []
-    for name in cfg.families:
+    for name in cfg.data.families:
         family = _family(name, cfg)
-        k = cfg.k_linear if name in ("linear", "sparse_linear") else cfg.k_nonlinear
-        steps = cfg.family_steps.get(name, cfg.steps)
-        batch_size = cfg.family_batch_size.get(name, cfg.batch_size)
-        model, task, result = train_regression_model(
-            family, k, out / name, backbone="gpt", n_layers=cfg.n_layers, d_model=cfg.d_model,
-            n_heads=cfg.n_heads, steps=steps, batch_size=batch_size, lr=cfg.lr,
-            warmup_steps=200, weight_decay=0.0, n_eval=cfg.n_eval, eval_seed=cfg.eval_seed,
-            eval_every=0, seed=cfg.seed, threads=cfg.threads, device=cfg.device,
-            overwrite=False, resume=cfg.resume, progress=cfg.progress,
-            experiment=dataclasses.asdict(cfg), curriculum=_curriculum(name, cfg),
+        k = cfg.data.k_linear if name in ("linear", "sparse_linear") else cfg.data.k_nonlinear
+        steps = cfg.family_steps.get(name, cfg.train.steps)
+        batch_size = cfg.family_batch_size.get(name, cfg.train.batch_size)
+        mcfg = model_config(cfg.model.backbone, cfg.data.d, k, cfg.model.n_layers,
+                            cfg.model.d_model, cfg.model.n_heads)
+        mcfg["backbone_cfg"].update(cfg.model.options)
+        tcfg = dataclasses.replace(cfg.train, steps=steps, batch_size=batch_size, seed=cfg.seed,
+                                   warmup_steps=min(cfg.train.warmup_steps, steps),
+                                   ckpt_every=min(cfg.train.ckpt_every, steps))
+        model, task, result = train_model(
+            family, k, out / name, mcfg, tcfg, n_eval=cfg.eval.n_prompts,
+            eval_seed=cfg.eval.seed, resume=cfg.resume, experiment=dataclasses.asdict(cfg),
+            curriculum=_curriculum(name, cfg),
         )
         p = task.eval_prompts
         errors = {"transformer": (task.predict(model, p.x, p.y) - p.y) ** 2 / family.normaliser}
         baselines = dict(FAMILY_BASELINES[name])
         if name == "sparse_linear":  # the posterior mean of this prior: the floor for any learner
-            baselines["Bayes optimal"] = ("sparse_bayes", {"sparsity": cfg.sparsity})
+            baselines["Bayes optimal"] = ("sparse_bayes", {"sparsity": cfg.data.sparsity})
         errors.update(baseline_errors(p.x, p.y, family.normaliser, baselines))
-        stats = {m: curve_stats(e, cfg.n_boot, cfg.seed) for m, e in errors.items()}
+        stats = {m: curve_stats(e, cfg.eval.n_boot, cfg.seed) for m, e in errors.items()}
         mean = {m: np.array(s["mean"]) for m, s in stats.items()}
-        check_text, passed = _family_check(name, mean, cfg.d, k)
+        check_text, passed = _family_check(name, mean, cfg.data.d, k)
         metrics[name] = {"k": k, "normaliser": family.normaliser, "curves": stats,
                          "check": {"text": check_text, "passed": passed},
                          "steps": steps, "batch_size": batch_size,
@@ -205,7 +216,7 @@ def run(cfg: Config) -> dict[str, Any]:
                   bands={m: (np.array(stats[m]["ci90_low"]), np.array(stats[m]["ci90_high"]))
                          for m in names},
                   xlabel="in-context examples", ylabel="normalised squared error",
-                  title=f"{name}, d={cfg.d}")
+                  title=f"{name}, d={cfg.data.d}")
         table = markdown_table(
             ["k"] + names,
             [[int(i)] + [f"{stats[m]['mean'][i]:.3f} [{stats[m]['ci90_low'][i]:.3f}, "
@@ -222,11 +233,12 @@ def run(cfg: Config) -> dict[str, Any]:
     metrics.update(summary_metrics(rows))
     write_metrics(out, metrics)
     report = write_report(out, "regression-families: in-context learning of function families", [
-        f"d = {cfg.d}; GPT {cfg.n_layers}L/{cfg.d_model}/{cfg.n_heads}H, {cfg.steps} steps per "
-        f"family (overrides: steps {cfg.family_steps or 'none'}, batch size "
+        f"d = {cfg.data.d}; {cfg.model.backbone} "
+        f"{cfg.model.n_layers}L/{cfg.model.d_model}/{cfg.model.n_heads}H, {cfg.train.steps} steps "
+        f"per family (overrides: steps {cfg.family_steps or 'none'}, batch size "
         f"{cfg.family_batch_size or 'none'}); dimension curriculum "
-        f"{_curriculum_text(cfg)}; {cfg.n_eval} held-out prompts; normalised squared error, mean "
-        "[bootstrap 90% interval]. The summary row per family is at the largest k.",
+        f"{_curriculum_text(cfg)}; {cfg.eval.n_prompts} held-out prompts; normalised squared "
+        "error, mean [bootstrap 90% interval]. The summary row per family is at the largest k.",
         *sections,
     ])
     return {"report": str(report), "rows": rows}

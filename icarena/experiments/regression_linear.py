@@ -28,7 +28,11 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import check
-from icarena.evaluation.regression import baseline_errors, curve_stats  # noqa: F401
+from icarena.evaluation.regression import (  # noqa: F401  (re-exported)
+    RegressionEval,
+    baseline_errors,
+    curve_stats,
+)
 from icarena.lifecycle import writes_run
 from icarena.pretraining.model import ModelSpec
 from icarena.pretraining.train import TrainConfig
@@ -54,18 +58,6 @@ class LinearData:
     """Garg et al.'s dimension curriculum: active input dims at step 0 (0: off, the default)."""
     curriculum_every: int = 1000
     """One more active input dimension every this many steps, up to d."""
-
-
-@dataclass
-class RegressionEval:
-    """How a regression model is evaluated: held-out prompts and bootstrap intervals."""
-
-    n_prompts: int = 1280
-    """Held-out evaluation prompts."""
-    seed: int = 1234
-    """Seed of the held-out prompts."""
-    n_boot: int = 1000
-    """Bootstrap resamples for the 90% intervals."""
 
 
 def _default_train() -> TrainConfig:
@@ -99,8 +91,7 @@ class Config:
 
         check(self.data.d >= 1, f"data.d must be >= 1, got {self.data.d}")
         check(self.data.k >= 1, f"data.k must be >= 1, got {self.data.k}")
-        check(self.eval.n_prompts >= 2, f"eval.n_prompts must be >= 2, got {self.eval.n_prompts}")
-        check(self.eval.n_boot >= 1, f"eval.n_boot must be >= 1, got {self.eval.n_boot}")
+        self.eval.validate()
         dimension_curriculum(self.data.curriculum_start, self.data.curriculum_every, self.data.d)
 
 
@@ -122,26 +113,6 @@ def model_config(backbone: str, d: int, k: int, n_layers: int, d_model: int,
         "input_dim": d,
         "output_dim": 1,
     }
-
-
-def train_regression_model(
-    family: Any, k: int, out_dir: str | Path, *, backbone: str, n_layers: int, d_model: int,
-    n_heads: int, steps: int, batch_size: int, lr: float, warmup_steps: int,
-    weight_decay: float, n_eval: int, eval_seed: int, eval_every: int, seed: int,
-    threads: int, device: str, overwrite: bool, resume: bool, progress: bool,
-    experiment: dict[str, Any], curriculum: tuple[int, int] | None = None,
-) -> tuple[Any, Any, Any]:
-    """:func:`train_model` with its settings as flat keywords (regression-families)."""
-    from icarena.pretraining.train import TrainConfig
-
-    tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, min_lr=0.0,
-                       warmup_steps=min(warmup_steps, steps), weight_decay=weight_decay,
-                       eval_every=eval_every, ckpt_every=max(steps // 4, 1), seed=seed,
-                       threads=threads, device=device, progress=progress)
-    return train_model(family, k, out_dir, model_config(backbone, family.d, k, n_layers,
-                                                         d_model, n_heads), tcfg,
-                       n_eval=n_eval, eval_seed=eval_seed, resume=resume, overwrite=overwrite,
-                       experiment=experiment, curriculum=curriculum)
 
 
 def train_model(

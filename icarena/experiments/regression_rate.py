@@ -41,8 +41,57 @@ from torch import nn
 
 from icarena.errors import check
 from icarena.lifecycle import writes_run
+from icarena.pretraining.train import TrainConfig
 
 NOISE_STD = 0.25
+
+
+@dataclass
+class RateData:
+    """The regression problems: noisy Hölder targets at growing sample sizes."""
+
+    cases: list[tuple[int, float]] = field(default_factory=lambda: [(1, 1.0), (1, 0.5), (2, 1.0)])
+    """(d, alpha) pairs; alpha in (0, 1]."""
+    log2_n_min: int = 7
+    """Smallest sample size 2^log2_n_min."""
+    log2_n_max: int = 13
+    """Largest sample size 2^log2_n_max."""
+    n_seeds: int = 1
+    """Independent repetitions per (case, n)."""
+
+
+@dataclass
+class RateModel:
+    """The PoU-Transformer: a 2-block local_global backbone whose size grows with n."""
+
+    d_model: int = 16
+    """Token width of the local_global backbone."""
+    n_heads: int = 2
+    """Attention heads."""
+    mlp_ratio: float = 4.0
+    """FFN hidden width / d_model (size_by='tokens')."""
+    size_by: str = "width"
+    """How the model grows with n: 'width' (FFN hidden = width_mult·m) or 'tokens' (N = m)."""
+    tokens: int = 8
+    """Number of tokens N when size_by='width'."""
+    width_mult: int = 4
+    """FFN hidden width per unit of m when size_by='width'."""
+    max_tokens: int = 128
+    """Cap on the number of tokens N when size_by='tokens'."""
+
+
+@dataclass
+class RateEval:
+    """How a fit is scored."""
+
+    n_test: int = 10_000
+    """Fresh noiseless test points."""
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(steps=1000, batch_size=128, lr=3e-3, min_lr=0.0, warmup_steps=50,
+                       grad_clip=0.0, eval_every=50, ckpt_every=250, log_every=50,
+                       device="cpu", progress=False)
 
 
 @dataclass
@@ -53,64 +102,43 @@ class Config:
     """Run directory."""
     seed: int = 0
     """Base seed (data, model init)."""
-    cases: list[tuple[int, float]] = field(default_factory=lambda: [(1, 1.0), (1, 0.5), (2, 1.0)])
-    """(d, alpha) pairs; alpha in (0, 1]."""
-    log2_n_min: int = 7
-    """Smallest sample size 2^log2_n_min."""
-    log2_n_max: int = 13
-    """Largest sample size 2^log2_n_max."""
-    n_seeds: int = 1
-    """Independent repetitions per (case, n)."""
-    d_model: int = 16
-    """Token width of the local_global backbone."""
-    n_heads: int = 2
-    """Attention heads."""
-    mlp_ratio: float = 4.0
-    """FFN hidden width / d_model."""
-    size_by: str = "width"
-    """How the model grows with n: 'width' (FFN hidden = width_mult·m) or 'tokens' (N = m)."""
-    tokens: int = 8
-    """Number of tokens N when size_by='width'."""
-    width_mult: int = 4
-    """FFN hidden width per unit of m when size_by='width'."""
-    max_tokens: int = 128
-    """Cap on the number of tokens N when size_by='tokens'."""
-    steps: int = 1000
-    """Adam steps per fit."""
-    batch_size: int = 128
-    """Minibatch size."""
-    lr: float = 3e-3
-    """Peak learning rate (cosine decay to 0, 50 warm-up steps)."""
-    eval_every: int = 50
-    """Holdout evaluation interval for early stopping (steps)."""
-    n_test: int = 10_000
-    """Fresh noiseless test points."""
-    threads: int = 0
-    """torch CPU threads (0: torch's default)."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir: every fit (out_dir/fits/...) from its checkpoint."""
+    data: RateData = field(default_factory=RateData)
+    """The regression problems."""
+    model: RateModel = field(default_factory=RateModel)
+    """The model and how it grows with n."""
+    train: TrainConfig = field(default_factory=_default_train)
+    """Optimisation of every fit (eval_every: the holdout check of early stopping)."""
+    eval: RateEval = field(default_factory=RateEval)
+    """Scoring."""
 
     def validate(self) -> None:
-        check(len(self.cases) >= 1, "cases must hold at least one (d, alpha) pair")
-        for d, alpha in self.cases:
+        data, model = self.data, self.model
+        check(len(data.cases) >= 1, "data.cases must hold at least one (d, alpha) pair")
+        for d, alpha in data.cases:
             check(int(d) == d and d >= 1, f"d must be an integer >= 1, got {d}")
             check(0.0 < alpha <= 1.0, f"alpha must be in (0, 1], got {alpha} (case d={d})")
-        check(3 <= self.log2_n_min < self.log2_n_max <= 20,
-              "need 3 <= log2_n_min < log2_n_max <= 20 (at least two sample sizes)")
-        check(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
-        check(self.steps >= 1 and self.batch_size >= 1, "steps and batch_size must be >= 1")
-        check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
-        check(self.d_model % self.n_heads == 0, "d_model must be divisible by n_heads")
-        check(self.size_by in ("width", "tokens"),
-              f"size_by must be 'width' or 'tokens', got {self.size_by!r}")
+        check(3 <= data.log2_n_min < data.log2_n_max <= 20,
+              "need 3 <= data.log2_n_min < data.log2_n_max <= 20 (at least two sample sizes)")
+        check(data.n_seeds >= 1, f"data.n_seeds must be >= 1, got {data.n_seeds}")
+        check(model.d_model % model.n_heads == 0, "model.d_model must be divisible by n_heads")
+        check(model.size_by in ("width", "tokens"),
+              f"model.size_by must be 'width' or 'tokens', got {model.size_by!r}")
+        check(self.train.eval_every >= 1,
+              f"train.eval_every must be >= 1 (early stopping), got {self.train.eval_every}")
+        self.train.validate()
+        check(self.eval.n_test >= 1, f"eval.n_test must be >= 1, got {self.eval.n_test}")
 
 
 def quick_config(out_dir: str) -> Config:
     """A tiny version: 3 sample sizes, few steps; slopes are not meaningful."""
-    return Config(out_dir=out_dir, log2_n_min=7, log2_n_max=9, steps=60, eval_every=20,
-                  n_test=2000, max_tokens=16)
+    return Config(out_dir=out_dir, data=RateData(log2_n_min=7, log2_n_max=9),
+                  model=RateModel(max_tokens=16),
+                  train=dataclasses.replace(_default_train(), steps=60, eval_every=20),
+                  eval=RateEval(n_test=2000))
 
 
 def theory_slope(d: int, alpha: float) -> float:
@@ -126,9 +154,9 @@ def size_unit(n: int, d: int, alpha: float) -> int:
 def model_size(n: int, d: int, alpha: float, cfg: Config) -> tuple[int, int]:
     """(tokens N, FFN hidden width) of the fit on n samples."""
     m = size_unit(n, d, alpha)
-    if cfg.size_by == "tokens":
-        return min(cfg.max_tokens, m), int(round(cfg.mlp_ratio * cfg.d_model))
-    return cfg.tokens, cfg.width_mult * m
+    if cfg.model.size_by == "tokens":
+        return min(cfg.model.max_tokens, m), int(round(cfg.model.mlp_ratio * cfg.model.d_model))
+    return cfg.model.tokens, cfg.model.width_mult * m
 
 
 def fit_slope(n: np.ndarray, mse: np.ndarray) -> tuple[float, float]:
@@ -212,7 +240,7 @@ def fit_transformer(x: np.ndarray, y: np.ndarray, d: int, alpha: float, cfg: Con
                     seed: int, run_dir: Path) -> tuple[PoURegressor, dict[str, float]]:
     """Train on 80% of (x, y) with early stopping on the other 20% (Trainer run ``run_dir``,
     resumed when ``cfg.resume``); returns the best model."""
-    from icarena.pretraining.train import TrainConfig, train
+    from icarena.pretraining.train import train
 
     n = len(x)
     rng = np.random.default_rng([seed, 1])
@@ -223,14 +251,11 @@ def fit_transformer(x: np.ndarray, y: np.ndarray, d: int, alpha: float, cfg: Con
     task = HolderFitTask(as_t(x[tr]), as_t(y[tr]), as_t(x[hold]), as_t(y[hold]))
     torch.manual_seed(seed)
     tokens, hidden = model_size(n, d, alpha, cfg)
-    model = PoURegressor(d, tokens, cfg.d_model, cfg.n_heads, hidden)
-    tcfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, min_lr=0.0,
-                       warmup_steps=min(50, cfg.steps), grad_clip=0.0, seed=seed,
-                       eval_every=cfg.eval_every, ckpt_every=max(cfg.eval_every, cfg.steps // 4),
-                       log_every=cfg.eval_every, threads=cfg.threads, device="cpu",
-                       progress=False)
-    config = {"model": {"d": d, "tokens": tokens, "d_model": cfg.d_model,
-                        "n_heads": cfg.n_heads, "hidden": hidden},
+    model = PoURegressor(d, tokens, cfg.model.d_model, cfg.model.n_heads, hidden)
+    tcfg = dataclasses.replace(cfg.train, seed=seed,
+                               warmup_steps=min(cfg.train.warmup_steps, cfg.train.steps))
+    config = {"model": {"d": d, "tokens": tokens, "d_model": cfg.model.d_model,
+                        "n_heads": cfg.model.n_heads, "hidden": hidden},
               "task": {"d": d, "alpha": alpha, "n": n, "seed": seed}}
     train(model, task, tcfg, run_dir, config=config, resume=cfg.resume)
     model.load_state_dict(task.best["weights"])
@@ -253,22 +278,22 @@ def run(cfg: Config) -> dict[str, Any]:
     from icarena.pretraining.data.store import atomic_write_json
 
     cfg.validate()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
     out = Path(cfg.out_dir)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
-    ns = [2**e for e in range(cfg.log2_n_min, cfg.log2_n_max + 1)]
+    ns = [2**e for e in range(cfg.data.log2_n_min, cfg.data.log2_n_max + 1)]
     t_start = time.perf_counter()
     results: dict[str, Any] = {}
     rows, table = [], []
-    for ci, (d, alpha) in enumerate(cfg.cases):
+    for ci, (d, alpha) in enumerate(cfg.data.cases):
         d = int(d)
         test_rng = np.random.default_rng([cfg.seed, ci, 99])
-        x_test = test_rng.random((cfg.n_test, d))
+        x_test = test_rng.random((cfg.eval.n_test, d))
         f_test = holder_target(x_test, alpha)
         records = []
         for n in ns:
-            for s in range(cfg.n_seeds):
+            for s in range(cfg.data.n_seeds):
                 seed = cfg.seed * 1_000_003 + ci * 10_007 + n * 31 + s
                 rng = np.random.default_rng([seed, 0])
                 x = rng.random((n, d))
@@ -311,9 +336,9 @@ def run(cfg: Config) -> dict[str, Any]:
               f"{rec['knn_mse']:.4g} ({rec['knn_k']})"] for rec in r["records"]]))
     title = "regression-rate: PoU-Transformer (reconstruction) on Hölder targets"
     report = write_report(out, title, [
-        f"f(x) = Σ|x_i − ½|^α on [0,1]^d, noise σ = {NOISE_STD}, n = 2^{cfg.log2_n_min}..2^"
-        f"{cfg.log2_n_max}, {cfg.n_seeds} seed(s); test MSE on {cfg.n_test} noiseless points. "
-        f"Total time {seconds:.0f} s.",
+        f"f(x) = Σ|x_i − ½|^α on [0,1]^d, noise σ = {NOISE_STD}, n = 2^{cfg.data.log2_n_min}..2^"
+        f"{cfg.data.log2_n_max}, {cfg.data.n_seeds} seed(s); test MSE on {cfg.eval.n_test} "
+        f"noiseless points. Total time {seconds:.0f} s.",
         "## Fitted slopes of log MSE vs log n\n\n" + markdown_table(
             ["case", "theory −2α/(2α+d)", "transformer", "k-NN control", "transformer ±0.15",
              "k-NN ±0.15"], table),

@@ -4,16 +4,16 @@ Shi, Yang, Yang, Shen 2024, "Transformers as Game Players" (arXiv 2410.09701), �
 causal sequence model reads a context algorithm's trajectory D_t and predicts the
 algorithm's policy for the next step at **every** (h, s) at once.
 
-Streams (``stream``), one model each:
+Streams (``stream``; ``--data.setting``), one model each:
 
 * decentralized: ``"max"`` and ``"min"`` -- one model per player that sees only its **own**
   stream (s, own action, own reward); the opponent's actions never enter its tokens;
 * centralized: ``"joint"`` -- one model over (s, a, b, r) that outputs a distribution over the
   A·B joint actions (flattened as a·B + b, the record's ``pi/joint`` layout).
 
-Embedding (``embedding``; a reconstruction, the paper does not give it). The token of step t
-(0-based, T = K·H steps) is, with own reward ρ = r for the max player and 1 − r for the min player
-(the min player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or B:
+Embedding (``--model.embedding``; a reconstruction, the paper does not give it). The token of
+step t (0-based, T = K·H steps) is, with own reward ρ = r for the max player and 1 − r for the min
+player (the min player's reward in the zero-sum game), e_x the one-hot vector of x and n = A or B:
 
 * ``"slot"`` (default)::
 
@@ -55,8 +55,8 @@ all-zero start token and position t (after D_t = x_{<t}) holds the prediction of
 at step t. Positions come from the backbone's own positional encoding. With the backbone built
 ``causal=True`` the output at position t depends on x_0..x_{t−1} only.
 
-Read-out (``read_out``), H·S·n_out logits per position reshaped to (H, S, n_out) with a softmax
-over the last axis; n_out = A, B or A·B:
+Read-out (``--model.read-out``), H·S·n_out logits per position reshaped to (H, S, n_out) with a
+softmax over the last axis; n_out = A, B or A·B:
 
 * ``"linear"`` (default; the paper's): one ``Linear(d → H·S·n_out)`` from the position's state.
 * ``"query"`` (icgp-centralized's default): one causal attention query per (h, s)
@@ -68,8 +68,8 @@ over the last axis; n_out = A, B or A·B:
   however the model was sized, while the per-state read-out learns the map once for every state
   (measurements in :mod:`icarena.experiments.icgp_centralized`).
 
-Loss (``labels``), averaged over steps t and all (h, s) (the paper's augmentation: labels for
-unvisited states too, Lin–Bai–Mei 2023):
+Loss (``--train.labels``), averaged over steps t and all (h, s) (the paper's augmentation: labels
+for unvisited states too, Lin–Bai–Mei 2023):
 
 * ``"soft"`` (default): cross-entropy −Σ_x π^alg_t(x | h, s) log TF_θ(x | D_{t−1}, h, s) to the
   algorithm's recorded per-step policy. It has the same minimiser as the paper's MLE and lower
@@ -78,13 +78,15 @@ unvisited states too, Lin–Bai–Mei 2023):
   step, from the trainer's seeded generator) and the usual cross-entropy: the paper's loss
   Σ_t Σ_s log TF_θ(a_t^s | D_{t−1}, s).
 
-Data. ``pretrain`` draws N pretraining games from the ICGP prior (seed branch ``[seed, 1]``), runs
-the context algorithm ``trajectories_per_game`` times on each (different random draws, one
-batched run) and a separate validation set (branch ``[seed, 2]``); held-out evaluation games use
-the branch ``[eval_seed, 3]`` (:func:`eval_games`), so training never sees them. A batch is
-``batch_size`` whole trajectories drawn uniformly with replacement. ``stream_workers = 2`` trains
-the max and min models side by side in two spawned processes (same results as one after the other
-at the same thread count; roughly halves the wall time on two cores).
+Data (``--data.*``). ``pretrain`` draws N = ``--data.n-games`` pretraining games from the ICGP
+prior (seed branch ``[seed, 1]``), runs the context algorithm ``--data.trajectories-per-game``
+times on each (different random draws, one batched run) and a separate validation set of
+``--data.val-games`` games (branch ``[seed, 2]``); held-out evaluation games use the branch
+``[eval_seed, 3]`` (:func:`eval_games`), so training never sees them. A batch is
+``--train.batch-size`` whole trajectories drawn uniformly with replacement.
+``--train.stream-workers 2`` trains the max and min models side by side in two spawned processes
+(same results as one after the other at the same thread count; roughly halves the wall time on
+two cores).
 
 Run dir layout (``icarena pretrain icgp --out-dir RUN``)::
 
@@ -92,6 +94,10 @@ Run dir layout (``icarena pretrain icgp --out-dir RUN``)::
     RUN/max/, RUN/min/       decentralized: one Trainer run dir per player
     RUN/joint/               centralized: one Trainer run dir
     (each: config.json, model.safetensors, ckpt.pt, TensorBoard events)
+
+``icgp.json`` keeps the keys it had before the config groups (``context_cfg`` holds
+``--data.context-options``, ``read_out_cfg`` ``--model.read-out-options``, ``labels``
+``--train.labels``), so earlier run dirs still load and play.
 
 :class:`icarena.pretraining.game_player.InContextGamePlayer` loads such a run dir and plays in
 context.
@@ -113,7 +119,7 @@ from torch import nn
 
 from icarena.errors import CheckpointError, ConfigError, check
 from icarena.lifecycle import writes_run
-from icarena.pretraining.model import ModelConfig, SequenceModel
+from icarena.pretraining.model import ModelConfig, ModelSpec, Option, SequenceModel
 from icarena.pretraining.readouts import READ_OUTS
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
 
@@ -445,9 +451,174 @@ def _algo_config(algorithm: str, kwargs: dict[str, Any] | None):
 
 
 # --------------------------------------------------------------------------- pretrain entry
-def _default_train() -> TrainConfig:
-    return TrainConfig(steps=1500, batch_size=32, lr=1e-3, min_lr=1e-4, warmup_steps=100,
-                       weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25)
+def _option_value(text: str) -> Option:
+    """A command-line option value: int, else float, else True / False, else the string (the
+    order tyro tries ``int | float | bool | str`` in)."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text == "True" if text in ("True", "False") else text
+
+
+def _options_from_args(args: list[str]) -> dict[str, Option]:
+    if len(args) % 2:
+        raise ValueError(f"options come as KEY VALUE pairs, got {' '.join(args)!r}")
+    return {k: _option_value(v) for k, v in zip(args[::2], args[1::2], strict=True)}
+
+
+try:  # parse `--x.y-options KEY VALUE ...` as one dict even when the default is not empty
+    from typing import Annotated
+
+    from tyro.constructors import PrimitiveConstructorSpec
+
+    Options = Annotated[dict[str, Option], PrimitiveConstructorSpec(
+        nargs="*", metavar="KEY VALUE ...", instance_from_str=_options_from_args,
+        is_instance=lambda x: isinstance(x, dict),
+        str_from_instance=lambda d: [t for k, v in d.items() for t in (str(k), str(v))])]
+except ImportError:  # tyro < 0.9: a non-empty default fixes the keys (--x.y-options.KEY VALUE)
+    Options = dict[str, Option]  # type: ignore[misc]
+
+
+@dataclass
+class GameData:
+    """Pretraining data of in-context game players (``--data.*``): games drawn from the ICGP prior
+    and the context algorithm's trajectories on them (shared by ``icarena pretrain icgp`` and the
+    icgp-* experiments)."""
+
+    H: int = 1
+    """Episode horizon (matrix games: H = S = 1)."""
+    S: int = 1
+    """Number of states."""
+    A: int = 5
+    """Max-player actions."""
+    B: int = 5
+    """Min-player actions."""
+    transition: str = "dirichlet"
+    """Transition rule of random games: 'dirichlet' or 'deterministic'."""
+    episodes: int = 300
+    """K episodes per trajectory (T = K·H tokens); the paper uses 3000 (dec.) and 300 (cen.)."""
+    trajectories_per_game: int = 1
+    """Context-algorithm runs (different random draws) per pretraining game."""
+    context: str = "exp3"
+    """Context algorithm: exp3 or vlearning (decentralized), viulcb (centralized)."""
+    context_options: Options = field(default_factory=dict)
+    """Options of the context algorithm's config, e.g. --data.context-options c 0.05 (viulcb)
+    (icarena.agents.games: EXP3Config, VLearningConfig, VIULCBConfig)."""
+    val_games: int = 4
+    """Validation games (seed branch [seed, 2], same prior and context algorithm) for
+    eval/val_kl and eval/val_tv (0: none)."""
+    workers: int = 1
+    """Processes generating the trajectories (>1: chunk c of the games draws from seed branch
+    [seed, c], so the data differ from 1's; for thousands of VI-ULCB games)."""
+
+    @property
+    def dims(self) -> tuple[int, int, int, int]:
+        return (self.H, self.S, self.A, self.B)
+
+    def validate(self, setting: str) -> None:
+        for name in ("H", "S", "A", "B", "episodes", "trajectories_per_game", "workers"):
+            v = getattr(self, name)
+            check(isinstance(v, int) and v >= 1, f"data.{name} must be an int >= 1, got {v!r}")
+        check(self.val_games >= 0, f"data.val_games must be >= 0, got {self.val_games}")
+        ok = CONTEXT_ALGORITHMS[setting]
+        check(self.context in ok, f"context algorithm {self.context!r} does not fit the "
+              f"{setting} setting; choose one of {ok} (--data.context)")
+        if self.context == "exp3":
+            check(self.H == 1 and self.S == 1, "EXP3 needs matrix games (H = S = 1); use "
+                  "--data.context vlearning for Markov games")
+        _check_options(self.context_options, "data.context_options")
+        _algo_config(self.context, self.context_options)
+
+
+@dataclass
+class PretrainData(GameData):
+    """What ``icarena pretrain icgp`` trains on (``--data.*``): the setting, N pretraining games
+    from the ICGP prior (seed branch [seed, 1]) and the context algorithm's trajectories."""
+
+    setting: str = "decentralized"
+    """'decentralized' (one model per player, own stream) or 'centralized' (one joint model)."""
+    n_games: int = 20
+    """N pretraining games drawn from the prior."""
+
+    def validate(self, setting: str | None = None) -> None:
+        check(self.setting in SETTINGS,
+              f"data.setting must be one of {SETTINGS}, got {self.setting!r}")
+        check(isinstance(self.n_games, int) and self.n_games >= 1,
+              f"data.n_games must be an int >= 1, got {self.n_games!r}")
+        super().validate(self.setting)
+
+
+@dataclass
+class GameModel(ModelSpec):
+    """The model of each stream (``--model.*``): the backbone and its size (built causal over
+    the T = K·H step tokens, dropout 0), the step token and the read-out (module docstring)."""
+
+    embedding: str = "slot"
+    """Step token: 'slot' (reward in the taken action's slot, default), 'concat' (ICGP's layout),
+    'slot_prob' (+ own probability of the action taken; what icgp-decentralized uses: EXP3 /
+    V-learning players need it), 'slot_policy', 'cell' (icarena.pretraining.game_lm)."""
+    read_out: str = "linear"
+    """Read-out: 'linear' (all (h, s) from one Linear, as in ICGP) or 'query' (one causal
+    attention query per (h, s); icgp-centralized's default)."""
+    read_out_options: Options = field(default_factory=dict)
+    """Options of the 'query' read-out, e.g. --model.read-out-options hidden 64 head_dim 16
+    (icarena.pretraining.readouts.QueryReadOut: heads, head_dim, hidden, summary)."""
+
+    def validate(self) -> None:
+        _check_options(self.options, "model.options")
+        self.backbone_cfg()  # a registered backbone
+        for name in ("d_model", "n_layers", "n_heads"):
+            v = getattr(self, name)
+            check(isinstance(v, int) and v >= 1, f"model.{name} must be an int >= 1, got {v!r}")
+        check(self.embedding in EMBEDDINGS,
+              f"model.embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        check(self.read_out in READ_OUTS,
+              f"model.read_out must be one of {READ_OUTS}, got {self.read_out!r}")
+        _check_options(self.read_out_options, "model.read_out_options")
+        check(self.read_out == "query" or not self.read_out_options,
+              f"model.read_out_options sets options of the 'query' read-out; drop it or pass "
+              f"--model.read-out query (read_out is {self.read_out!r})")
+
+
+@dataclass
+class GameTrainConfig(TrainConfig):
+    """Optimisation settings of every stream's model (``--train.*``), plus the loss and how
+    many streams train at once."""
+
+    labels: str = "soft"
+    """Loss: 'soft' (cross-entropy to the recorded policy) or 'sampled' (one action per
+    (t, h, s) drawn from it, the paper's loss)."""
+    stream_workers: int = 1
+    """Processes training the streams side by side (decentralized: 2 trains the max and min
+    models at once, each on cpu_count // 2 threads unless --train.threads is set; same results
+    as 1 for the same thread count)."""
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.labels in LABELS, f"train.labels must be one of {LABELS}, got {self.labels!r}")
+        check(isinstance(self.stream_workers, int) and self.stream_workers >= 1,
+              f"train.stream_workers must be an int >= 1, got {self.stream_workers!r}")
+
+    def trainer_config(self, **changes: Any) -> TrainConfig:
+        """The plain TrainConfig the Trainer gets (without labels / stream_workers)."""
+        names = [f.name for f in dataclasses.fields(TrainConfig)]
+        return dataclasses.replace(TrainConfig(**{n: getattr(self, n) for n in names}),
+                                   **changes)
+
+
+def _default_data() -> PretrainData:
+    return PretrainData()
+
+
+def _default_model() -> GameModel:
+    return GameModel(d_model=32, n_layers=4, n_heads=4)
+
+
+def _default_train() -> GameTrainConfig:
+    return GameTrainConfig(steps=1500, batch_size=32, lr=1e-3, min_lr=1e-4, warmup_steps=100,
+                           weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25)
 
 
 @dataclass
@@ -456,101 +627,38 @@ class PretrainConfig:
 
     out_dir: str = "runs/icgp"
     """Run dir (gets icgp.json and one Trainer run dir per stream: max/ min/ or joint/)."""
+    seed: int = 0
+    """Seed of the pretraining games, trajectories, model init and batches."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished): every stream from its checkpoint, a
     stream without one from the start; the settings must be the same."""
-    seed: int = 0
-    """Seed of the pretraining games, trajectories, model init and batches."""
-    setting: str = "decentralized"
-    """'decentralized' (one model per player, own stream) or 'centralized' (one joint model)."""
-    H: int = 1
-    """Episode horizon (decentralized default: matrix games H = S = 1)."""
-    S: int = 1
-    """Number of states."""
-    A: int = 5
-    """Max-player actions."""
-    B: int = 5
-    """Min-player actions."""
-    episodes: int = 300
-    """K episodes per trajectory (T = K·H tokens); the paper uses 3000 (dec.) and 300 (cen.)."""
-    n_games: int = 20
-    """N pretraining games drawn from the prior."""
-    trajectories_per_game: int = 1
-    """Context-algorithm runs (different random draws) per pretraining game."""
-    context: str = "exp3"
-    """Context algorithm: exp3 or vlearning (decentralized), viulcb (centralized)."""
-    context_cfg: str = ""
-    """Options of the context algorithm's config as a JSON object, e.g. '{"c": 0.05}' (viulcb)."""
-    transition: str = "dirichlet"
-    """Transition rule of random games: 'dirichlet' or 'deterministic'."""
-    labels: str = "soft"
-    """Loss: 'soft' (cross-entropy to the recorded policy) or 'sampled' (one action per (t,h,s))."""
-    embedding: str = "slot"
-    """Step token: 'slot' (reward in the taken action's slot, default), 'concat' (ICGP's layout),
-    'slot_prob' (+ own probability of the action taken; what icgp-decentralized uses: EXP3 /
-    V-learning players need it), 'slot_policy', 'cell' (module docstring)."""
-    read_out: str = "linear"
-    """Read-out: 'linear' (all (h, s) from one Linear, as in ICGP) or 'query' (one causal
-    attention query per (h, s); icgp-centralized's default)."""
-    read_out_cfg: str = ""
-    """Options of the 'query' read-out as a JSON object, e.g. '{"hidden": 64, "head_dim": 16}'
-    (icarena.pretraining.readouts.QueryReadOut)."""
-    val_games: int = 4
-    """Validation games (seed branch [seed, 2]) for eval/val_kl and eval/val_tv."""
-    backbone: str = "gpt"
-    """Registered backbone (see `icarena list`)."""
-    d_model: int = 32
-    """Model width."""
-    n_layers: int = 4
-    """Backbone blocks."""
-    n_heads: int = 4
-    """Attention heads."""
-    backbone_cfg: str = ""
-    """Extra backbone options as a JSON object (override the above), e.g. '{"mlp_ratio": 2}'."""
-    stream_workers: int = 1
-    """Processes training the streams side by side (decentralized: 2 trains the max and min
-    models at once, each on cpu_count // 2 threads unless --train.threads is set; same results
-    as 1 for the same thread count)."""
-    data_workers: int = 1
-    """Processes generating the context-algorithm trajectories (>1: chunk c of the games draws
-    from seed branch [seed, c], so the data differ from 1's; for thousands of VI-ULCB games)."""
-    train: TrainConfig = field(default_factory=_default_train)
-    """Optimisation settings (per stream)."""
+    data: PretrainData = field(default_factory=_default_data)
+    """The games, the context algorithm and its trajectories."""
+    model: GameModel = field(default_factory=_default_model)
+    """The model of each stream (the size of DPT, arXiv 2306.14892, and Lin, Bai & Mei 2023)."""
+    train: GameTrainConfig = field(default_factory=_default_train)
+    """Optimisation settings (per stream), the loss and the stream workers."""
 
     def validate(self) -> None:
-        check(self.setting in SETTINGS, f"setting must be one of {SETTINGS}, got {self.setting!r}")
-        for name in ("H", "S", "A", "B", "episodes", "n_games", "trajectories_per_game",
-                     "stream_workers", "data_workers"):
-            v = getattr(self, name)
-            check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
-        check(self.val_games >= 0, f"val_games must be >= 0, got {self.val_games}")
-        ok = CONTEXT_ALGORITHMS[self.setting]
-        check(self.context in ok, f"context algorithm {self.context!r} does not fit the "
-              f"{self.setting} setting; choose one of {ok}")
-        if self.context == "exp3":
-            check(self.H == 1 and self.S == 1, "EXP3 needs matrix games (H = S = 1); use "
-                  "--context vlearning for Markov games")
-        check(self.labels in LABELS, f"labels must be one of {LABELS}, got {self.labels!r}")
-        check(self.embedding in EMBEDDINGS,
-              f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
-        check(self.read_out in READ_OUTS,
-              f"read_out must be one of {READ_OUTS}, got {self.read_out!r}")
-        json_object(self.context_cfg, "context_cfg")
-        json_object(self.backbone_cfg, "backbone_cfg")
-        check(self.read_out == "query" or not json_object(self.read_out_cfg, "read_out_cfg"),
-              f"read_out_cfg sets options of the 'query' read-out; drop it or pass "
-              f"--read-out query (read_out is {self.read_out!r})")
+        self.data.validate()
+        self.model.validate()
         self.train.validate()
 
     @property
     def dims(self) -> tuple[int, int, int, int]:
-        return (self.H, self.S, self.A, self.B)
+        return self.data.dims
 
     @property
     def streams(self) -> tuple[str, ...]:
-        return STREAMS[self.setting]
+        return STREAMS[self.data.setting]
+
+
+def _check_options(options: Any, name: str) -> None:
+    check(isinstance(options, dict) and all(isinstance(k, str) for k in options),
+          f"{name} must be a dict of named options (--{name.replace('_', '-')} KEY VALUE ...), "
+          f"got {options!r}")
 
 
 def json_object(text: str | dict[str, Any], name: str) -> dict[str, Any]:
@@ -576,8 +684,9 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """
     cfg.validate()
     out = Path(cfg.out_dir)
+    data, spec = cfg.data, cfg.model
     H, S, A, B = cfg.dims
-    T = cfg.episodes * H
+    T = data.episodes * H
     meta = icgp_meta(cfg)
     if cfg.resume and (out / META_FILE).exists():
         saved = read_meta(out)
@@ -590,39 +699,38 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
 
     atomic_write_json(out / META_FILE, meta)
     atomic_write_json(out / "config.json", {"pretrain": dataclasses.asdict(cfg)})
-    games = pretraining_games(H, S, A, B, cfg.n_games, cfg.seed, transition=cfg.transition)
-    rec = context_records(games, cfg.context, cfg.episodes, cfg.trajectories_per_game,
-                          seed=_seed_int(cfg.seed, 11),
-                          algo_kwargs=json_object(cfg.context_cfg, "context_cfg"),
-                          workers=cfg.data_workers)
+    games = pretraining_games(H, S, A, B, data.n_games, cfg.seed, transition=data.transition)
+    rec = context_records(games, data.context, data.episodes, data.trajectories_per_game,
+                          seed=_seed_int(cfg.seed, 11), algo_kwargs=dict(data.context_options),
+                          workers=data.workers)
     val = None
-    if cfg.val_games:
-        vg = pretraining_games(H, S, A, B, cfg.val_games, cfg.seed, branch=2,
-                               transition=cfg.transition)
-        val = context_records(vg, cfg.context, cfg.episodes, 1, seed=_seed_int(cfg.seed, 12),
-                              algo_kwargs=json_object(cfg.context_cfg, "context_cfg"))
+    if data.val_games:
+        vg = pretraining_games(H, S, A, B, data.val_games, cfg.seed, branch=2,
+                               transition=data.transition)
+        val = context_records(vg, data.context, data.episodes, 1, seed=_seed_int(cfg.seed, 12),
+                              algo_kwargs=dict(data.context_options))
     jobs = []
     for i, stream in enumerate(cfg.streams):
         task = GamePolicyTask(
-            step_tokens(rec, stream, H, S, A, B, cfg.embedding), policy_targets(rec, stream),
-            labels=cfg.labels,
+            step_tokens(rec, stream, H, S, A, B, spec.embedding), policy_targets(rec, stream),
+            labels=cfg.train.labels,
             val_tokens=None if val is None else step_tokens(val, stream, H, S, A, B,
-                                                            cfg.embedding),
+                                                            spec.embedding),
             val_targets=None if val is None else policy_targets(val, stream),
         )
-        mcfg = icgp_model_config(stream, cfg.dims, T, backbone=cfg.backbone, d_model=cfg.d_model,
-                                 n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                                 backbone_cfg=json_object(cfg.backbone_cfg, "backbone_cfg"),
-                                 embedding=cfg.embedding, read_out=cfg.read_out,
-                                 read_out_cfg=json_object(cfg.read_out_cfg, "read_out_cfg"))
+        mcfg = icgp_model_config(stream, cfg.dims, T, backbone=spec.backbone,
+                                 d_model=spec.d_model, n_layers=spec.n_layers,
+                                 n_heads=spec.n_heads, backbone_cfg=dict(spec.options),
+                                 embedding=spec.embedding, read_out=spec.read_out,
+                                 read_out_cfg=dict(spec.read_out_options))
         seed_everything(_seed_int(cfg.seed, 20 + i))
         model = SequenceModel(mcfg)
-        tcfg = dataclasses.replace(cfg.train, seed=_seed_int(cfg.train.seed, cfg.seed, i))
+        tcfg = cfg.train.trainer_config(seed=_seed_int(cfg.train.seed, cfg.seed, i))
         run_config = {"stream": stream, "icgp": meta, "model": dataclasses.asdict(mcfg),
                       "task": {"name": "icgp", "stream": stream, "icgp": meta,
-                               "data_workers": cfg.data_workers}}
+                               "data_workers": data.workers}}
         jobs.append((model, task, tcfg, out / stream, run_config, cfg.resume))
-    results = dict(zip(cfg.streams, _train_streams(jobs, cfg.stream_workers), strict=True))
+    results = dict(zip(cfg.streams, _train_streams(jobs, cfg.train.stream_workers), strict=True))
     rows = [{"stream": stream, "final_loss": res.losses[-1] if res.losses else float("nan"),
              **res.final_eval, "seconds": res.seconds} for stream, res in results.items()]
     return {"run_dir": str(out), "results": results, "rows": rows}
@@ -646,16 +754,18 @@ def _train_streams(jobs: list[tuple], workers: int) -> list[TrainResult]:
 
 
 def icgp_meta(cfg: PretrainConfig) -> dict[str, Any]:
-    """The run's ``icgp.json``: what an in-context player needs to tokenize and read out."""
+    """The run's ``icgp.json``: what an in-context player needs to tokenize and read out (its
+    keys predate the config groups and stay as they are, so earlier run dirs keep loading)."""
+    data, spec = cfg.data, cfg.model
     return {
-        "schema": SCHEMA, "setting": cfg.setting, "H": cfg.H, "S": cfg.S, "A": cfg.A,
-        "B": cfg.B, "episodes": cfg.episodes, "streams": list(cfg.streams),
-        "context": cfg.context, "context_cfg": json_object(cfg.context_cfg, "context_cfg"),
-        "n_games": cfg.n_games,
-        "trajectories_per_game": cfg.trajectories_per_game, "transition": cfg.transition,
-        "labels": cfg.labels, "embedding": cfg.embedding, "read_out": cfg.read_out,
-        "read_out_cfg": json_object(cfg.read_out_cfg, "read_out_cfg"), "seed": cfg.seed,
-        "backbone": cfg.backbone,
+        "schema": SCHEMA, "setting": data.setting, "H": data.H, "S": data.S, "A": data.A,
+        "B": data.B, "episodes": data.episodes, "streams": list(cfg.streams),
+        "context": data.context, "context_cfg": dict(data.context_options),
+        "n_games": data.n_games,
+        "trajectories_per_game": data.trajectories_per_game, "transition": data.transition,
+        "labels": cfg.train.labels, "embedding": spec.embedding, "read_out": spec.read_out,
+        "read_out_cfg": dict(spec.read_out_options), "seed": cfg.seed,
+        "backbone": spec.backbone,
     }
 
 
@@ -684,9 +794,13 @@ def _seed_int(*parts: int) -> int:
 __all__ = [
     "CONTEXT_ALGORITHMS",
     "EMBEDDINGS",
+    "GameData",
+    "GameModel",
     "GamePolicyTask",
+    "GameTrainConfig",
     "LABELS",
     "PretrainConfig",
+    "PretrainData",
     "SETTINGS",
     "STREAMS",
     "context_records",

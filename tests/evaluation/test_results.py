@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import ok, refused
+from cli_helpers import TINY, ok, refused
 
 from icarena.errors import IcarenaError
 from icarena.evaluation.report import summary_metrics
@@ -134,8 +134,7 @@ def test_a_page_keeps_its_text_and_rebuilds_its_blocks(tmp_path):
 
 def test_icarena_report_on_a_quick_run(tmp_path):
     run = tmp_path / "gb"
-    ok("run", "games-baselines", "--n-games", "1", "--matrix-episodes", "20",
-       "--markov-episodes", "5", "--out-dir", str(run))
+    ok("run", "games-baselines", *TINY["run games-baselines"], "--out-dir", str(run))
     out = ok("report", str(run)).stdout
     assert out.splitlines()[0].startswith("| seed | setting | policy | K=1 |")
     assert "| 0 | matrix | EXP3 (avg) |" in out

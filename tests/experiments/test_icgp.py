@@ -14,15 +14,15 @@ from icarena.experiments import icgp_centralized, icgp_decentralized
 from icarena.pretraining import backbones
 from icarena.pretraining.game_lm import eval_games
 
-MICRO = ["--episodes", "4", "--n-values", "1", "2", "--trajectories-per-game", "1",
-         "--d-model", "8", "--n-layers", "1", "--n-heads", "2", "--eval-games", "2",
-         "--train.steps", "2", "--train.batch-size", "2", "--train.warmup-steps", "1",
-         "--train.ckpt-every", "2", "--train.log-every", "1", "--stream-workers", "1",
-         "--overwrite"]
+MICRO = ["--data.episodes", "4", "--data.n-values", "1", "2", "--data.trajectories-per-game",
+         "1", "--model.d-model", "8", "--model.n-layers", "1", "--model.n-heads", "2",
+         "--eval.n-games", "2", "--train.steps", "2", "--train.batch-size", "2",
+         "--train.warmup-steps", "1", "--train.ckpt-every", "2", "--train.log-every", "1",
+         "--train.stream-workers", "1", "--overwrite"]
 
 
-CENTRALIZED_MICRO = ["--H", "2", "--S", "2", "--A", "3", "--B", "3", "--data-workers", "1",
-                     "--context-cfg", '{"mwu_iters": 10}', *MICRO]
+CENTRALIZED_MICRO = ["--data.H", "2", "--data.S", "2", "--data.A", "3", "--data.B", "3",
+                     "--data.workers", "1", "--data.context-options", "mwu_iters", "10", *MICRO]
 
 
 @pytest.mark.parametrize("setting", ["decentralized", "centralized"])
@@ -30,8 +30,8 @@ CENTRALIZED_MICRO = ["--H", "2", "--S", "2", "--A", "3", "--B", "3", "--data-wor
 def test_every_backbone_runs_the_experiment(tmp_path, backbone, setting):
     out = tmp_path / backbone
     micro = MICRO if setting == "decentralized" else CENTRALIZED_MICRO
-    res = run_stage("run", f"icgp-{setting}", ["--out-dir", str(out), "--backbone", backbone,
-                                               *micro])
+    res = run_stage("run", f"icgp-{setting}", ["--out-dir", str(out), "--model.backbone",
+                                               backbone, *micro])
     methods = [r["method"] for r in res["rows"]]
     context = "exp3" if setting == "decentralized" else "viulcb"
     assert methods == ["TF N=1", "TF N=2", context, "uniform"]
@@ -54,6 +54,8 @@ def test_centralized_experiment_and_reported_numbers_match_an_independent_recomp
     assert [r["method"] for r in res["rows"]] == ["TF N=1", "TF N=2", "viulcb", "uniform"]
     metrics = json.loads((out / "metrics.json").read_text())
     rows = {r["method"]: r for r in metrics["rows"]}
+    # typed option flags reach the run: --data.context-options mwu_iters 10
+    assert json.loads((out / "N2" / "icgp.json").read_text())["context_cfg"] == {"mwu_iters": 10}
     # recompute the transformer's final averaged gap from its own play, independently
     from icarena.pretraining.game_player import InContextGamePlayer
 
@@ -76,11 +78,19 @@ def test_evaluate_stage_and_its_errors(tmp_path):
     out = tmp_path / "dec"
     run_stage("run", "icgp-decentralized", ["--out-dir", str(out), *MICRO])
     res = run_stage("evaluate", "icgp", ["--run-dir", f"{out / 'N1'},{out / 'N2'}",
-                                         "--out-dir", str(tmp_path / "ev"), "--n-games", "3",
-                                         "--episodes", "3"])
+                                         "--out-dir", str(tmp_path / "ev"), "--eval.n-games",
+                                         "3", "--eval.episodes", "3"])
     assert [r["method"] for r in res["rows"]] == ["N1", "N2", "exp3", "uniform"]
     summary = json.loads((tmp_path / "ev" / "icgp_eval.json").read_text())
     assert summary["K"] == 3 and len(summary["mean_curves"]["exp3/avg"]) == 3
+    # the evaluate stage with the experiment's --eval.* settings (play seed: the run's seed)
+    # reproduces the experiment's numbers
+    run_stage("evaluate", "icgp", ["--run-dir", str(out / "N2"), "--eval.n-games", "2"])
+    mine = json.loads((out / "N2" / "eval" / "metrics.json").read_text())["rows"]
+    theirs = {r["method"]: r for r in json.loads((out / "metrics.json").read_text())["rows"]}
+    assert mine[0]["method"] == "N2"
+    assert mine[0]["gap_avg"] == theirs["TF N=2"]["gap_avg"]
+    assert mine[0]["ratio_avg_to_context"] == theirs["TF N=2"]["ratio_avg_to_context"]
     from icarena.errors import CheckpointError, ConfigError
 
     with pytest.raises(ConfigError, match="run-dir"):

@@ -72,11 +72,13 @@ def test_regression_linear_bad_config(tmp_path):
 
 def test_regression_families_tiny(tmp_path):
     mod = experiment_module("regression-families")
-    cfg = mod.Config(out_dir=str(tmp_path / "rf"), families=["sparse_linear", "decision_tree"],
-                     d=3, k_linear=5, k_nonlinear=6, n_layers=1, d_model=16, steps=5,
-                     family_steps={"sparse_linear": 7},
-                     family_batch_size={"sparse_linear": 8}, curriculum_every=3, n_eval=24,
-                     n_boot=20, progress=False)
+    cfg = mod.Config(out_dir=str(tmp_path / "rf"),
+                     data=mod.FamiliesData(families=["sparse_linear", "decision_tree"], d=3,
+                                           k_linear=5, k_nonlinear=6, curriculum_every=3),
+                     model=mod.ModelSpec(n_layers=1, d_model=16),
+                     train=mod.TrainConfig(steps=5, warmup_steps=200, progress=False),
+                     family_steps={"sparse_linear": 7}, family_batch_size={"sparse_linear": 8},
+                     eval=mod.RegressionEval(n_prompts=24, n_boot=20))
     out = mod.run(cfg)
     assert [r["family"] for r in out["rows"]] == ["sparse_linear", "decision_tree"]
     for name in ("config.json", "metrics.json", "report.md", "sparse_linear.png",
@@ -97,7 +99,7 @@ def test_regression_families_tiny(tmp_path):
     knn = np.array(m["decision_tree"]["curves"]["3-NN"]["mean"])
     assert m["decision_tree"]["check"]["passed"] == bool(tr[-1] <= knn[-1])
     with pytest.raises(ConfigError, match="unknown function family 'cubic'"):
-        mod.run(mod.Config(out_dir=str(tmp_path / "x"), families=["cubic"]))
+        mod.run(mod.Config(out_dir=str(tmp_path / "x"), data=mod.FamiliesData(families=["cubic"])))
 
 
 def test_regression_rate_tiny_and_slope_fit(tmp_path):
@@ -111,8 +113,10 @@ def test_regression_rate_tiny_and_slope_fit(tmp_path):
     assert slope == pytest.approx(ref.slope) and se == pytest.approx(ref.stderr)
     assert mod.theory_slope(1, 1.0) == pytest.approx(-2 / 3)
     assert mod.theory_slope(2, 0.5) == pytest.approx(-1 / 3)
-    cfg = mod.Config(out_dir=str(tmp_path / "rr"), cases=[(1, 1.0)], log2_n_min=6,
-                     log2_n_max=7, steps=10, eval_every=5, n_test=300)
+    cfg = mod.Config(out_dir=str(tmp_path / "rr"),
+                     data=mod.RateData(cases=[(1, 1.0)], log2_n_min=6, log2_n_max=7),
+                     train=mod.TrainConfig(steps=10, eval_every=5, log_every=5, grad_clip=0.0),
+                     eval=mod.RateEval(n_test=300))
     out = mod.run(cfg)
     assert out["rows"][0]["case"] == "d=1,alpha=1"
     for name in ("config.json", "metrics.json", "report.md", "rate.png"):
@@ -121,9 +125,9 @@ def test_regression_rate_tiny_and_slope_fit(tmp_path):
     assert [r["n"] for r in recs["records"]] == [64, 128]
     assert [r["hidden"] for r in recs["records"]] == [4 * 4, 4 * 6]  # 4·⌈n^{1/3}⌉
     with pytest.raises(ConfigError, match=r"alpha must be in \(0, 1\]"):
-        mod.run(mod.Config(out_dir=str(tmp_path / "bad"), cases=[(1, 1.5)]))
+        mod.run(mod.Config(out_dir=str(tmp_path / "bad"), data=mod.RateData(cases=[(1, 1.5)])))
     with pytest.raises(ConfigError, match="d must be an integer >= 1"):
-        mod.run(mod.Config(out_dir=str(tmp_path / "bad"), cases=[(0, 1.0)]))
+        mod.run(mod.Config(out_dir=str(tmp_path / "bad"), data=mod.RateData(cases=[(0, 1.0)])))
 
 
 @pytest.mark.slow

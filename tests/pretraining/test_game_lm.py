@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from icarena.errors import CheckpointError, ConfigError
 from icarena.pretraining import game_lm as gl
-from icarena.pretraining.train import TrainConfig
 
 
 def _history(G=2, T=5, H=2, S=3, A=4, B=2, seed=0):
@@ -208,25 +207,33 @@ def test_context_records_in_worker_chunks_are_seeded_per_chunk():
         gl.context_records(games, "viulcb", 4, 1, seed=5, workers=0)
 
 
-def _tiny(tmp_path, setting="decentralized", **kw):
+def _tiny(tmp_path, setting="decentralized", data=None, model=None, **train):
     dims = {"H": 1, "S": 1, "context": "exp3"} if setting == "decentralized" else \
-        {"H": 2, "S": 2, "context": "viulcb", "context_cfg": '{"mwu_iters": 10}'}
-    cfg = dict(out_dir=str(tmp_path / setting), setting=setting, A=3, B=3, episodes=6,
-               n_games=3, val_games=2, d_model=8, n_layers=1, n_heads=2,
-               train=TrainConfig(steps=3, batch_size=2, warmup_steps=1, ckpt_every=3,
-                                 log_every=1, progress=False), **dims)
-    cfg.update(kw)
-    return gl.PretrainConfig(**cfg)
+        {"H": 2, "S": 2, "context": "viulcb", "context_options": {"mwu_iters": 10}}
+    return gl.PretrainConfig(
+        out_dir=str(tmp_path / setting),
+        data=gl.PretrainData(**{**dict(setting=setting, A=3, B=3, episodes=6, n_games=3,
+                                       val_games=2, **dims), **(data or {})}),
+        model=gl.GameModel(**{**dict(d_model=8, n_layers=1, n_heads=2), **(model or {})}),
+        train=gl.GameTrainConfig(**{**dict(steps=3, batch_size=2, warmup_steps=1, ckpt_every=3,
+                                           log_every=1, progress=False), **train}))
 
 
 @pytest.mark.parametrize("setting", ["decentralized", "centralized"])
 def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
-    cfg = _tiny(tmp_path, setting, **({"read_out": "query", "read_out_cfg": '{"hidden": 8}'}
-                                      if setting == "centralized" else {}))
+    cfg = _tiny(tmp_path, setting, model=({"read_out": "query", "read_out_options": {"hidden": 8}}
+                                          if setting == "centralized" else None))
     out = gl.pretrain(cfg)
     run = tmp_path / setting
     meta = json.loads((run / "icgp.json").read_text())
     assert meta["setting"] == setting and meta["streams"] == list(gl.STREAMS[setting])
+    # the keys of icgp.json predate the config groups: earlier run dirs must keep loading
+    assert sorted(meta) == sorted([
+        "schema", "setting", "H", "S", "A", "B", "episodes", "streams", "context", "context_cfg",
+        "n_games", "trajectories_per_game", "transition", "labels", "embedding", "read_out",
+        "read_out_cfg", "seed", "backbone"])
+    assert meta["context_cfg"] == cfg.data.context_options
+    assert meta["read_out_cfg"] == cfg.model.read_out_options
     for s in gl.STREAMS[setting]:
         assert (run / s / "model.safetensors").is_file() and (run / s / "ckpt.pt").is_file()
         assert len(out["results"][s].losses) == 3
@@ -235,8 +242,9 @@ def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
 
     player = InContextGamePlayer.load(run)  # the run dir alone rebuilds the models
     assert player.models[gl.STREAMS[setting][0]].cfg.read_out == meta["read_out"]
-    rec = player.play(gl.eval_games(cfg.H, cfg.S, 3, 3, 2, 7), 3, seed=0)
-    assert rec["act/max"].shape == (2, 3 * cfg.H)
+    H, S = cfg.data.H, cfg.data.S
+    rec = player.play(gl.eval_games(H, S, 3, 3, 2, 7), 3, seed=0)
+    assert rec["act/max"].shape == (2, 3 * H)
     with pytest.raises(CheckpointError, match="already holds"):
         gl.pretrain(cfg)
 
@@ -246,7 +254,8 @@ def test_streams_trained_side_by_side_match_one_after_the_other(tmp_path):
 
     runs = {}
     for workers in (1, 2):
-        cfg = _tiny(tmp_path / f"w{workers}", embedding="slot_prob", stream_workers=workers)
+        cfg = _tiny(tmp_path / f"w{workers}", model={"embedding": "slot_prob"},
+                    stream_workers=workers)
         cfg.train.threads = 1
         runs[workers] = gl.pretrain(cfg)
     for s in ("max", "min"):
@@ -258,14 +267,17 @@ def test_streams_trained_side_by_side_match_one_after_the_other(tmp_path):
 
 
 def test_pretrain_config_errors(tmp_path):
-    for kw, msg in ((dict(setting="both"), "setting"), (dict(context="viulcb"), "does not fit"),
+    for kw, msg in ((dict(data=dict(setting="both")), "setting"),
+                    (dict(data=dict(context="viulcb")), "does not fit"),
                     (dict(stream_workers=0), "stream_workers"),
-                    (dict(data_workers=0), "data_workers"), (dict(read_out="mlp"), "read_out"),
-                    (dict(read_out_cfg='{"hidden": 8}'), "--read-out query"),
-                    (dict(H=2), "matrix games"), (dict(labels="hard"), "labels"),
-                    (dict(embedding="x"), "embedding"),
-                    (dict(backbone_cfg="[1]"), "JSON object"),
-                    (dict(context_cfg="{bad"), "JSON object")):
+                    (dict(data=dict(workers=0)), "data.workers"),
+                    (dict(model=dict(read_out="mlp")), "read_out"),
+                    (dict(model=dict(read_out_options={"hidden": 8})), "--model.read-out query"),
+                    (dict(data=dict(H=2)), "matrix games"), (dict(labels="hard"), "labels"),
+                    (dict(model=dict(embedding="x")), "embedding"),
+                    (dict(model=dict(backbone="nope")), "unknown backbone"),
+                    (dict(model=dict(options=[1])), "dict of named options"),
+                    (dict(data=dict(context_options={"bad": 1})), "no option")):
         with pytest.raises(ConfigError, match=msg):
             _tiny(tmp_path, **kw).validate()
     with pytest.raises(ConfigError, match="causal"):
@@ -275,3 +287,26 @@ def test_pretrain_config_errors(tmp_path):
                              read_out_cfg={"groups": 1})
     with pytest.raises(CheckpointError, match="not an icgp run dir"):
         gl.read_meta(tmp_path)
+
+
+def test_option_flags_are_typed_key_value_pairs():
+    """--data.context-options / --model.read-out-options parse KEY VALUE pairs into typed dicts,
+    also where the default is not empty (icgp-centralized's read-out), and can be emptied."""
+    import tyro
+
+    from icarena.experiments import icgp_centralized
+
+    cfg = tyro.cli(gl.PretrainConfig, args=[
+        "--data.context-options", "c", "0.05", "mwu_iters", "5", "eq", "lp",
+        "--model.read-out", "query", "--model.read-out-options", "hidden", "8", "summary", "True",
+        "--model.options", "mlp_ratio", "2"])
+    assert cfg.data.context_options == {"c": 0.05, "mwu_iters": 5, "eq": "lp"}
+    assert cfg.model.read_out_options == {"hidden": 8, "summary": True}
+    assert cfg.model.options == {"mlp_ratio": 2}
+    cen = icgp_centralized.Config
+    assert cen().model.read_out_options == {"hidden": 64, "head_dim": 16}
+    assert tyro.cli(cen, args=["--model.read-out-options", "heads", "2"]).model.read_out_options \
+        == {"heads": 2}
+    assert tyro.cli(cen, args=["--model.read-out-options"]).model.read_out_options == {}
+    with pytest.raises(SystemExit):
+        tyro.cli(cen, args=["--model.read-out-options", "hidden"])

@@ -11,14 +11,16 @@ from icarena.errors import ConfigError
 from icarena.pretraining.game_lm import (
     EMBEDDINGS,
     STREAMS,
+    GameModel,
+    GameTrainConfig,
     PretrainConfig,
+    PretrainData,
     icgp_model_config,
     pretrain,
 )
 from icarena.pretraining.game_player import InContextGamePlayer
 from icarena.pretraining.model import SequenceModel
 from icarena.pretraining.readouts import READ_OUTS
-from icarena.pretraining.train import TrainConfig
 
 
 def _player(setting, H=2, S=2, A=3, B=4, K=6, seed=0, embedding="slot", read_out="linear"):
@@ -137,10 +139,12 @@ def test_play_errors_name_the_problem():
 
 
 def test_load_from_a_pretrained_run_dir(tmp_path):
-    cfg = PretrainConfig(out_dir=str(tmp_path / "run"), H=1, S=1, A=3, B=3, episodes=5,
-                         n_games=2, val_games=0, d_model=8, n_layers=1, n_heads=2,
-                         train=TrainConfig(steps=2, batch_size=2, warmup_steps=1, ckpt_every=2,
-                                           progress=False))
+    cfg = PretrainConfig(out_dir=str(tmp_path / "run"),
+                         data=PretrainData(H=1, S=1, A=3, B=3, episodes=5, n_games=2,
+                                           val_games=0),
+                         model=GameModel(d_model=8, n_layers=1, n_heads=2),
+                         train=GameTrainConfig(steps=2, batch_size=2, warmup_steps=1,
+                                               ckpt_every=2, progress=False))
     pretrain(cfg)
     player = InContextGamePlayer.load(tmp_path / "run")
     assert player.streams == ("max", "min") and player.max_steps == 5
