@@ -10,7 +10,7 @@ from icarena.experiments import alpine, blocksworld
 def tiny(cfg, steps=60):
     cfg.train = dataclasses.replace(cfg.train, steps=steps, eval_every=30, ckpt_every=steps,
                                     threads=1, progress=False)
-    cfg.sampling.n_prompts, cfg.sampling.samples_per_prompt = 40, 2
+    cfg.eval.n_prompts, cfg.eval.samples_per_prompt = 40, 2
     return cfg
 
 
@@ -58,7 +58,7 @@ def test_alpine_reuses_dataset_and_refuses_other_config(tmp_path):
 
 def test_blocksworld_end_to_end(tmp_path):
     cfg = tiny(blocksworld.quick_config(str(tmp_path)))
-    cfg.widths = [30]
+    cfg.model.widths = [30]
     result = blocksworld.run(cfg)
     assert (tmp_path / "d30" / "report.md").is_file()
     assert result["rows"][0]["width"] == 30 and result["rows"][0]["BFS"] == 1.0
