@@ -139,7 +139,7 @@ class EvalConfig:
     seed: int = 0
     """Seed of the drawn prompts and the sampling (an experiment uses its own seed)."""
     eval: PathEval = field(default_factory=PathEval)
-    """Evaluation protocol (the same group as ``icarena run alpine|blocksworld --eval.*``)."""
+    """Evaluation protocol (the same as --eval.* of icarena run alpine / blocksworld)."""
 
 
 def evaluate(cfg: EvalConfig) -> dict:
