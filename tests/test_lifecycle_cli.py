@@ -33,7 +33,7 @@ def alpine_data(tmp_path_factory) -> Path:
 
 
 def path_command(data: Path, steps: int = 400) -> list[str]:
-    return ["pretrain", "path", "--data", str(data), "--d-model", "16", "--train.steps",
+    return ["pretrain", "path", "--data", str(data), "--model.d-model", "16", "--train.steps",
             str(steps), "--train.batch-size", "16", *TRAIN]
 
 
@@ -143,16 +143,16 @@ def test_concurrent_generates_into_one_target(tmp_path):
     target = str(tmp_path / "d")
     command = ["generate", "alpine", "--out-dir", target, "--nodes", "60", "--p", "0.2"]
     _one_wins(_race([command, command]))
-    ok("pretrain", "path", "--data", target, "--out-dir", str(tmp_path / "r"), "--d-model", "8",
-       "--train.steps", "2", *TRAIN)  # the survivor loads
+    ok("pretrain", "path", "--data", target, "--out-dir", str(tmp_path / "r"), "--model.d-model",
+       "8", "--train.steps", "2", *TRAIN)  # the survivor loads
 
 
 def test_concurrent_pretrains_into_one_out_dir(tmp_path, alpine_data):
     out = str(tmp_path / "r")
     command = [*path_command(alpine_data, steps=300), "--out-dir", out]
     _one_wins(_race([command, command]))
-    ok("evaluate", "path", "--run-dir", out, "--sampling.n-prompts", "10",
-       "--sampling.samples-per-prompt", "1")  # the survivor loads and evaluates
+    ok("evaluate", "path", "--run-dir", out, "--eval.n-prompts", "10",
+       "--eval.samples-per-prompt", "1")  # the survivor loads and evaluates
 
 
 def test_a_lock_left_by_a_killed_writer_does_not_block(tmp_path, alpine_data):
@@ -171,16 +171,16 @@ def test_evaluate_never_changes_training_artefacts(tmp_path, alpine_data):
     run = tmp_path / "alpine"
     ok("run", "alpine", "--out-dir", str(run), "--data.nodes", "20", "--data.p", "0.2",
        "--data.paths-per-pair", "3", "--model.d-model", "16", "--train.steps", "20",
-       "--train.eval-every", "10", "--sampling.n-prompts", "10",
-       "--sampling.samples-per-prompt", "1", *TRAIN)
+       "--train.eval-every", "10", "--eval.n-prompts", "10",
+       "--eval.samples-per-prompt", "1", *TRAIN)
     before = file_hashes(run)
-    ok("evaluate", "path", "--run-dir", str(run), "--sampling.n-prompts", "10",
-       "--sampling.samples-per-prompt", "1")
+    ok("evaluate", "path", "--run-dir", str(run), "--eval.n-prompts", "10",
+       "--eval.samples-per-prompt", "1")
     assert file_hashes(run, exclude=("eval",)) == before
     assert (run / "eval" / "metrics.json").is_file() and (run / "eval" / "report.md").is_file()
     assert "--overwrite" in refused("evaluate", "path", "--run-dir", str(run))
-    ok("evaluate", "path", "--run-dir", str(run), "--overwrite", "--sampling.n-prompts", "10",
-       "--sampling.samples-per-prompt", "1")
+    ok("evaluate", "path", "--run-dir", str(run), "--overwrite", "--eval.n-prompts", "10",
+       "--eval.samples-per-prompt", "1")
 
 
 def test_evaluate_refuses_a_dataset_the_run_was_not_trained_on(tmp_path, alpine_data):
@@ -206,10 +206,10 @@ EXPERIMENTS = {
                         "--data.cases", "1", "1.0", *TRAIN],
     "alpine": ["--data.nodes", "20", "--data.p", "0.2", "--data.paths-per-pair", "3",
                "--model.d-model", "16", "--train.steps", "300", "--train.eval-every", "100",
-               "--sampling.n-prompts", "10", "--sampling.samples-per-prompt", "1", *TRAIN],
-    "blocksworld": ["--widths", "16", "--data.blocks", "3", "--data.lines", "300",
+               "--eval.n-prompts", "10", "--eval.samples-per-prompt", "1", *TRAIN],
+    "blocksworld": ["--model.widths", "16", "--data.blocks", "3", "--data.lines", "300",
                     "--train.steps", "300", "--train.eval-every", "100",
-                    "--sampling.n-prompts", "10", "--sampling.samples-per-prompt", "1", *TRAIN],
+                    "--eval.n-prompts", "10", "--eval.samples-per-prompt", "1", *TRAIN],
     "icgp-decentralized": ["--data.n-values", "2", "--data.episodes", "10", "--model.d-model",
                            "16", "--model.n-layers", "1", "--eval.n-games", "2",
                            "--train.steps", "300", "--train.batch-size", "4", *TRAIN],

@@ -35,8 +35,9 @@ DEGREES = ("0", "1", "2", ">=3")
 
 
 @dataclass
-class SamplingOptions:
-    """How completions are drawn and scored (ALPINE's protocol)."""
+class PathEval:
+    """How a path model is evaluated (ALPINE's protocol): drawn test pairs, sampled completions,
+    scored by path validity. The sampling seed is the stage's ``seed``."""
 
     n_prompts: int = 1000
     """Test pairs drawn uniformly with replacement."""
@@ -48,13 +49,13 @@ class SamplingOptions:
     """Take the arg-max token instead of sampling."""
 
     def validate(self) -> None:
-        check(self.n_prompts >= 1, f"n_prompts must be >= 1, got {self.n_prompts}")
+        check(self.n_prompts >= 1, f"eval.n_prompts must be >= 1, got {self.n_prompts}")
         check(self.samples_per_prompt >= 1,
-              f"samples_per_prompt must be >= 1, got {self.samples_per_prompt}")
-        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+              f"eval.samples_per_prompt must be >= 1, got {self.samples_per_prompt}")
+        check(self.temperature > 0, f"eval.temperature must be > 0, got {self.temperature}")
 
 
-def draw_prompts(data: PathDataset, opts: SamplingOptions, seed: int) -> np.ndarray:
+def draw_prompts(data: PathDataset, opts: PathEval, seed: int) -> np.ndarray:
     """(n_prompts * samples_per_prompt, 2) test pairs, drawn with replacement, each repeated."""
     rng = np.random.default_rng([seed, 1])
     idx = rng.integers(0, len(data.test_pairs), size=opts.n_prompts)
@@ -87,7 +88,7 @@ def failures_jsonl(
 
 
 def evaluate_path_model(
-    model: SequenceModel, data: PathDataset, opts: SamplingOptions, seed: int, out_dir: Path,
+    model: SequenceModel, data: PathDataset, opts: PathEval, seed: int, out_dir: Path,
 ) -> dict[str, Any]:
     """Sample completions for drawn test pairs, score them and the baselines on the same pairs.
 
@@ -136,9 +137,9 @@ class EvalConfig:
     overwrite: bool = False
     """Replace an earlier evaluation in out_dir."""
     seed: int = 0
-    """Seed of the drawn prompts and the sampling."""
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
-    """Evaluation protocol."""
+    """Seed of the drawn prompts and the sampling (an experiment uses its own seed)."""
+    eval: PathEval = field(default_factory=PathEval)
+    """Evaluation protocol (the same as --eval.* of icarena run alpine / blocksworld)."""
 
 
 def evaluate(cfg: EvalConfig) -> dict:
@@ -154,7 +155,7 @@ def evaluate(cfg: EvalConfig) -> dict:
           f"({data.n + 2}); pass the dataset the model was trained on")
     out = eval_out_dir(cfg.run_dir, cfg.out_dir)
     with claim_run(out, overwrite=cfg.overwrite, resumable=False):
-        ev = evaluate_path_model(model, data, cfg.sampling, cfg.seed, out)
+        ev = evaluate_path_model(model, data, cfg.eval, cfg.seed, out)
         write_metrics(out, {"evaluation": ev, "run_dir": str(cfg.run_dir)})
         report = write_report(out, "Path validity", [degree_table(
             {k: ev[k] for k in ("transformer", "bfs", "random_walk")})])

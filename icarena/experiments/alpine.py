@@ -23,11 +23,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from icarena.evaluation.path_eval import SamplingOptions
+from icarena.evaluation.path_eval import PathEval
 from icarena.evaluation.planning import load_path_dataset
 from icarena.experiments import path_planning as pp
 from icarena.lifecycle import writes_run
 from icarena.pretraining.data import alpine as alpine_data
+from icarena.pretraining.model import ModelSpec
+from icarena.pretraining.path_lm import alpine_model
 from icarena.pretraining.train import TrainConfig
 
 
@@ -51,12 +53,13 @@ class Config:
     """Continue the run in out_dir (killed or finished) with the same settings."""
     data: alpine_data.Spec = field(default_factory=alpine_data.Spec)
     """Dataset (written to out_dir/data with the seed above)."""
-    model: pp.ModelOptions = field(default_factory=pp.ModelOptions)
-    """Model architecture."""
+    model: ModelSpec = field(default_factory=alpine_model)
+    """The model (ALPINE: 1 layer, 1 head, width 120; up to 6 layers / heads), built causal over
+    the dataset's block size with tied embeddings and no biases (nanoGPT as in ALPINE)."""
     train: TrainConfig = field(default_factory=default_train)
     """Optimisation (eval_every = how often the probes are logged)."""
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
-    """Evaluation protocol."""
+    eval: PathEval = field(default_factory=PathEval)
+    """Evaluation protocol (sampled with the seed above)."""
 
 
 @writes_run
@@ -65,7 +68,7 @@ def run(cfg: Config) -> dict:
     gen = alpine_data.Config(**dataclasses.asdict(cfg.data), out_dir=str(out / "data"),
                              seed=cfg.seed)
     train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed)
-    cfg.sampling.validate()
+    cfg.eval.validate()
     t0 = time.perf_counter()
     pp.prepare_dataset(gen, alpine_data.generate)
     return pp.run_path_experiment(
@@ -80,8 +83,8 @@ def quick_config(out_dir: str) -> Config:
     return Config(
         out_dir=out_dir,
         data=alpine_data.Spec(nodes=30, p=0.15, paths_per_pair=5),
-        model=pp.ModelOptions(d_model=64),
+        model=dataclasses.replace(alpine_model(), d_model=64),
         train=dataclasses.replace(default_train(), steps=600, batch_size=64, lr=3e-3,
                                   warmup_steps=30, eval_every=200, ckpt_every=600),
-        sampling=SamplingOptions(n_prompts=100, samples_per_prompt=2),
+        eval=PathEval(n_prompts=100, samples_per_prompt=2),
     )

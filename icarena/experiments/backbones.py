@@ -318,7 +318,7 @@ def _regression(cell: dict[str, Any]):
 
 def _alpine(cell: dict[str, Any]):
     """(model config, task, metric_fn) of an ALPINE cell (dataset made by the parent)."""
-    from icarena.evaluation.path_eval import SamplingOptions, evaluate_path_model
+    from icarena.evaluation.path_eval import PathEval, evaluate_path_model
     from icarena.evaluation.planning import load_path_dataset
     from icarena.pretraining.path_lm import PathLMTask, alpine_model_config
 
@@ -328,7 +328,7 @@ def _alpine(cell: dict[str, Any]):
                                n_layers=s["n_layers"], n_heads=s["n_heads"],
                                backbone=cell["backbone"], backbone_cfg=cell["options"])
     task = PathLMTask(np.asarray(data.train_tokens), val_tokens=np.asarray(data.test_tokens))
-    opts = SamplingOptions(n_prompts=s["n_prompts"], samples_per_prompt=s["samples_per_prompt"])
+    opts = PathEval(n_prompts=s["n_prompts"], samples_per_prompt=s["samples_per_prompt"])
 
     def metric(model, out_dir: Path) -> dict[str, Any]:
         ev = evaluate_path_model(model, data, opts, cell["seed"], out_dir)

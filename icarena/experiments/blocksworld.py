@@ -8,7 +8,7 @@ the adjacency / reachability probes of each model. Each width's run dir is out_d
 Learning rate: one peak lr does not suit all three widths (the paper notes that smaller widths
 learn more slowly, and width 30 does better at a larger lr; ``docs/results/blocksworld.md``). So
 the peak lr scales as 1/width (``lr_ref_width``; 2e-3 at width 120, i.e. 8e-3 / 4e-3 / 2e-3), as
-μP prescribes for hidden layers; ``--lr-ref-width 0`` uses ``train.lr`` for every width.
+μP prescribes for hidden layers; ``--train.lr-ref-width 0`` uses ``train.lr`` for every width.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from icarena.errors import check
-from icarena.evaluation.path_eval import SamplingOptions
+from icarena.evaluation.path_eval import PathEval
 from icarena.evaluation.planning import load_path_dataset
 from icarena.evaluation.report import (
     markdown_table,
@@ -30,13 +30,45 @@ from icarena.evaluation.report import (
 from icarena.experiments import path_planning as pp
 from icarena.lifecycle import writes_run
 from icarena.pretraining.data import blocksworld as bw_data
+from icarena.pretraining.model import ModelSpec
 from icarena.pretraining.train import TrainConfig
 
 
-def default_train() -> TrainConfig:
-    return TrainConfig(steps=4000, batch_size=256, lr=2e-3, min_lr=2e-4, warmup_steps=200,
-                       weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0, eval_every=250,
-                       ckpt_every=500, log_every=25, threads=2)
+@dataclass
+class WidthsModel(ModelSpec):
+    """The models: one per width, each ALPINE's 1-layer / 1-head model at that width."""
+
+    d_model: int = 0
+    """Not used here (each model's width is one of --model.widths); leave it at 0."""
+    n_layers: int = 1
+    """Backbone blocks (ALPINE: 1)."""
+    n_heads: int = 1
+    """Attention heads (ALPINE: 1)."""
+    widths: list[int] = field(default_factory=lambda: [30, 60, 120])
+    """Embedding sizes to train, one model each (ALPINE: 30, 60, 120)."""
+
+
+@dataclass
+class WidthScaledTrain(TrainConfig):
+    """Optimisation, shared by every width except the peak lr (see lr_ref_width)."""
+
+    lr_ref_width: int = 120
+    """Width at which lr is the peak lr; a width w trains at lr * lr_ref_width / w (and min_lr
+    likewise): lr ∝ 1/width, as for hidden layers under μP. 0: lr for every width."""
+
+    def at_width(self, width: int, seed: int) -> TrainConfig:
+        """The plain TrainConfig of the model of width ``width``."""
+        scale = self.lr_ref_width / width if self.lr_ref_width else 1.0
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)}
+        return dataclasses.replace(TrainConfig(**plain), seed=seed, lr=self.lr * scale,
+                                   min_lr=self.min_lr * scale)
+
+
+def default_train() -> WidthScaledTrain:
+    return WidthScaledTrain(steps=4000, batch_size=256, lr=2e-3, min_lr=2e-4, warmup_steps=200,
+                            weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0,
+                            eval_every=250, ckpt_every=500, log_every=25, threads=2,
+                            lr_ref_width=120)
 
 
 @dataclass
@@ -51,41 +83,40 @@ class Config:
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished) with the same settings."""
-    widths: list[int] = field(default_factory=lambda: [30, 60, 120])
-    """Embedding sizes to train (ALPINE: 30, 60, 120)."""
     data: bw_data.Spec = field(default_factory=bw_data.Spec)
     """Dataset (written to out_dir/data with the seed above)."""
-    model: pp.ModelOptions = field(default_factory=pp.ModelOptions)
-    """Architecture (d_model is replaced by each width)."""
-    train: TrainConfig = field(default_factory=default_train)
+    model: WidthsModel = field(default_factory=WidthsModel)
+    """The models (one per entry of widths; d_model is not used)."""
+    train: WidthScaledTrain = field(default_factory=default_train)
     """Optimisation, shared by every width except the peak lr (see lr_ref_width)."""
-    lr_ref_width: int = 120
-    """Width at which train.lr is the peak lr; a width w trains at train.lr * lr_ref_width / w
-    (and min_lr likewise): lr ∝ 1/width, as for hidden layers under μP. 0: train.lr for all."""
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
-    """Evaluation protocol."""
+    eval: PathEval = field(default_factory=PathEval)
+    """Evaluation protocol (sampled with the seed above)."""
 
 
 @writes_run
 def run(cfg: Config) -> dict:
-    check(len(cfg.widths) >= 1 and all(w >= 1 for w in cfg.widths),
-          f"widths must be a non-empty list of positive sizes, got {cfg.widths}")
-    check(cfg.lr_ref_width >= 0, f"lr_ref_width must be >= 0 (0: one lr), got {cfg.lr_ref_width}")
+    widths = cfg.model.widths
+    check(len(widths) >= 1 and all(w >= 1 for w in widths),
+          f"model.widths must be a non-empty list of positive sizes, got {widths}")
+    check(cfg.model.d_model == 0, f"blocksworld trains one model per entry of --model.widths; "
+                                  f"set those instead of --model.d-model ({cfg.model.d_model})")
+    check(cfg.train.lr_ref_width >= 0,
+          f"train.lr_ref_width must be >= 0 (0: one lr), got {cfg.train.lr_ref_width}")
     out = Path(cfg.out_dir)
     gen = bw_data.Config(**dataclasses.asdict(cfg.data), out_dir=str(out / "data"),
                          seed=cfg.seed)
-    cfg.sampling.validate()
+    cfg.eval.validate()
     t0 = time.perf_counter()
     pp.prepare_dataset(gen, bw_data.generate)
     data = load_path_dataset(gen.out_dir)
     rows, sections, per_width = [], [], {}
-    for width in cfg.widths:
-        model_opts = dataclasses.replace(cfg.model, d_model=width)
-        scale = cfg.lr_ref_width / width if cfg.lr_ref_width else 1.0
-        train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed, lr=cfg.train.lr * scale,
-                                        min_lr=cfg.train.min_lr * scale)
+    for width in widths:
+        spec = ModelSpec(backbone=cfg.model.backbone, d_model=width,
+                         n_layers=cfg.model.n_layers, n_heads=cfg.model.n_heads,
+                         options=dict(cfg.model.options))
+        train_cfg = cfg.train.at_width(width, cfg.seed)
         result = pp.run_path_experiment(
-            out / f"d{width}", data, cfg, model_opts, train_cfg,
+            out / f"d{width}", data, cfg, spec, train_cfg,
             title=f"ALPINE Blocksworld, width {width}",
             setting=f"Blocksworld, {gen.blocks} blocks, ops {gen.ops}", t0=time.perf_counter(),
             check_degrees=False,
@@ -116,9 +147,11 @@ def run(cfg: Config) -> dict:
 def quick_config(out_dir: str) -> Config:
     """One width (60), 3,000 lines, 800 steps, for quickstart / tests."""
     return Config(
-        out_dir=out_dir, widths=[60], lr_ref_width=0,
+        out_dir=out_dir,
         data=bw_data.Spec(lines=3000),
+        model=WidthsModel(widths=[60]),
         train=dataclasses.replace(default_train(), steps=800, batch_size=128, lr=3e-3,
-                                  warmup_steps=40, eval_every=400, ckpt_every=800),
-        sampling=SamplingOptions(n_prompts=100, samples_per_prompt=2),
+                                  warmup_steps=40, eval_every=400, ckpt_every=800,
+                                  lr_ref_width=0),
+        eval=PathEval(n_prompts=100, samples_per_prompt=2),
     )

@@ -38,23 +38,9 @@ from icarena.evaluation.report import (
 )
 from icarena.lifecycle import recorded_config
 from icarena.pretraining.data.store import atomic_write_json, load_dataset
-from icarena.pretraining.model import SequenceModel
-from icarena.pretraining.path_lm import PathLMTask, alpine_model_config
+from icarena.pretraining.model import ModelSpec, SequenceModel
+from icarena.pretraining.path_lm import PathLMTask, path_model_config
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
-
-
-@dataclass
-class ModelOptions:
-    """Architecture of the path model (nanoGPT as in ALPINE: tied embeddings, no biases)."""
-
-    backbone: str = "gpt"
-    """Registered backbone name."""
-    d_model: int = 120
-    """Embedding size (ALPINE: 120)."""
-    n_layers: int = 1
-    """Layers (ALPINE's analysed model: 1; up to 6)."""
-    n_heads: int = 1
-    """Heads (ALPINE's analysed model: 1; up to 6)."""
 
 
 @dataclass
@@ -90,15 +76,12 @@ def build_probe_state(data: PathDataset) -> ProbeState:
 
 
 def train_path_model(
-    data: PathDataset, model_opts: ModelOptions, train_cfg: TrainConfig, out_dir: Path,
+    data: PathDataset, model_spec: ModelSpec, train_cfg: TrainConfig, out_dir: Path,
     config: dict[str, Any], probe_state: ProbeState | None, *, resume: bool = False,
 ) -> tuple[SequenceModel, TrainResult]:
     """Train a path model on ``data.train_tokens`` into run dir ``out_dir``."""
     seed_everything(train_cfg.seed)
-    mcfg = alpine_model_config(
-        data.n + 2, data.block_size, d_model=model_opts.d_model, n_layers=model_opts.n_layers,
-        n_heads=model_opts.n_heads, backbone=model_opts.backbone,
-    )
+    mcfg = path_model_config(model_spec, data.n + 2, data.block_size)
     model = SequenceModel(mcfg)
     task = PathLMTask(np.asarray(data.train_tokens), evaluate_fn=probe_state,
                       val_tokens=np.asarray(data.test_tokens))
@@ -174,15 +157,15 @@ def prepare_dataset(gen_cfg, generate) -> Path:
     return out
 
 
-def run_path_experiment(out: Path, data, cfg, model_opts: ModelOptions,
+def run_path_experiment(out: Path, data, cfg, model_spec: ModelSpec,
                         train_cfg: TrainConfig, *, title: str, setting: str, t0: float,
                         check_degrees: bool = True) -> dict:
     """Train one model on ``data`` into ``out`` and write metrics, plots and the report."""
     state = build_probe_state(data)
-    model, result = train_path_model(data, model_opts, train_cfg, out,
+    model, result = train_path_model(data, model_spec, train_cfg, out,
                                         {"experiment": dataclasses.asdict(cfg)}, state,
                                         resume=cfg.resume)
-    ev = evaluate_path_model(model, data, cfg.sampling, cfg.seed, out)
+    ev = evaluate_path_model(model, data, cfg.eval, cfg.seed, out)
     hist = probe_history(result)
     plots = probe_plots(out, hist)
     if probe_heatmaps(out / "probe_heatmaps.png", model, state):
@@ -214,11 +197,11 @@ def run_path_experiment(out: Path, data, cfg, model_opts: ModelOptions,
         ["mean attention on the target token", final.get("probe/target_attention", float("nan"))],
     ]
     sections = [
-        f"Setting: {setting}. Model: {model_opts.backbone}, {model_opts.n_layers} layer(s), "
-        f"{model_opts.n_heads} head(s), width {model_opts.d_model}. Training: "
+        f"Setting: {setting}. Model: {model_spec.backbone}, {model_spec.n_layers} layer(s), "
+        f"{model_spec.n_heads} head(s), width {model_spec.d_model}. Training: "
         f"{train_cfg.steps} steps x batch {train_cfg.batch_size}, lr {train_cfg.lr}. "
-        f"Evaluation: {cfg.sampling.n_prompts} test pairs x {cfg.sampling.samples_per_prompt} "
-        f"samples, {'greedy' if cfg.sampling.greedy else f'T = {cfg.sampling.temperature}'}.",
+        f"Evaluation: {cfg.eval.n_prompts} test pairs x {cfg.eval.samples_per_prompt} "
+        f"samples, {'greedy' if cfg.eval.greedy else f'T = {cfg.eval.temperature}'}.",
         "## Path validity (fraction of valid completions)\n\n"
         + degree_table({k: ev[k] for k in ("transformer", "bfs", "random_walk")}),
         "Degree = how many concatenations of observed reachability a pair needs (ALPINE, "

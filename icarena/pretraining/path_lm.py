@@ -24,29 +24,43 @@ from torch import nn
 from icarena.envs.planning.tokens import NEWLINE, PAD
 from icarena.errors import check
 from icarena.lifecycle import writes_run
-from icarena.pretraining.model import ModelConfig
+from icarena.pretraining.model import ModelConfig, ModelSpec
 from icarena.pretraining.train import TrainConfig
+
+
+def alpine_model() -> ModelSpec:
+    """The model ALPINE analyses: 1 layer, 1 head, width 120 (the path track's ``--model.*``
+    defaults)."""
+    return ModelSpec(d_model=120, n_layers=1, n_heads=1)
+
+
+def path_model_config(spec: ModelSpec, vocab: int, block_size: int) -> ModelConfig:
+    """The ModelConfig of a path model: ``spec``'s backbone and size, causal over
+    ``block_size`` tokens, as nanoGPT in ALPINE (tied embeddings, no biases, learned positions,
+    GELU MLP 4x).
+
+    ``bias=False`` is only passed to backbones that have it (the GPT family); ``spec.options``
+    override everything.
+    """
+    from icarena.pretraining import backbones
+
+    spec.backbone_cfg()  # a clear error for an unknown backbone name
+    fields = backbones.config_class(spec.backbone).__dataclass_fields__
+    no_bias = {"bias": False} if "bias" in fields else {}
+    cfg = spec.backbone_cfg(causal=True, max_len=block_size, **no_bias)
+    return ModelConfig(backbone=spec.backbone, backbone_cfg=cfg, input_kind="tokens",
+                       input_dim=vocab, output_dim=vocab, tie_weights=True)
 
 
 def alpine_model_config(
     vocab: int, block_size: int, *, d_model: int = 120, n_layers: int = 1, n_heads: int = 1,
     backbone: str = "gpt", backbone_cfg: dict | None = None,
 ) -> ModelConfig:
-    """nanoGPT-as-in-ALPINE: tied embeddings, no biases, learned positions, GELU MLP 4x.
-
-    Extra ``backbone_cfg`` keys override the defaults; ``bias``/``learned_positions`` are only
-    passed to backbones that have them (the GPT family).
-    """
-    from icarena.pretraining import backbones
-
-    cfg: dict = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads, causal=True,
-                     max_len=block_size)
-    fields = {f for f in backbones.config_class(backbone).__dataclass_fields__}
-    if "bias" in fields:
-        cfg["bias"] = False
-    cfg.update(backbone_cfg or {})
-    return ModelConfig(backbone=backbone, backbone_cfg=cfg, input_kind="tokens",
-                       input_dim=vocab, output_dim=vocab, tie_weights=True)
+    """:func:`path_model_config` with the model as keywords; extra ``backbone_cfg`` keys
+    override the defaults."""
+    return path_model_config(ModelSpec(backbone=backbone, d_model=d_model, n_layers=n_layers,
+                                       n_heads=n_heads, options=dict(backbone_cfg or {})),
+                             vocab, block_size)
 
 
 class PathLMTask:
@@ -156,24 +170,19 @@ def sample_completions(
 class PretrainConfig:
     """Next-token pretraining on an ALPINE-format path dataset (alpine or blocksworld)."""
 
-    data: str = "data/alpine"
-    """Dataset dir from `icarena generate alpine|blocksworld`."""
     out_dir: str = "runs/path"
     """Run directory."""
+    seed: int = 0
+    """Seed of the initialisation and the batches."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished) from its checkpoint, same settings."""
-    seed: int = 0
-    """Seed of the initialisation and the batches."""
-    backbone: str = "gpt"
-    """Registered backbone name."""
-    d_model: int = 120
-    """Embedding size (ALPINE: 120)."""
-    n_layers: int = 1
-    """Layers (ALPINE: 1 for the analysed model, up to 6)."""
-    n_heads: int = 1
-    """Heads (ALPINE: 1 for the analysed model, up to 6)."""
+    data: str = "data/alpine"
+    """Dataset dir from `icarena generate alpine|blocksworld`."""
+    model: ModelSpec = field(default_factory=alpine_model)
+    """The model (ALPINE: 1 layer, 1 head, width 120; up to 6 layers / heads), built causal over
+    the dataset's block size with tied embeddings and no biases."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=3000, batch_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=150, weight_decay=0.1,
         beta2=0.95, ckpt_every=500, log_every=25))
@@ -193,8 +202,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
     n, block = int(ds.config["n"]), int(ds.config["block_size"])
     train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed)
     seed_everything(cfg.seed)
-    mcfg = alpine_model_config(n + 2, block, d_model=cfg.d_model, n_layers=cfg.n_layers,
-                               n_heads=cfg.n_heads, backbone=cfg.backbone)
+    mcfg = path_model_config(cfg.model, n + 2, block)
     model = SequenceModel(mcfg)
     task = PathLMTask(np.asarray(ds["train/tokens"]), val_tokens=np.asarray(ds["test/tokens"]))
     result = train(model, task, train_cfg, cfg.out_dir, resume=cfg.resume,

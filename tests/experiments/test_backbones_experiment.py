@@ -114,7 +114,7 @@ def test_supernet_cell_is_single_path_trained_and_scored_at_max(tmp_path):
 
 def test_alpine_cell_path_validity_matches_rescoring_with_path_is_valid(tmp_path):
     from icarena.envs.planning.tokens import decode_row
-    from icarena.evaluation.path_eval import SamplingOptions, draw_prompts
+    from icarena.evaluation.path_eval import PathEval, draw_prompts
     from icarena.evaluation.planning import load_path_dataset, path_is_valid
     from icarena.pretraining.model import load_model
     from icarena.pretraining.path_lm import sample_completions
@@ -126,8 +126,8 @@ def test_alpine_cell_path_validity_matches_rescoring_with_path_is_valid(tmp_path
     res = bb.run_cell(_cell(tmp_path, cfg, "alpine", "gpt", data=str(data_dir)))
     data = load_path_dataset(data_dir)
     model, _ = load_model(tmp_path / "cells" / "alpine" / "gpt")
-    opts = SamplingOptions(n_prompts=cfg.alpine.n_prompts,
-                           samples_per_prompt=cfg.alpine.samples_per_prompt)
+    opts = PathEval(n_prompts=cfg.alpine.n_prompts,
+                    samples_per_prompt=cfg.alpine.samples_per_prompt)
     pairs = draw_prompts(data, opts, cfg.seed)
     rows = sample_completions(model, pairs + 2, data.block_size - 2, seed=cfg.seed)
     valid = []

@@ -10,7 +10,7 @@ from icarena.experiments import alpine, blocksworld
 def tiny(cfg, steps=60):
     cfg.train = dataclasses.replace(cfg.train, steps=steps, eval_every=30, ckpt_every=steps,
                                     threads=1, progress=False)
-    cfg.sampling.n_prompts, cfg.sampling.samples_per_prompt = 40, 2
+    cfg.eval.n_prompts, cfg.eval.samples_per_prompt = 40, 2
     return cfg
 
 
@@ -58,8 +58,29 @@ def test_alpine_reuses_dataset_and_refuses_other_config(tmp_path):
 
 def test_blocksworld_end_to_end(tmp_path):
     cfg = tiny(blocksworld.quick_config(str(tmp_path)))
-    cfg.widths = [30]
+    cfg.model.widths = [30]
     result = blocksworld.run(cfg)
     assert (tmp_path / "d30" / "report.md").is_file()
     assert result["rows"][0]["width"] == 30 and result["rows"][0]["BFS"] == 1.0
     assert np.isfinite(result["rows"][0]["path validity"])
+
+
+def test_blocksworld_scales_the_lr_per_width_and_refuses_a_single_d_model(tmp_path):
+    import pytest
+
+    from icarena.errors import ConfigError
+    from icarena.pretraining.train import TrainConfig
+
+    cfg = blocksworld.Config()
+    assert cfg.model.widths == [30, 60, 120] and cfg.train.lr_ref_width == 120
+    at30 = cfg.train.at_width(30, seed=5)
+    assert type(at30) is TrainConfig and at30.seed == 5
+    assert at30.lr == pytest.approx(4 * cfg.train.lr)
+    assert at30.min_lr == pytest.approx(4 * cfg.train.min_lr)
+    assert at30.steps == cfg.train.steps and at30.batch_size == cfg.train.batch_size
+    one = dataclasses.replace(cfg.train, lr_ref_width=0).at_width(30, seed=0)
+    assert one.lr == cfg.train.lr
+    cfg = blocksworld.quick_config(str(tmp_path / "bw"))
+    cfg.model.d_model = 64
+    with pytest.raises(ConfigError, match="--model.widths"):
+        blocksworld.run(cfg)

@@ -33,6 +33,21 @@ def test_model_config_is_alpine_nanogpt():
     assert m.read_out.weight is m.read_in.weight
 
 
+def test_model_spec_builds_the_alpine_model_and_options_override():
+    from icarena.pretraining.model import ModelSpec
+    from icarena.pretraining.path_lm import PretrainConfig, alpine_model, path_model_config
+
+    spec = PretrainConfig().model
+    assert spec == alpine_model() == ModelSpec(d_model=120, n_layers=1, n_heads=1)
+    assert path_model_config(spec, 102, 32) == alpine_model_config(102, 32)
+    spec.options = {"bias": True, "mlp_ratio": 2}
+    cfg = path_model_config(spec, 102, 32)
+    assert cfg.backbone_cfg["bias"] is True and cfg.backbone_cfg["mlp_ratio"] == 2
+    assert cfg.backbone_cfg["causal"] is True and cfg.backbone_cfg["max_len"] == 32
+    with pytest.raises(ConfigError, match="unknown backbone"):
+        path_model_config(ModelSpec(backbone="nope"), 102, 32)
+
+
 def test_task_trims_pad_columns_and_ignores_pad_targets():
     task = PathLMTask(rows())
     assert task.tokens.shape[1] == 6  # longest line: s t + 3 path nodes + newline
