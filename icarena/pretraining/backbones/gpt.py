@@ -7,6 +7,10 @@ Block (Radford et al. 2019; nanoGPT)::
 
 with learned absolute positions added at the input and a final LayerNorm. With ``causal=True``
 position t attends to positions <= t; padded positions (``pad_mask``) are never attended to.
+
+Incremental decoding (causal only): :meth:`GPT.decode` keeps each layer's keys and values of the
+positions seen so far (a key/value cache, (B, H, pos, D/H) per layer) and attends the new
+positions' queries to them, so a new token costs O(pos) instead of O(pos²).
 """
 
 from __future__ import annotations
@@ -89,6 +93,26 @@ class SelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
+    def decode(
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Causal attention of t new positions x (B, t, D) to the cached keys/values ``past``
+        (each (B, H, pos, D/H)) and to themselves; returns (B, t, D) and the extended cache."""
+        B, t, D = x.shape
+        q, k, v = self.split_heads(x)
+        pos = 0
+        if past is not None:
+            pos = past[0].shape[2]
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        if t == 1:  # one new query sees every cached key
+            y = F.scaled_dot_product_attention(q, k, v)
+        elif pos == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # new query i sits at position pos + i
+            mask = torch.ones(t, pos + t, dtype=torch.bool, device=x.device).tril(diagonal=pos)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(B, t, D)), (k, v)
+
     def attention_weights(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Softmax attention probabilities (B, H, T, T), for probes."""
         q, k, _ = self.split_heads(x)
@@ -127,12 +151,29 @@ class Block(nn.Module):
         x = x + self.attn(self.ln1(x), mask, causal)
         return x + self.mlp(self.ln2(x))
 
+    def decode(
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The causal block on t new positions (B, t, D) after the key/value cache ``past``."""
+        a, kv = self.attn.decode(self.ln1(x), past)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), kv
+
+
+@dataclass
+class KVCache:
+    """Decoding state of :class:`GPT`: positions seen and each layer's (keys, values)."""
+
+    pos: int
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+
 
 @register("gpt", GPTConfig, "Pre-LN GPT decoder (nanoGPT-style), causal or bidirectional.")
 class GPT(Backbone):
     """Pre-LN GPT backbone: (B, T, D) -> (B, T, D)."""
 
     config: GPTConfig
+    incremental_decoding = True
 
     def __init__(self, config: GPTConfig):
         super().__init__(config)
@@ -156,10 +197,11 @@ class GPT(Backbone):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def embed_positions(self, x: torch.Tensor) -> torch.Tensor:
+    def embed_positions(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Add the learned positions start .. start + T - 1 to x (B, T, D)."""
         if self.wpe is None:
             return x
-        pos = torch.arange(x.shape[1], device=x.device)
+        pos = torch.arange(start, start + x.shape[1], device=x.device)
         return x + self.wpe(pos)[None]
 
     def forward(
@@ -175,6 +217,20 @@ class GPT(Backbone):
         for block in self.blocks:
             x = block(x, mask, self.causal)
         return self.ln_f(x)
+
+    def decode(self, x: torch.Tensor, state: KVCache | None = None
+               ) -> tuple[torch.Tensor, KVCache]:
+        """Outputs (B, t, D) at the t positions after ``state`` (None: the start), and the
+        extended cache; equal to ``forward`` on the whole prefix up to rounding (no dropout,
+        no padding)."""
+        pos = 0 if state is None else state.pos
+        self.check_decode(x, pos)
+        x = self.embed_positions(x, pos)
+        layers = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block.decode(x, None if state is None else state.layers[i])
+            layers.append(kv)
+        return self.ln_f(x), KVCache(pos + x.shape[1], layers)
 
     @torch.no_grad()
     def attention_maps(
