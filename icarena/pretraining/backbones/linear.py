@@ -18,8 +18,13 @@ Linear attention (one head; no softmax, no normalisation beyond ``scale``)::
     S_t = Σ_{s ∈ K(t)} k_s v_sᵀ   (head_dim × head_dim)
 
 K(t) is every key position allowed by ``key_mask`` (True = may be a key), further restricted to
-s <= t when causal. S_t is computed once (bidirectional) or as a cumulative sum over t (causal),
-so the cost is O(T · head_dim²), linear in T, with no T × T tensor. ``scale_t`` is
+s <= t when causal. Bidirectional: S is computed once, O(T · head_dim²). Causal: in chunks of C
+positions (Katharopoulos et al. 2020, arXiv 2006.16236; the chunked form of Yang et al. 2023,
+arXiv 2312.06635): inside a chunk the masked quadratic form tril(Q Kᵀ) V, across chunks the
+running state S of the earlier chunks, out = tril(Q Kᵀ) V + Q S. Time O(T · (C + head_dim) ·
+head_dim), memory O(B · H · (C² + head_dim²)) per chunk: never a (T, head_dim, head_dim)
+tensor of cumulative sums, never a T × T one. The same state makes incremental decoding O(1) per
+token in the history length (:meth:`LinearTransformer.decode`). ``scale_t`` is
 ``scale`` / |K(t)| when ``normalize="count"`` (a running mean of k vᵀ: keeps activations O(1)
 for a trainable network; Tan–Zhao's 1/n covariance scaling) and ``scale`` otherwise.
 
@@ -94,6 +99,7 @@ class LinearAttention(nn.Module):
         self.o = nn.Linear(inner, out_dim or d_model, bias=bias)
         self.normalize = normalize
         self.scale = scale
+        self.chunk = 64  # positions per chunk of the causal path (see causal_linear_attention)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, T, _ = t.shape
@@ -111,15 +117,8 @@ class LinearAttention(nn.Module):
             count = m.expand(B, 1, T, 1)
         else:
             count = torch.ones(B, 1, T, 1, dtype=x.dtype, device=x.device)
-        if causal and T <= self.head_dim * self.head_dim:
-            # Same sums as the running key-value form below, but O(T^2 dh) instead of
-            # O(T dh^2) memory: cheaper whenever T <= dh^2 (every sequence our tasks use).
-            a = torch.tril(q @ k.transpose(-1, -2))  # (B, H, T, T)
-            out = a @ v
-            n = torch.cumsum(count, dim=2)
-        elif causal:
-            kv = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=2)  # (B, H, T, dh, dh)
-            out = torch.einsum("bhtd,bhtde->bhte", q, kv)
+        if causal:
+            out, _ = causal_linear_attention(q, k, v, chunk=self.chunk)
             n = torch.cumsum(count, dim=2)
         else:
             kv = torch.einsum("bhsd,bhse->bhde", k, v)  # (B, H, dh, dh)
@@ -129,6 +128,20 @@ class LinearAttention(nn.Module):
         if self.normalize == "count":
             out = out / n.clamp(min=1)
         return self.o(out.transpose(1, 2).reshape(B, T, -1))
+
+    def decode(self, x: torch.Tensor, state: torch.Tensor | None, pos: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Causal attention of t new positions x (B, t, D_in) after ``pos`` earlier ones whose
+        Σ k vᵀ is ``state`` (B, H, dh, dh) (None when pos = 0); returns (B, t, D_out) and the
+        new state. Every position is a key (no ``key_mask``)."""
+        B, t, _ = x.shape
+        q, k, v = self._heads(self.q(x)), self._heads(self.k(x)), self._heads(self.v(x))
+        out, state = causal_linear_attention(q, k, v, state, chunk=self.chunk, keep_state=True)
+        out = out * self.scale
+        if self.normalize == "count":
+            n = torch.arange(pos + 1, pos + t + 1, dtype=x.dtype, device=x.device)
+            out = out / n[:, None]
+        return self.o(out.transpose(1, 2).reshape(B, t, -1)), state
 
     def scores(
         self, x: torch.Tensor, *, causal: bool = False, key_mask: torch.Tensor | None = None
@@ -150,6 +163,35 @@ class LinearAttention(nn.Module):
         if self.normalize == "count":
             a = a / allowed.sum(-1, keepdim=True).clamp(min=1)
         return a
+
+
+def causal_linear_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: torch.Tensor | None = None, *,
+    chunk: int = 64, keep_state: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """out_t = q_t · (state + Σ_{s<=t} k_s v_sᵀ), chunk by chunk (module docstring).
+
+    Args:
+        q, k, v: (B, H, T, dh) (masked keys already zeroed).
+        state: (B, H, dh, dh) Σ k vᵀ of earlier positions, or None (none).
+        chunk: positions per chunk C.
+        keep_state: also return the state after the last position (else None).
+    Returns:
+        out (B, H, T, dh), state (B, H, dh, dh) or None.
+    """
+    T = q.shape[2]
+    outs = []
+    for c0 in range(0, T, chunk):
+        qc, kc, vc = q[:, :, c0:c0 + chunk], k[:, :, c0:c0 + chunk], v[:, :, c0:c0 + chunk]
+        out = torch.tril(qc @ kc.transpose(-1, -2)) @ vc
+        if state is not None:
+            out = out + qc @ state
+        outs.append(out)
+        if keep_state or c0 + chunk < T:
+            kv = kc.transpose(-1, -2) @ vc
+            state = kv if state is None else state + kv
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), (
+        state if keep_state else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,18 +239,37 @@ class _LinearBlock(nn.Module):
             x = x + self.drop(self.mlp(self.ln2(x)))
         return x
 
+    def decode(self, x: torch.Tensor, state: torch.Tensor | None, pos: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        a, state = self.attn.decode(self.ln1(x), state, pos)
+        x = x + a
+        if self.mlp is not None:
+            x = x + self.mlp(self.ln2(x))
+        return x, state
+
+
+@dataclass
+class LinearState:
+    """Decoding state of :class:`LinearTransformer`: positions seen and each layer's Σ k vᵀ
+    (B, H, dh, dh)."""
+
+    pos: int
+    layers: list[torch.Tensor]
+
 
 @register("linear", LinearConfig,
-          "Linear-attention transformer (no softmax; causal via cumulative sums); OLS/GD "
+          "Linear-attention transformer (no softmax; causal in chunks with a running state); "
+          "OLS/GD "
           "weight constructions.")
 class LinearTransformer(Backbone):
     """Stack of linear-attention blocks: (B, T, D) -> (B, T, D).
 
-    Causal (``causal=True``): position t sees S_t = Σ_{s<=t} k_s v_sᵀ (cumulative sums).
+    Causal (``causal=True``): position t sees S_t = Σ_{s<=t} k_s v_sᵀ (chunked running sums).
     Padded positions (``pad_mask``) are never keys; real positions do not depend on them.
     """
 
     config: LinearConfig
+    incremental_decoding = True
 
     def __init__(self, config: LinearConfig) -> None:
         super().__init__(config)
@@ -238,6 +299,22 @@ class LinearTransformer(Backbone):
         for block in self.blocks:
             x = block(x, self.causal, key_mask)
         return self.ln_f(x) if self.ln_f is not None else x
+
+    def decode(self, x: torch.Tensor, state: LinearState | None = None
+               ) -> tuple[torch.Tensor, LinearState]:
+        """Outputs (B, t, D) at the t positions after ``state`` (None: the start) and the new
+        state; equal to ``forward`` on the whole prefix up to rounding, at O(1) cost per token
+        in the prefix length (no dropout, no padding)."""
+        pos = 0 if state is None else state.pos
+        self.check_decode(x, pos)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(pos, pos + x.shape[1], device=x.device))[None]
+        layers = []
+        for i, block in enumerate(self.blocks):
+            x, s = block.decode(x, None if state is None else state.layers[i], pos)
+            layers.append(s)
+        out = self.ln_f(x) if self.ln_f is not None else x
+        return out, LinearState(pos + x.shape[1], layers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +468,9 @@ def preconditioned_gd_construction(gamma: np.ndarray | torch.Tensor, n: int) -> 
 
 __all__ = [
     "LinearAttention",
+    "causal_linear_attention",
     "LinearConfig",
+    "LinearState",
     "LinearTransformer",
     "OneLayerLSA",
     "gd_construction",
