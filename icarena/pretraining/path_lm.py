@@ -8,7 +8,11 @@ every real target (including ``t`` after ``s``, ``s`` after ``s t`` and the fina
 :func:`sample_completions` continues prompts ``s t`` autoregressively at temperature 1 (plain
 multinomial over the whole vocabulary) or greedily. PAD is never sampled (its logit is masked) and
 the vocabulary is exactly the model's read-out, so no out-of-vocabulary id can appear; after the
-first newline a row is filled with PAD.
+first newline a row is filled with PAD. A model with :meth:`~icarena.pretraining.model.
+SequenceModel.decode` is run incrementally (the prompt once, then one token per step, with the
+backbone's key/value cache or recurrent state); its logits equal the full recomputation's up to
+float rounding, so in float64 the samples are identical, and in float32 a draw that falls
+within rounding of a category boundary (or a greedy near-tie) may differ.
 """
 
 from __future__ import annotations
@@ -108,6 +112,7 @@ def sample_completions(
     greedy: bool = False,
     seed: int = 0,
     batch_size: int = 2048,
+    incremental: bool = True,
 ) -> np.ndarray:
     """Continue each prompt until a newline or ``max_new_tokens``.
 
@@ -119,6 +124,8 @@ def sample_completions(
         greedy: take the arg-max instead of sampling.
         seed: seed of the sampling generator (same seed, same completions).
         batch_size: prompts per forward batch.
+        incremental: decode one new token per step through ``model.decode`` when the model has
+            it (False, or a model without it: recompute the whole prefix every step).
 
     Returns:
         int64 (M, P + max_new_tokens): prompt, generated tokens, PAD after the first newline.
@@ -135,19 +142,26 @@ def sample_completions(
     for start in range(0, prompts.shape[0], batch_size):
         seq = torch.from_numpy(prompts[start : start + batch_size]).to(device)
         done = torch.zeros(seq.shape[0], dtype=torch.bool, device=device)
-        for _ in range(max_new_tokens):
-            logits = model(seq)[:, -1, :].float()
-            logits[:, PAD] = float("-inf")
+        decode = incremental and hasattr(model, "decode")
+        if decode:
+            logits, state = model.decode(seq)
+        for i in range(max_new_tokens):
+            if not decode:
+                logits = model(seq)
+            last = logits[:, -1, :].float()
+            last[:, PAD] = float("-inf")
             if greedy:
-                nxt = logits.argmax(-1)
+                nxt = last.argmax(-1)
             else:
-                probs = F.softmax(logits / temperature, dim=-1).cpu()
+                probs = F.softmax(last / temperature, dim=-1).cpu()
                 nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1).to(device)
             nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
             seq = torch.cat([seq, nxt[:, None]], dim=1)
             done |= nxt == NEWLINE
             if bool(done.all()):
                 break
+            if decode and i + 1 < max_new_tokens:
+                logits, state = model.decode(nxt[:, None], state)
         out[start : start + seq.shape[0], : seq.shape[1]] = seq.cpu().numpy()
     return out
 
