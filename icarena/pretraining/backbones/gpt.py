@@ -93,17 +93,16 @@ class SelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
-    def decode(
-        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Causal attention of t new positions x (B, t, D) to the cached keys/values ``past``
-        (each (B, H, pos, D/H)) and to themselves; returns (B, t, D) and the extended cache."""
+    def decode(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], pos: int
+               ) -> torch.Tensor:
+        """Causal attention of t new positions x (B, t, D) to the ``pos`` cached keys/values
+        and to themselves; writes the new keys/values into ``cache`` (each (B, H, capacity,
+        D/H)) at pos .. pos + t - 1 and returns (B, t, D)."""
         B, t, D = x.shape
         q, k, v = self.split_heads(x)
-        pos = 0
-        if past is not None:
-            pos = past[0].shape[2]
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        cache[0][:, :, pos:pos + t] = k
+        cache[1][:, :, pos:pos + t] = v
+        k, v = cache[0][:, :, :pos + t], cache[1][:, :, :pos + t]
         if t == 1:  # one new query sees every cached key
             y = F.scaled_dot_product_attention(q, k, v)
         elif pos == 0:
@@ -111,7 +110,7 @@ class SelfAttention(nn.Module):
         else:  # new query i sits at position pos + i
             mask = torch.ones(t, pos + t, dtype=torch.bool, device=x.device).tril(diagonal=pos)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(y.transpose(1, 2).reshape(B, t, D)), (k, v)
+        return self.proj(y.transpose(1, 2).reshape(B, t, D))
 
     def attention_weights(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Softmax attention probabilities (B, H, T, T), for probes."""
@@ -151,18 +150,18 @@ class Block(nn.Module):
         x = x + self.attn(self.ln1(x), mask, causal)
         return x + self.mlp(self.ln2(x))
 
-    def decode(
-        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """The causal block on t new positions (B, t, D) after the key/value cache ``past``."""
-        a, kv = self.attn.decode(self.ln1(x), past)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), kv
+    def decode(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], pos: int
+               ) -> torch.Tensor:
+        """The causal block on t new positions (B, t, D) after ``pos`` cached ones."""
+        x = x + self.attn.decode(self.ln1(x), cache, pos)
+        return x + self.mlp(self.ln2(x))
 
 
 @dataclass
 class KVCache:
-    """Decoding state of :class:`GPT`: positions seen and each layer's (keys, values)."""
+    """Decoding state of :class:`GPT`: positions seen and each layer's (keys, values), each
+    (B, H, max_len, D/H) of which the first ``pos`` positions are filled. ``decode`` fills it in
+    place, so a state is used once: decode on from the state it returned last."""
 
     pos: int
     layers: list[tuple[torch.Tensor, torch.Tensor]]
@@ -221,16 +220,19 @@ class GPT(Backbone):
     def decode(self, x: torch.Tensor, state: KVCache | None = None
                ) -> tuple[torch.Tensor, KVCache]:
         """Outputs (B, t, D) at the t positions after ``state`` (None: the start), and the
-        extended cache; equal to ``forward`` on the whole prefix up to rounding (no dropout,
-        no padding)."""
-        pos = 0 if state is None else state.pos
+        extended cache (the same object, filled in place); equal to ``forward`` on the whole
+        prefix up to rounding (no dropout, no padding)."""
+        if state is None:  # preallocated: no copy of the cache per new token
+            B, D, H = x.shape[0], self.d_model, self.config.n_heads
+            shape = (B, H, self.config.max_len, D // H)
+            state = KVCache(0, [(x.new_empty(shape), x.new_empty(shape)) for _ in self.blocks])
+        pos = state.pos
         self.check_decode(x, pos)
         x = self.embed_positions(x, pos)
-        layers = []
-        for i, block in enumerate(self.blocks):
-            x, kv = block.decode(x, None if state is None else state.layers[i])
-            layers.append(kv)
-        return self.ln_f(x), KVCache(pos + x.shape[1], layers)
+        for block, cache in zip(self.blocks, state.layers, strict=True):
+            x = block.decode(x, cache, pos)
+        state.pos = pos + x.shape[1]
+        return self.ln_f(x), state
 
     @torch.no_grad()
     def attention_maps(
