@@ -63,6 +63,16 @@ from icarena.pretraining.backbones import register
 from icarena.pretraining.backbones.base import Backbone, BackboneConfig
 
 
+@dataclass
+class LinearLayerState:
+    """Decoding state of one :class:`LinearAttention`: the cached keys and values (B, H, cap, dh)
+    while the prefix fits them, then their fold kv = Σ k vᵀ (B, H, dh, dh)."""
+
+    keys: torch.Tensor | None
+    values: torch.Tensor | None
+    kv: torch.Tensor | None = None
+
+
 class LinearAttention(nn.Module):
     """Multi-head linear attention on (B, T, D_in) -> (B, T, D_out); see the module docstring.
 
@@ -129,19 +139,40 @@ class LinearAttention(nn.Module):
             out = out / n.clamp(min=1)
         return self.o(out.transpose(1, 2).reshape(B, T, -1))
 
-    def decode(self, x: torch.Tensor, state: torch.Tensor | None, pos: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Causal attention of t new positions x (B, t, D_in) after ``pos`` earlier ones whose
-        Σ k vᵀ is ``state`` (B, H, dh, dh) (None when pos = 0); returns (B, t, D_out) and the
-        new state. Every position is a key (no ``key_mask``)."""
+    def decode(self, x: torch.Tensor, state: LinearLayerState, pos: int) -> torch.Tensor:
+        """Causal attention of t new positions x (B, t, D_in) after ``pos`` earlier ones held
+        by ``state`` (updated in place); returns (B, t, D_out). Every position is a key.
+
+        While the prefix is at most ``state.keys``' capacity (head_dim positions) the keys and
+        values are cached and out = (q Kᵀ) V, as ``forward`` computes it, at O(pos · dh) per
+        token; beyond, they are folded once into S = Σ k vᵀ and out = q S + ..., O(dh²).
+        """
         B, t, _ = x.shape
         q, k, v = self._heads(self.q(x)), self._heads(self.k(x)), self._heads(self.v(x))
-        out, state = causal_linear_attention(q, k, v, state, chunk=self.chunk, keep_state=True)
+        if state.keys is not None and pos + t <= state.keys.shape[2]:
+            state.keys[:, :, pos:pos + t] = k
+            state.values[:, :, pos:pos + t] = v
+            a = q @ state.keys[:, :, :pos + t].transpose(-1, -2)       # (B, H, t, pos + t)
+            if t > 1:
+                a = torch.tril(a, diagonal=pos)
+            out = a @ state.values[:, :, :pos + t]
+        else:
+            if state.keys is not None:  # fold the cached keys and values into the state
+                kc, vc = state.keys[:, :, :pos], state.values[:, :, :pos]
+                state.kv = kc.transpose(-1, -2) @ vc
+                state.keys = state.values = None
+            out, state.kv = causal_linear_attention(q, k, v, state.kv, chunk=self.chunk,
+                                                    keep_state=True)
         out = out * self.scale
         if self.normalize == "count":
             n = torch.arange(pos + 1, pos + t + 1, dtype=x.dtype, device=x.device)
             out = out / n[:, None]
-        return self.o(out.transpose(1, 2).reshape(B, t, -1)), state
+        return self.o(out.transpose(1, 2).reshape(B, t, -1))
+
+    def init_state(self, x: torch.Tensor, max_len: int) -> LinearLayerState:
+        """An empty decoding state for the batch of x (B, ·, D_in) and sequences <= max_len."""
+        shape = (x.shape[0], self.n_heads, min(max_len, self.head_dim), self.head_dim)
+        return LinearLayerState(x.new_empty(shape), x.new_empty(shape))
 
     def scores(
         self, x: torch.Tensor, *, causal: bool = False, key_mask: torch.Tensor | None = None
@@ -239,28 +270,26 @@ class _LinearBlock(nn.Module):
             x = x + self.drop(self.mlp(self.ln2(x)))
         return x
 
-    def decode(self, x: torch.Tensor, state: torch.Tensor | None, pos: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        a, state = self.attn.decode(self.ln1(x), state, pos)
-        x = x + a
+    def decode(self, x: torch.Tensor, state: LinearLayerState, pos: int) -> torch.Tensor:
+        x = x + self.attn.decode(self.ln1(x), state, pos)
         if self.mlp is not None:
             x = x + self.mlp(self.ln2(x))
-        return x, state
+        return x
 
 
 @dataclass
 class LinearState:
-    """Decoding state of :class:`LinearTransformer`: positions seen and each layer's Σ k vᵀ
-    (B, H, dh, dh)."""
+    """Decoding state of :class:`LinearTransformer`: positions seen and each layer's
+    :class:`LinearLayerState`. ``decode`` updates it in place: decode on from the state it
+    returned last."""
 
     pos: int
-    layers: list[torch.Tensor]
+    layers: list[LinearLayerState]
 
 
 @register("linear", LinearConfig,
           "Linear-attention transformer (no softmax; causal in chunks with a running state); "
-          "OLS/GD "
-          "weight constructions.")
+          "OLS/GD weight constructions.")
 class LinearTransformer(Backbone):
     """Stack of linear-attention blocks: (B, T, D) -> (B, T, D).
 
@@ -302,19 +331,20 @@ class LinearTransformer(Backbone):
 
     def decode(self, x: torch.Tensor, state: LinearState | None = None
                ) -> tuple[torch.Tensor, LinearState]:
-        """Outputs (B, t, D) at the t positions after ``state`` (None: the start) and the new
-        state; equal to ``forward`` on the whole prefix up to rounding, at O(1) cost per token
-        in the prefix length (no dropout, no padding)."""
-        pos = 0 if state is None else state.pos
+        """Outputs (B, t, D) at the t positions after ``state`` (None: the start) and the
+        state (the same object, updated in place); equal to ``forward`` on the whole prefix up
+        to rounding, at O(min(pos, dh) · dh) per token (no dropout, no padding)."""
+        if state is None:
+            state = LinearState(0, [b.attn.init_state(x, self.config.max_len)
+                                    for b in self.blocks])
+        pos = state.pos
         self.check_decode(x, pos)
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(pos, pos + x.shape[1], device=x.device))[None]
-        layers = []
-        for i, block in enumerate(self.blocks):
-            x, s = block.decode(x, None if state is None else state.layers[i], pos)
-            layers.append(s)
-        out = self.ln_f(x) if self.ln_f is not None else x
-        return out, LinearState(pos + x.shape[1], layers)
+        for block, layer in zip(self.blocks, state.layers, strict=True):
+            x = block.decode(x, layer, pos)
+        state.pos = pos + x.shape[1]
+        return (self.ln_f(x) if self.ln_f is not None else x), state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,6 +500,7 @@ __all__ = [
     "LinearAttention",
     "causal_linear_attention",
     "LinearConfig",
+    "LinearLayerState",
     "LinearState",
     "LinearTransformer",
     "OneLayerLSA",
