@@ -54,8 +54,9 @@ def test_decode_equals_full_recomputation_at_every_position(backbone, read_out, 
     x = torch.randn(3, T, 5, dtype=dtype, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         full = model(x)
-        # a prompt, single tokens, a few positions at once after a cache, single tokens again
-        pieces = [7] + [1] * 60 + [3, 70] + [1] * 10
+        # a prompt, a few positions after a cache, single tokens, a piece across the linear
+        # backbone's fold of its key/value cache (at head_dim = 8 positions), long pieces
+        pieces = [2, 3, 1, 1, 4] + [1] * 55 + [3, 70] + [1] * 11
         inc = _decode_in_pieces(model, x, pieces)
     torch.testing.assert_close(inc, full, atol=TOLERANCE[dtype], rtol=0)
 
