@@ -75,11 +75,21 @@ class PathLMTask:
         self.tokens_per_sample = self.block_size
         self.evaluate_fn = evaluate_fn
         self.val_tokens = None if val_tokens is None else np.asarray(val_tokens)
+        self.device_tokens: torch.Tensor | None = None  # set by ``to``
+
+    def to(self, device: torch.device | str) -> PathLMTask:
+        """Keep the training rows on ``device`` (int32); batches are gathered there."""
+        self.device_tokens = torch.from_numpy(self.tokens.astype(np.int32)).to(device)
+        return self
 
     def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
-        rows = torch.from_numpy(
-            self.tokens[rng.integers(0, self.tokens.shape[0], size=batch_size)].astype(np.int64)
-        )
+        idx = rng.integers(0, self.tokens.shape[0], size=batch_size)
+        rows_on = self.device_tokens
+        if rows_on is None:
+            rows = torch.from_numpy(self.tokens[idx].astype(np.int64))
+        else:  # the same rows, gathered on the device
+            idx_t = torch.from_numpy(idx).to(rows_on.device, non_blocking=True)
+            rows = rows_on[idx_t].long()
         return {"x": rows[:, :-1], "y": rows[:, 1:]}
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -88,7 +98,8 @@ class PathLMTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.val_tokens is not None and len(self.val_tokens):
-            rows = torch.from_numpy(self.val_tokens[:2048].astype(np.int64))
+            device = next(model.parameters()).device
+            rows = torch.from_numpy(self.val_tokens[:2048].astype(np.int64)).to(device)
             out["val_loss"] = float(next_token_loss(model, rows[:, :-1], rows[:, 1:]))
         if self.evaluate_fn is not None:
             out.update(self.evaluate_fn(model))
