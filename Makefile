@@ -25,6 +25,10 @@ test: venv
 test-all: venv
 	SDL_VIDEODRIVER=dummy $(PY) -m pytest
 
+# Every benchmark script, one after the other (peers such as OpenSpiel: pip install -e '.[bench]').
+bench: venv
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
 lint: venv
 	$(VENV)/bin/ruff check icarena tests benchmarks
 
