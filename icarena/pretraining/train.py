@@ -416,7 +416,7 @@ def _train(
         if not pending:
             return
         with host_sync_point(device):
-            values = torch.cat([torch.stack(pending).float(), first_bad[None].float()]).cpu()
+            values = torch.cat([torch.stack(pending).double(), first_bad[None].double()]).cpu()
         bad = int(values[-1])
         if bad >= 0:
             value = float(values[bad - len(losses)])
