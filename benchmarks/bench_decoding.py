@@ -42,16 +42,19 @@ from icarena.pretraining.model import SequenceModel
 from icarena.pretraining.path_lm import alpine_model_config, sample_completions
 
 
-def bench_sampling(pairs: int, samples: int, n: int, backbone: str) -> tuple[float, float]:
+def bench_sampling(pairs: int, samples: int, n: int, backbone: str
+                   ) -> tuple[float, float, int]:
+    """(seconds incremental, seconds recomputing, completions that differ between the two)."""
     torch.manual_seed(0)
     model = SequenceModel(alpine_model_config(n + 2, 32, backbone=backbone))
     prompts = np.repeat(np.random.default_rng(0).integers(2, n + 2, size=(pairs, 2)), samples, 0)
-    times = []
+    times, outs = [], []
     for incremental in (True, False):
         t0 = time.perf_counter()
-        sample_completions(model, prompts, 30, seed=0, incremental=incremental)
+        outs.append(sample_completions(model, prompts, 30, seed=0, incremental=incremental))
         times.append(time.perf_counter() - t0)
-    return times[0], times[1]
+    differ = int((outs[0] != outs[1]).any(axis=1).sum())
+    return times[0], times[1], differ
 
 
 def bench_play(episodes: int, games: int, read_out: str, stride: int) -> tuple[float, float]:
@@ -90,10 +93,11 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     print(f"threads={a.threads}")
     for backbone in ("gpt", "linear"):
-        inc, full = bench_sampling(a.pairs, a.samples, a.n, backbone)
+        inc, full, differ = bench_sampling(a.pairs, a.samples, a.n, backbone)
         print(f"ALPINE sampling ({backbone}, {a.pairs} pairs x {a.samples} samples, 30 tokens): "
               f"incremental {inc:.2f} s, recompute {full:.2f} s, ratio {full / inc:.2f} "
-              f"(goal >= 3)")
+              f"(goal >= 3); float32 completions that differ: {differ} of "
+              f"{a.pairs * a.samples}")
     for read_out in ("linear", "query"):
         inc, full = bench_play(a.episodes, a.games, read_out, a.stride)
         print(f"game play ({read_out} read-out, K={a.episodes}, T={2 * a.episodes}, "
