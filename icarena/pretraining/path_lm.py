@@ -135,8 +135,9 @@ def sample_completions(
         greedy: take the arg-max instead of sampling.
         seed: seed of the sampling generator (same seed, same completions).
         batch_size: prompts per forward batch.
-        incremental: decode one new token per step through ``model.decode`` when the model has
-            it (False, or a model without it: recompute the whole prefix every step).
+        incremental: decode one new token per step through ``model.decode`` when the model
+            keeps a decoding state (``model.incremental``); False, or a model without one:
+            recompute the whole prefix every step.
 
     Returns:
         int64 (M, P + max_new_tokens): prompt, generated tokens, PAD after the first newline.
@@ -153,7 +154,7 @@ def sample_completions(
     for start in range(0, prompts.shape[0], batch_size):
         seq = torch.from_numpy(prompts[start : start + batch_size]).to(device)
         done = torch.zeros(seq.shape[0], dtype=torch.bool, device=device)
-        decode = incremental and hasattr(model, "decode")
+        decode = incremental and bool(getattr(model, "incremental", False))
         if decode:
             logits, state = model.decode(seq)
         for i in range(max_new_tokens):
