@@ -105,11 +105,13 @@ def test_sampling_gives_identical_completions_in_float64(backbone, greedy):
     assert (inc[:, 2:] != PAD).any()
 
 
-def _player(read_out: str, dtype: torch.dtype, incremental: bool, K: int = 8):
+def _player(read_out: str, dtype: torch.dtype, incremental: bool, backbone: str = "gpt",
+            K: int = 8):
     H, S, A, B = 2, 2, 3, 3
     torch.manual_seed(0)
     models = {s: SequenceModel(icgp_model_config(s, (H, S, A, B), K * H, d_model=16, n_layers=2,
-                                                 n_heads=2, read_out=read_out)).to(dtype)
+                                                 n_heads=2, read_out=read_out,
+                                                 backbone=backbone)).to(dtype)
               for s in STREAMS["decentralized"]}
     meta = {"setting": "decentralized", "H": H, "S": S, "A": A, "B": B, "episodes": K,
             "streams": list(STREAMS["decentralized"]), "embedding": "slot"}
@@ -118,11 +120,12 @@ def _player(read_out: str, dtype: torch.dtype, incremental: bool, K: int = 8):
 
 @pytest.mark.parametrize("query", ["step", "episode"])
 @pytest.mark.parametrize("read_out", READ_OUTS)
-def test_game_player_decodes_incrementally_with_the_same_play(read_out, query):
+@pytest.mark.parametrize("backbone", INCREMENTAL)
+def test_game_player_decodes_incrementally_with_the_same_play(backbone, read_out, query):
     games = TabularGame.random(2, 2, 3, 3, seed=3, n_games=4)
-    inc_player = _player(read_out, torch.float64, True)
+    inc_player = _player(read_out, torch.float64, True, backbone)
     inc = inc_player.play(games, seed=5, query=query)
-    full = _player(read_out, torch.float64, False).play(games, seed=5, query=query)
+    full = _player(read_out, torch.float64, False, backbone).play(games, seed=5, query=query)
     assert set(inc) == set(full)
     for k in inc:
         np.testing.assert_allclose(inc[k], full[k], atol=1e-10, rtol=0, err_msg=k)
