@@ -175,7 +175,8 @@ def list_everything() -> str:
     out.append("\nbackbones (--backbone NAME):")
     for n in backbones.available():
         try:
-            help_line = backbones.describe(n)
+            decoding = "yes" if backbones.incremental(n) else "no (recomputes the prefix)"
+            help_line = f"{backbones.describe(n)} [incremental decoding: {decoding}]"
         except Exception as e:  # a broken plugin backbone must not break `icarena list`
             help_line = f"(fails to load: {type(e).__name__}: {e})"
         out.append(f"  {n:28s} {help_line}")

@@ -5,6 +5,7 @@ Every experiment writes its results through these helpers so all run dirs look a
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -101,8 +102,20 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
 
 
 def write_metrics(out_dir: str | os.PathLike, metrics: Mapping[str, Any]) -> Path:
-    """Write ``metrics.json`` (numpy values converted to plain JSON)."""
+    """Write ``metrics.json`` (numpy values converted to plain JSON).
+
+    The ``train`` section a Trainer run wrote there (tokens/s, ...) is kept unless ``metrics``
+    has its own.
+    """
     path = Path(out_dir) / "metrics.json"
+    metrics = dict(metrics)
+    if "train" not in metrics and path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = None
+        if isinstance(old, dict) and "train" in old:
+            metrics["train"] = old["train"]
     atomic_write_json(path, to_jsonable(metrics))
     return path
 

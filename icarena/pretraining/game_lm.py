@@ -323,12 +323,28 @@ class GamePolicyTask:
         self.T = tokens.shape[1]
         self.H, self.S, self.n = targets.shape[2:]
         self.tokens_per_sample = self.T
+        self.device_tokens: torch.Tensor | None = None  # set by ``to``
+        self.device_targets: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> GamePolicyTask:
+        """Keep the training tokens (and soft targets) on ``device``; batches are gathered
+        there."""
+        self.device_tokens = torch.from_numpy(self.tokens).to(device)
+        if self.labels == "soft":
+            self.device_targets = torch.from_numpy(self.targets).to(device)
+        return self
 
     def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         idx = rng.integers(0, self.tokens.shape[0], size=batch_size)
-        x = model_inputs(self.tokens[idx], self.T)
+        if self.device_tokens is not None:  # the same rows, gathered on the device
+            idx_t = torch.from_numpy(idx).to(self.device_tokens.device, non_blocking=True)
+            batch = {"x": model_inputs(self.device_tokens[idx_t], self.T)}
+            if self.device_targets is not None:
+                batch["p"] = self.device_targets[idx_t]
+                return batch
+        else:
+            batch = {"x": torch.from_numpy(model_inputs(self.tokens[idx], self.T))}
         p = self.targets[idx]
-        batch = {"x": torch.from_numpy(x)}
         if self.labels == "soft":
             batch["p"] = torch.from_numpy(p)
         else:

@@ -14,12 +14,17 @@ before t -- nothing is trained or updated while it plays.
 * centralized run: one model over (h, s, a, b, r); :meth:`policies` returns the joint policy
   (G, H, S, A·B) and the players sample a joint action from it.
 
-Batched over games: one forward pass over the G histories per query (the whole history each time;
-the causal backbone makes the output at the last position depend only on it). :meth:`play` uses
-:func:`icarena.agents.games.play` with ``query="episode"`` by default: the policy is read once at
-the start of every episode and used for all H steps of it, which is how the context algorithms
-act (V-learning with H > 1 updates within an episode; use ``query="step"`` to re-read before
-every step).
+Batched over games: one forward pass over the G histories per query. The player decodes
+incrementally (:meth:`icarena.pretraining.model.SequenceModel.decode`): it keeps each stream's
+decoding state (key/value cache or recurrent state, and the query read-out's prefix sums) and
+feeds only the steps added since its last query, so a query costs O(1) or O(t) instead of
+recomputing the whole history (a backbone without a decoding state falls back to that). A
+history that does not extend the one it has seen (a new play, other games) starts a fresh state.
+
+:meth:`play` uses :func:`icarena.agents.games.play` with ``query="episode"`` by default: the
+policy is read once at the start of every episode and used for all H steps of it, which is how
+the context algorithms act (V-learning with H > 1 updates within an episode; use
+``query="step"`` to re-read before every step).
 """
 
 from __future__ import annotations
@@ -50,10 +55,12 @@ class InContextGamePlayer:
             centralized), each built by :func:`icarena.pretraining.game_lm.icgp_model_config`.
         meta: the run's ``icgp.json`` dict (setting, H, S, A, B, episodes, streams).
         device: torch device for the forward passes.
+        incremental: decode the history incrementally (module docstring); False recomputes it
+            at every query.
     """
 
     def __init__(self, models: dict[str, SequenceModel], meta: dict[str, Any],
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", *, incremental: bool = True):
         self.meta = dict(meta)
         self.setting = meta["setting"]
         self.dims = (int(meta["H"]), int(meta["S"]), int(meta["A"]), int(meta["B"]))
@@ -76,15 +83,18 @@ class InContextGamePlayer:
             check(m.backbone.causal, f"model {name!r} is not causal; an in-context player must "
                   "not see future steps")
             self.models[name] = m.to(self.device).eval()
+        self.incremental = incremental
+        # stream -> (tokens fed so far (G, t, D), decoding state, output at the last position)
+        self._decoded: dict[str, tuple[np.ndarray, Any, torch.Tensor]] = {}
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu"
-             ) -> InContextGamePlayer:
+    def load(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu", *,
+             incremental: bool = True) -> InContextGamePlayer:
         """Load the models of an ICGP run dir (``icgp.json`` + one Trainer run dir per stream)."""
         meta = read_meta(run_dir)
         models = {s: load_model(os.path.join(run_dir, s), map_location=device)[0]
                   for s in meta["streams"]}
-        return cls(models, meta, device=device)
+        return cls(models, meta, device=device, incremental=incremental)
 
     @property
     def max_steps(self) -> int:
@@ -117,12 +127,38 @@ class InContextGamePlayer:
               f"history of {t} steps is too long for the model's context ({self.max_steps} steps "
               f"= {self.meta['episodes']} episodes x H); play at most that many episodes or "
               "pretrain with a larger --episodes")
-        x = model_inputs(torch.from_numpy(tokens), need)
         model = self.models[stream]
-        logp = logits_to_log_policy(model(x.to(self.device)), H, S, n_actions(stream, A, B))
+        dtype = next(model.parameters()).dtype
+        if all_positions or not self.incremental:
+            x = model_inputs(torch.from_numpy(tokens), need).to(self.device, dtype)
+            logits = model(x)
+            logits = logits if all_positions else logits[:, -1:]
+        else:
+            logits = self._decode(stream, tokens, dtype)
+        logp = logits_to_log_policy(logits, H, S, n_actions(stream, A, B))
         pol = logp.exp().double().cpu().numpy()
         pol /= pol.sum(-1, keepdims=True)
         return pol if all_positions else pol[:, -1]
+
+    def _decode(self, stream: str, tokens: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        """Read-out (G, 1, H·S·n) at position t for the history tokens (G, t, D), feeding the
+        model only the positions it has not seen (position i holds x_{i−1}, position 0 the
+        start token: :func:`icarena.pretraining.game_lm.model_inputs`)."""
+        seen, state, last = self._decoded.get(stream, (None, None, None))
+        fresh = (seen is None or seen.shape[0] != tokens.shape[0]
+                 or seen.shape[1] > tokens.shape[1]
+                 or not np.array_equal(seen, tokens[:, : seen.shape[1]]))
+        if fresh:  # positions 0 .. t: the start token and every step
+            state = None
+            x = model_inputs(torch.from_numpy(tokens))
+        elif seen.shape[1] == tokens.shape[1]:  # nothing new: the same query again
+            return last
+        else:  # positions seen+1 .. t hold steps seen .. t-1
+            x = torch.from_numpy(tokens[:, seen.shape[1]:])
+        out, state = self.models[stream].decode(x.to(self.device, dtype), state)
+        last = out[:, -1:]
+        self._decoded[stream] = (tokens, state, last)
+        return last
 
     def policies(self, history: dict[str, np.ndarray]):
         """The policy source for :func:`icarena.agents.games.play` (see the module docstring)."""

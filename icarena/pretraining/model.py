@@ -5,6 +5,10 @@ inputs into (B, T, D) states (an ``Embedding`` for token ids, a ``Linear`` for f
 and the read-out maps states to task outputs (next-token logits, a regression value, action
 logits). :func:`load_model` rebuilds a trained model from a run dir's ``config.json`` and
 ``model.safetensors`` without pickle.
+
+:meth:`SequenceModel.decode` runs the model a few positions at a time (sampling, in-context
+play): with the backbone's own decoding state (key/value cache, recurrent state) where it has
+one and with the query read-out's prefix sums, else by recomputing the whole prefix.
 """
 
 from __future__ import annotations
@@ -90,6 +94,16 @@ class ModelConfig:
                   "input_kind='vectors' and no tie_weights")
 
 
+@dataclass
+class DecodeState:
+    """Where :meth:`SequenceModel.decode` stands: positions seen, the backbone's decoding state
+    (or, for a backbone without one, the inputs so far) and the read-out's state."""
+
+    pos: int
+    backbone: Any
+    read_out: Any = None
+
+
 class SequenceModel(nn.Module):
     """read-in -> backbone -> read-out over a sequence.
 
@@ -122,17 +136,23 @@ class SequenceModel(nn.Module):
         special_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Backbone states (B, T, D) for inputs x."""
+        self.check_inputs(x)
+        return self.backbone(self.read_in(x), pad_mask=pad_mask, special_mask=special_mask)
+
+    def check_inputs(self, x: torch.Tensor) -> None:
+        """Raise a clear error for token ids out of range or features of the wrong width."""
         if self.cfg.input_kind == "tokens":
             check(x.dtype in (torch.int64, torch.int32),
                   f"token inputs must be integer ids, got dtype {x.dtype}")
-            if x.numel():
+            # the range check reads x back: on CPU only (on an accelerator it would stall the
+            # pipeline every step; the embedding's own index check fires there)
+            if x.numel() and x.device.type == "cpu":
                 lo, hi = int(x.min()), int(x.max())
                 check(0 <= lo and hi < self.cfg.input_dim,
                       f"token ids must lie in [0, {self.cfg.input_dim}), got [{lo}, {hi}]")
         else:
             check(x.dim() == 3 and x.shape[-1] == self.cfg.input_dim,
                   f"vector inputs must be (B, T, {self.cfg.input_dim}), got {tuple(x.shape)}")
-        return self.backbone(self.read_in(x), pad_mask=pad_mask, special_mask=special_mask)
 
     def forward(
         self,
@@ -143,6 +163,39 @@ class SequenceModel(nn.Module):
     ) -> torch.Tensor:
         z = self.hidden(x, pad_mask=pad_mask, special_mask=special_mask)
         return self.read_out(z) if self.cfg.read_out == "linear" else self.read_out(x, z)
+
+    @property
+    def incremental(self) -> bool:
+        """:meth:`decode` uses a decoding state (False: it recomputes the prefix)."""
+        return self.backbone.can_decode
+
+    def decode(
+        self, x: torch.Tensor, state: DecodeState | None = None
+    ) -> tuple[torch.Tensor, DecodeState]:
+        """Outputs at the next positions of a causal model, given what it has already seen.
+
+        Args:
+            x: inputs (B, t) token ids or (B, t, input_dim) features at positions
+                ``pos .. pos + t - 1`` (pos = ``state.pos``, 0 without a state).
+            state: returned by the previous call (None: the start of the sequences).
+        Returns:
+            (B, t, output_dim) -- equal to ``forward`` on the whole prefix at those positions
+            up to rounding -- and the state after them. Inference only (no padding, no
+            dropout); the same batch rows in every call.
+        """
+        check(self.backbone.causal, "decode needs a causal backbone (causal=True)")
+        self.check_inputs(x)
+        pos = 0 if state is None else state.pos
+        t = x.shape[1]
+        if not self.incremental:  # recompute the prefix: the output at t depends on x_{<=t}
+            inputs = x if state is None else torch.cat([state.backbone, x], dim=1)
+            return self(inputs)[:, pos:], DecodeState(pos + t, inputs)
+        z, b_state = self.backbone.decode(self.read_in(x), None if state is None
+                                          else state.backbone)
+        if self.cfg.read_out == "linear":
+            return self.read_out(z), DecodeState(pos + t, b_state)
+        out, r_state = self.read_out.decode(x, z, None if state is None else state.read_out)
+        return out, DecodeState(pos + t, b_state, r_state)
 
     def num_params(self) -> int:
         """Trainable parameters, tied tensors counted once."""

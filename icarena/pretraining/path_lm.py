@@ -8,7 +8,11 @@ every real target (including ``t`` after ``s``, ``s`` after ``s t`` and the fina
 :func:`sample_completions` continues prompts ``s t`` autoregressively at temperature 1 (plain
 multinomial over the whole vocabulary) or greedily. PAD is never sampled (its logit is masked) and
 the vocabulary is exactly the model's read-out, so no out-of-vocabulary id can appear; after the
-first newline a row is filled with PAD.
+first newline a row is filled with PAD. A model with :meth:`~icarena.pretraining.model.
+SequenceModel.decode` is run incrementally (the prompt once, then one token per step, with the
+backbone's key/value cache or recurrent state); its logits equal the full recomputation's up to
+float rounding, so in float64 the samples are identical, and in float32 a draw that falls
+within rounding of a category boundary (or a greedy near-tie) may differ.
 """
 
 from __future__ import annotations
@@ -85,11 +89,21 @@ class PathLMTask:
         self.tokens_per_sample = self.block_size
         self.evaluate_fn = evaluate_fn
         self.val_tokens = None if val_tokens is None else np.asarray(val_tokens)
+        self.device_tokens: torch.Tensor | None = None  # set by ``to``
+
+    def to(self, device: torch.device | str) -> PathLMTask:
+        """Keep the training rows on ``device`` (int32); batches are gathered there."""
+        self.device_tokens = torch.from_numpy(self.tokens.astype(np.int32)).to(device)
+        return self
 
     def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
-        rows = torch.from_numpy(
-            self.tokens[rng.integers(0, self.tokens.shape[0], size=batch_size)].astype(np.int64)
-        )
+        idx = rng.integers(0, self.tokens.shape[0], size=batch_size)
+        rows_on = self.device_tokens
+        if rows_on is None:
+            rows = torch.from_numpy(self.tokens[idx].astype(np.int64))
+        else:  # the same rows, gathered on the device
+            idx_t = torch.from_numpy(idx).to(rows_on.device, non_blocking=True)
+            rows = rows_on[idx_t].long()
         return {"x": rows[:, :-1], "y": rows[:, 1:]}
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -98,7 +112,8 @@ class PathLMTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.val_tokens is not None and len(self.val_tokens):
-            rows = torch.from_numpy(self.val_tokens[:2048].astype(np.int64))
+            device = next(model.parameters()).device
+            rows = torch.from_numpy(self.val_tokens[:2048].astype(np.int64)).to(device)
             out["val_loss"] = float(next_token_loss(model, rows[:, :-1], rows[:, 1:]))
         if self.evaluate_fn is not None:
             out.update(self.evaluate_fn(model))
@@ -122,6 +137,7 @@ def sample_completions(
     greedy: bool = False,
     seed: int = 0,
     batch_size: int = 2048,
+    incremental: bool = True,
 ) -> np.ndarray:
     """Continue each prompt until a newline or ``max_new_tokens``.
 
@@ -133,6 +149,9 @@ def sample_completions(
         greedy: take the arg-max instead of sampling.
         seed: seed of the sampling generator (same seed, same completions).
         batch_size: prompts per forward batch.
+        incremental: decode one new token per step through ``model.decode`` when the model
+            keeps a decoding state (``model.incremental``); False, or a model without one:
+            recompute the whole prefix every step.
 
     Returns:
         int64 (M, P + max_new_tokens): prompt, generated tokens, PAD after the first newline.
@@ -149,19 +168,26 @@ def sample_completions(
     for start in range(0, prompts.shape[0], batch_size):
         seq = torch.from_numpy(prompts[start : start + batch_size]).to(device)
         done = torch.zeros(seq.shape[0], dtype=torch.bool, device=device)
-        for _ in range(max_new_tokens):
-            logits = model(seq)[:, -1, :].float()
-            logits[:, PAD] = float("-inf")
+        decode = incremental and bool(getattr(model, "incremental", False))
+        if decode:
+            logits, state = model.decode(seq)
+        for i in range(max_new_tokens):
+            if not decode:
+                logits = model(seq)
+            last = logits[:, -1, :].float()
+            last[:, PAD] = float("-inf")
             if greedy:
-                nxt = logits.argmax(-1)
+                nxt = last.argmax(-1)
             else:
-                probs = F.softmax(logits / temperature, dim=-1).cpu()
+                probs = F.softmax(last / temperature, dim=-1).cpu()
                 nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1).to(device)
             nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
             seq = torch.cat([seq, nxt[:, None]], dim=1)
             done |= nxt == NEWLINE
             if bool(done.all()):
                 break
+            if decode and i + 1 < max_new_tokens:
+                logits, state = model.decode(nxt[:, None], state)
         out[start : start + seq.shape[0], : seq.shape[1]] = seq.cpu().numpy()
     return out
 

@@ -67,18 +67,27 @@ class QueryReadOut(nn.Module):
         self.out = nn.Linear(hidden + groups * summary, output_dim // groups)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(x, z)[0]
+
+    def decode(self, x: torch.Tensor, z: torch.Tensor,
+               state: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Outputs (B, L, output_dim) at L new positions (x (B, L, input_dim), z (B, L, d))
+        after the positions summed in ``state`` (the prefix sums of :func:`prefix_attention`;
+        None: the start), and the new state. ``forward`` is ``decode`` from the start."""
         Bsz, L, _ = z.shape
         G, K, Dh = self.groups, self.heads, self.head_dim
         u = torch.cat([x.to(z.dtype), z], dim=-1)
         score = self.score(u).view(Bsz, L, G, K)
         v = self.value(u).view(Bsz, L, K, Dh)
-        mean, sink_weight = prefix_attention(score, v, self.sink_logit, self.sink_value)
+        mean, sink_weight, state = _prefix_attention(score, v, self.sink_logit,
+                                                     self.sink_value, state)
         feats = torch.cat([mean.flatten(-2), sink_weight,
                            z.unsqueeze(2).expand(Bsz, L, G, z.shape[-1]),
                            self.group_embedding.expand(Bsz, L, G, -1)], dim=-1)
         hid = self.group_mlp(feats)                                                 # (B,L,G,hid)
         shared = self.summary(hid).flatten(-2).unsqueeze(2).expand(Bsz, L, G, -1)
-        return self.out(torch.cat([hid, shared], dim=-1)).flatten(-2)
+        return self.out(torch.cat([hid, shared], dim=-1)).flatten(-2), state
 
 
 def prefix_attention(score: torch.Tensor, value: torch.Tensor, sink_logit: torch.Tensor,
@@ -94,14 +103,29 @@ def prefix_attention(score: torch.Tensor, value: torch.Tensor, sink_logit: torch
         mean (B, L, G, K, Dh): at position t the softmax-weighted mean of the sink value and
         the values at positions ≤ t; sink_weight (B, L, G, K): the weight on the sink.
     """
+    mean, sink_weight, _ = _prefix_attention(score, value, sink_logit, sink_value)
+    return mean, sink_weight
+
+
+def _prefix_attention(
+    score: torch.Tensor, value: torch.Tensor, sink_logit: torch.Tensor, sink_value: torch.Tensor,
+    carry: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`prefix_attention` continuing the sums ``carry`` = (Σ w v (B, G, K, Dh), Σ w
+    (B, G, K)) of earlier positions; also returns the sums after the last position."""
     sigma = _SCORE_BOUND * torch.tanh(score / _SCORE_BOUND)
     sink = _SCORE_BOUND * torch.tanh(sink_logit / _SCORE_BOUND)
     # both bounded by 8, so e^{σ − 8} >= e^{-16}: the prefix sums cannot underflow
     w = torch.exp(sigma - _SCORE_BOUND)
     w_sink = torch.exp(sink - _SCORE_BOUND)[..., None]                            # (G, K, 1)
-    num = torch.cumsum(w.unsqueeze(-1) * value.unsqueeze(2), dim=1) + w_sink * sink_value
-    den = torch.cumsum(w, dim=1).unsqueeze(-1) + w_sink
-    return num / den, (w_sink / den)[..., 0]
+    wv = w.unsqueeze(-1) * value.unsqueeze(2)                                     # (B,L,G,K,Dh)
+    if carry is not None:  # add the earlier sums to the first position: the same running sum
+        wv = torch.cat([wv[:, :1] + carry[0][:, None], wv[:, 1:]], dim=1)
+        w = torch.cat([w[:, :1] + carry[1][:, None], w[:, 1:]], dim=1)
+    num_sum, den_sum = torch.cumsum(wv, dim=1), torch.cumsum(w, dim=1)
+    num = num_sum + w_sink * sink_value
+    den = den_sum.unsqueeze(-1) + w_sink
+    return num / den, (w_sink / den)[..., 0], (num_sum[:, -1], den_sum[:, -1])
 
 
 def build_read_out(kind: str, input_dim: int, d_model: int, output_dim: int,

@@ -203,6 +203,11 @@ class SupernetTask:
         self.tokens_per_sample = getattr(task, "tokens_per_sample", 0)
         self.sampled: list[SubnetConfig] = []
 
+    def to(self, device: torch.device | str) -> None:
+        """Put the wrapped task's dataset on ``device`` when it can (Trainer hook)."""
+        if hasattr(self.task, "to"):
+            self.task.to(device)
+
     def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         sub = self.supernet.sample_config(rng)
         self.supernet.set_active(sub)

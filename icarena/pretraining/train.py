@@ -5,12 +5,23 @@ batch of step ``i`` on rank ``r`` is ``task.sample_batch(np.random.default_rng([
 batch_size)``, so the data stream is a pure function of (seed, rank, step): a resumed run sees
 exactly the batches an uninterrupted run would, and reaches the same weights.
 
+The step loop never waits for the device between log steps: a task with a ``to(device)`` hook
+puts its dataset on the training device once and gathers the rows of each batch there (the row
+indices still come from the rng above, so the batches are the same); each step's loss stays on
+the device and is read back, with a non-finite flag and the first step it was raised at, every
+``log_every`` steps (and at checkpoint, evaluation and final steps). A non-finite loss stops
+the run at that read-back, before anything is written, naming its first bad step. Optional
+``precision="bf16"`` (autocast) and ``compile=True`` (``torch.compile``); the training
+throughput lands in the run's ``metrics.json`` (``train.tokens_per_s``).
+
 A task implements::
 
     sample_batch(rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]
     loss(model, batch) -> scalar tensor
     evaluate(model) -> dict[str, float]        # logged as eval/<key>
     tokens_per_sample: int                     # optional, for the tokens/s figure
+    to(device) -> None                         # optional: keep the dataset on the training
+                                               # device; sample_batch then returns tensors there
     set_step(step: int) -> None                # optional, called before each sample_batch
                                                # (curricula: a function of the step, so resume-safe)
     state_dict() -> dict / load_state_dict(d)  # optional task state kept in ckpt.pt (tensors and
@@ -22,7 +33,8 @@ config, written with the first checkpoint so that it always matches the weights 
 ``model.safetensors`` (releasable weights), ``ckpt.pt``
 (model, optimizer, scheduler, step, torch RNG state, loss history: plain data, loadable with
 ``torch.load(weights_only=True)``) and TensorBoard events (``train/loss``, ``train/lr``,
-``eval/...``, hparams in the same run).
+``eval/...``, hparams in the same run) and ``metrics.json`` (section ``train``: tokens/s,
+seconds, steps, final loss, peak memory).
 
 Distributed: under ``torchrun`` (env ``RANK`` set) the model is wrapped in DDP (gloo on CPU,
 NCCL on GPU); each rank draws its own batches and gradients are averaged, so all ranks hold
@@ -39,6 +51,8 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,6 +113,11 @@ class TrainConfig:
     """'auto' (cuda if available, else cpu), 'cpu' or 'cuda'."""
     progress: bool = True
     """Show a tqdm progress bar (only on a terminal, rank 0)."""
+    precision: str = "fp32"
+    """'fp32', or 'bf16': the forward pass and loss under bfloat16 autocast (weights, gradients
+    and optimizer state stay float32)."""
+    compile: bool = False
+    """Run the model through torch.compile (the weights written are the same module's)."""
 
     def validate(self) -> None:
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
@@ -114,6 +133,8 @@ class TrainConfig:
         check(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
         check(self.device in ("auto", "cpu", "cuda"),
               f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        check(self.precision in ("fp32", "bf16"),
+              f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
 
 @dataclass
@@ -191,6 +212,21 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             raise IcarenaError("device='cuda' but no CUDA device is available; use --device cpu")
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
+
+
+@contextmanager
+def host_sync_point(device: torch.device) -> Iterator[None]:
+    """Mark a place where the Trainer waits for the device on purpose (read-back, evaluation,
+    checkpoint): CUDA's sync debug mode (``torch.cuda.set_sync_debug_mode``) is off inside."""
+    if device.type != "cuda":
+        yield
+        return
+    mode = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode(0)
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(mode)
 
 
 def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -366,9 +402,13 @@ def _train(
         if "task" in state and hasattr(task, "load_state_dict"):
             task.load_state_dict(state["task"])
 
+    if hasattr(task, "to"):  # the dataset on the training device, once
+        task.to(device)
+    inner = model
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(model)
-    inner = model.module if info.enabled else model
+    if cfg.compile:
+        model = torch.compile(model)
 
     writer = None
     if info.is_main:
@@ -387,11 +427,31 @@ def _train(
         disable=not (cfg.progress and info.is_main and sys.stderr.isatty()),
     )
     tokens_per_sample = int(getattr(task, "tokens_per_sample", 0) or 0)
-    train_seconds, steps_timed = 0.0, 0
+    other_seconds = 0.0  # evaluation and checkpoints inside the loop (not training time)
+    pending: list[torch.Tensor] = []  # losses of the steps since the last read-back (device)
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # first non-finite step
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=cfg.precision == "bf16")
+
+    def read_back() -> None:
+        """Append the pending losses to ``losses`` (one device sync); stop on a bad loss."""
+        if not pending:
+            return
+        with host_sync_point(device):
+            values = torch.cat([torch.stack(pending).double(), first_bad[None].double()]).cpu()
+        bad = int(values[-1])
+        if bad >= 0:
+            value = float(values[bad - len(losses)])
+            raise IcarenaError(
+                f"training loss became {value} at step {bad}; lower --lr or raise "
+                "--warmup-steps / --grad-clip"
+            )
+        losses.extend(values[:-1].tolist())
+        pending.clear()
 
     def run_eval(step: int) -> dict[str, float]:
         inner.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             metrics = {k: float(v) for k, v in task.evaluate(inner).items()}
         inner.train()
         eval_history.append((step, metrics))
@@ -403,68 +463,100 @@ def _train(
     t_start = time.perf_counter()
     config_written = False
     model.train()
+    t_loop = time.perf_counter()
     for step in range(start_step, cfg.steps):
-        t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, info.rank, step])
         if hasattr(task, "set_step"):
             task.set_step(step)
-        batch = {k: v.to(device) for k, v in task.sample_batch(rng, cfg.batch_size).items()}
-        loss = task.loss(model, batch)
-        if not torch.isfinite(loss):
-            raise IcarenaError(
-                f"training loss became {loss.item()} at step {step}; lower --lr or raise "
-                "--warmup-steps / --grad-clip"
-            )
+        batch = {k: v.to(device, non_blocking=True)
+                 for k, v in task.sample_batch(rng, cfg.batch_size).items()}
+        with autocast:
+            loss = task.loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
-        train_seconds += time.perf_counter() - t0
-        steps_timed += 1
-        losses.append(float(loss.detach()))
+        loss = loss.detach()
+        pending.append(loss)
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
         bar.update(1)
         done = step + 1
-        if writer is not None and (done % cfg.log_every == 0 or done == cfg.steps):
-            writer.add_scalar("train/loss", losses[-1], done)
-            writer.add_scalar("train/lr", opt.param_groups[0]["lr"], done)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps and info.is_main:
-            run_eval(done)
-        if info.is_main and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            if not config_written:  # config.json is written with this process's first weights
-                atomic_write_json(out_dir / "config.json", full_config)
-                config_written = True
-            save_weights(model, out_dir / "model.safetensors")
-            _save_checkpoint(ckpt_path, model, opt, sched, done, losses, eval_history,
-                             full_config, task)
-    bar.close()
+        log_now = done % cfg.log_every == 0 or done == cfg.steps
+        eval_now = bool(cfg.eval_every) and done % cfg.eval_every == 0 and done < cfg.steps
+        ckpt_now = done % cfg.ckpt_every == 0 or done == cfg.steps
+        if not (log_now or eval_now or ckpt_now):
+            continue  # no host sync between these steps
+        read_back()
+        t0 = time.perf_counter()
+        with host_sync_point(device):
+            if writer is not None and log_now:
+                writer.add_scalar("train/loss", losses[-1], done)
+                writer.add_scalar("train/lr", opt.param_groups[0]["lr"], done)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if eval_now and info.is_main:
+                run_eval(done)
+            if info.is_main and ckpt_now:
+                if not config_written:  # config.json is written with the first weights
+                    atomic_write_json(out_dir / "config.json", full_config)
+                    config_written = True
+                save_weights(inner, out_dir / "model.safetensors")
+                _save_checkpoint(ckpt_path, inner, opt, sched, done, losses, eval_history,
+                                 full_config, task)
+        other_seconds += time.perf_counter() - t0
+    read_back()
+    with host_sync_point(device):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - t_loop - other_seconds
+        steps_timed = cfg.steps - start_step
+        bar.close()
 
-    final_eval = run_eval(cfg.steps) if info.is_main else {}
-    if device.type == "cuda":
-        peak = int(torch.cuda.max_memory_allocated(device))
-    else:
-        peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-    tps = (tokens_per_sample * cfg.batch_size * steps_timed / train_seconds
-           if tokens_per_sample and train_seconds > 0 else float("nan"))
-    if writer is not None:
-        hparams = {k: v for k, v in _flatten(full_config).items()
-                   if isinstance(v, int | float | str | bool)}
-        writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in final_eval.items()},
-                           run_name=".")
-        writer.close()
-    if info.is_main and not config_written:  # a resumed run that had no steps left
-        atomic_write_json(out_dir / "config.json", full_config)
-    if info.is_main and final_eval:
-        _save_checkpoint(ckpt_path, model, opt, sched, cfg.steps, losses, eval_history,
-                         full_config, task)
-    if info.enabled:
-        dist.barrier()
+        final_eval = run_eval(cfg.steps) if info.is_main else {}
+        if device.type == "cuda":
+            peak = int(torch.cuda.max_memory_allocated(device))
+        else:
+            peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+        tps = (tokens_per_sample * cfg.batch_size * steps_timed / train_seconds
+               if tokens_per_sample and steps_timed and train_seconds > 0 else float("nan"))
+        if writer is not None:
+            hparams = {k: v for k, v in _flatten(full_config).items()
+                       if isinstance(v, int | float | str | bool)}
+            writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in final_eval.items()},
+                               run_name=".")
+            writer.close()
+        if info.is_main and not config_written:  # a resumed run that had no steps left
+            atomic_write_json(out_dir / "config.json", full_config)
+        if info.is_main and final_eval:
+            _save_checkpoint(ckpt_path, inner, opt, sched, cfg.steps, losses, eval_history,
+                             full_config, task)
+        if info.is_main:
+            _write_train_metrics(out_dir / "metrics.json", {
+                "tokens_per_s": tps, "steps": cfg.steps, "steps_timed": steps_timed,
+                "train_seconds": train_seconds, "final_loss": losses[-1] if losses else None,
+                "peak_mem_bytes": peak, "device": str(device), "precision": cfg.precision,
+                "compile": cfg.compile, "final_eval": final_eval})
+        if info.enabled:
+            dist.barrier()
     return TrainResult(
         losses=losses, eval_history=eval_history, final_eval=final_eval, tokens_per_s=tps,
         peak_mem_bytes=peak, seconds=time.perf_counter() - t_start, out_dir=out_dir,
     )
+
+
+def _write_train_metrics(path: Path, train_metrics: dict[str, Any]) -> None:
+    """Set the ``train`` section of ``metrics.json`` (other sections are kept)."""
+    metrics: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            metrics = json.loads(path.read_text())
+        except ValueError:
+            metrics = {}
+        metrics = metrics if isinstance(metrics, dict) else {}
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in train_metrics.items()}
+    atomic_write_json(path, {**metrics, "train": clean})
 
 
 def _flatten(d: dict[str, Any], prefix: str = "", raw: bool = False) -> dict[str, Any]:

@@ -78,6 +78,11 @@ def describe(name: str) -> str:
     return _load(name)[2]
 
 
+def incremental(name: str) -> bool:
+    """Whether backbone ``name`` decodes incrementally (a cache / recurrent state) when causal."""
+    return bool(_load(name)[0].incremental_decoding)
+
+
 def config_class(name: str) -> type[BackboneConfig]:
     """The config dataclass of backbone ``name``."""
     return _load(name)[1]
@@ -111,6 +116,7 @@ __all__ = [
     "build",
     "config_class",
     "describe",
+    "incremental",
     "make_config",
     "register",
 ]

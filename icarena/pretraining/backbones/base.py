@@ -35,11 +35,25 @@ How each architecture fits without changing this interface:
 * ``supernet``: one module whose active depth/width/heads/MLP ratio are chosen by
   ``set_active(sub_config)`` between forward passes; ``extract(sub_config)`` returns a dense
   standalone backbone with identical outputs.
+
+Incremental decoding (optional). A causal backbone whose output at t can be computed from a
+state summarising positions < t sets the class attribute ``incremental_decoding = True`` and
+implements::
+
+    decode(x: (B, t, D), state | None) -> ((B, t, D), new state)
+
+which returns the outputs at the next t positions (positions ``pos .. pos + t - 1`` where ``pos``
+is the number of positions the state has seen; ``None`` = start of the sequence), equal up to
+rounding to ``forward`` on the whole prefix. ``gpt`` keeps a key/value cache; ``linear`` keeps
+its running sums Σ k vᵀ, so a step costs O(1) in the history length. Decoding is for inference
+(eval mode, no padding). Backbones without it are decoded by recomputing the whole prefix
+(:meth:`icarena.pretraining.model.SequenceModel.decode`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -82,6 +96,8 @@ class Backbone(nn.Module):
     """Base class: ``forward(x (B,T,D), *, pad_mask, special_mask) -> (B,T,D)``."""
 
     config: BackboneConfig
+    incremental_decoding: ClassVar[bool] = False
+    """The class implements :meth:`decode` (module docstring)."""
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__()
@@ -95,6 +111,27 @@ class Backbone(nn.Module):
     @property
     def causal(self) -> bool:
         return self.config.causal
+
+    @property
+    def can_decode(self) -> bool:
+        """This instance decodes incrementally: the class supports it and it is causal."""
+        return self.incremental_decoding and self.causal
+
+    def decode(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Outputs (B, t, D) at the next t positions after ``state``, and the new state."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no incremental decoding; recompute the prefix instead")
+
+    def check_decode(self, x: torch.Tensor, pos: int) -> None:
+        """Raise a clear error when ``decode`` cannot take inputs x after ``pos`` positions."""
+        from icarena.errors import check
+
+        check(self.causal, "incremental decoding needs a causal backbone (causal=True)")
+        check(x.dim() == 3 and x.shape[-1] == self.d_model,
+              f"decode input must be (B, t, {self.d_model}), got shape {tuple(x.shape)}")
+        check(pos + x.shape[1] <= self.config.max_len,
+              f"decoding to length {pos + x.shape[1]} exceeds max_len {self.config.max_len}; "
+              "build the backbone with a larger max_len")
 
     def num_params(self) -> int:
         """Number of trainable parameters (shared tensors counted once)."""

@@ -7,6 +7,10 @@ Block (Radford et al. 2019; nanoGPT)::
 
 with learned absolute positions added at the input and a final LayerNorm. With ``causal=True``
 position t attends to positions <= t; padded positions (``pad_mask``) are never attended to.
+
+Incremental decoding (causal only): :meth:`GPT.decode` keeps each layer's keys and values of the
+positions seen so far (a key/value cache, (B, H, pos, D/H) per layer) and attends the new
+positions' queries to them, so a new token costs O(pos) instead of O(pos²).
 """
 
 from __future__ import annotations
@@ -89,6 +93,25 @@ class SelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
+    def decode(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], pos: int
+               ) -> torch.Tensor:
+        """Causal attention of t new positions x (B, t, D) to the ``pos`` cached keys/values
+        and to themselves; writes the new keys/values into ``cache`` (each (B, H, capacity,
+        D/H)) at pos .. pos + t - 1 and returns (B, t, D)."""
+        B, t, D = x.shape
+        q, k, v = self.split_heads(x)
+        cache[0][:, :, pos:pos + t] = k
+        cache[1][:, :, pos:pos + t] = v
+        k, v = cache[0][:, :, :pos + t], cache[1][:, :, :pos + t]
+        if t == 1:  # one new query sees every cached key
+            y = F.scaled_dot_product_attention(q, k, v)
+        elif pos == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # new query i sits at position pos + i
+            mask = torch.ones(t, pos + t, dtype=torch.bool, device=x.device).tril(diagonal=pos)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(B, t, D))
+
     def attention_weights(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Softmax attention probabilities (B, H, T, T), for probes."""
         q, k, _ = self.split_heads(x)
@@ -127,12 +150,29 @@ class Block(nn.Module):
         x = x + self.attn(self.ln1(x), mask, causal)
         return x + self.mlp(self.ln2(x))
 
+    def decode(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], pos: int
+               ) -> torch.Tensor:
+        """The causal block on t new positions (B, t, D) after ``pos`` cached ones."""
+        x = x + self.attn.decode(self.ln1(x), cache, pos)
+        return x + self.mlp(self.ln2(x))
+
+
+@dataclass
+class KVCache:
+    """Decoding state of :class:`GPT`: positions seen and each layer's (keys, values), each
+    (B, H, max_len, D/H) of which the first ``pos`` positions are filled. ``decode`` fills it in
+    place, so a state is used once: decode on from the state it returned last."""
+
+    pos: int
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+
 
 @register("gpt", GPTConfig, "Pre-LN GPT decoder (nanoGPT-style), causal or bidirectional.")
 class GPT(Backbone):
     """Pre-LN GPT backbone: (B, T, D) -> (B, T, D)."""
 
     config: GPTConfig
+    incremental_decoding = True
 
     def __init__(self, config: GPTConfig):
         super().__init__(config)
@@ -156,10 +196,11 @@ class GPT(Backbone):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def embed_positions(self, x: torch.Tensor) -> torch.Tensor:
+    def embed_positions(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Add the learned positions start .. start + T - 1 to x (B, T, D)."""
         if self.wpe is None:
             return x
-        pos = torch.arange(x.shape[1], device=x.device)
+        pos = torch.arange(start, start + x.shape[1], device=x.device)
         return x + self.wpe(pos)[None]
 
     def forward(
@@ -175,6 +216,23 @@ class GPT(Backbone):
         for block in self.blocks:
             x = block(x, mask, self.causal)
         return self.ln_f(x)
+
+    def decode(self, x: torch.Tensor, state: KVCache | None = None
+               ) -> tuple[torch.Tensor, KVCache]:
+        """Outputs (B, t, D) at the t positions after ``state`` (None: the start), and the
+        extended cache (the same object, filled in place); equal to ``forward`` on the whole
+        prefix up to rounding (no dropout, no padding)."""
+        if state is None:  # preallocated: no copy of the cache per new token
+            B, D, H = x.shape[0], self.d_model, self.config.n_heads
+            shape = (B, H, self.config.max_len, D // H)
+            state = KVCache(0, [(x.new_empty(shape), x.new_empty(shape)) for _ in self.blocks])
+        pos = state.pos
+        self.check_decode(x, pos)
+        x = self.embed_positions(x, pos)
+        for block, cache in zip(self.blocks, state.layers, strict=True):
+            x = block.decode(x, cache, pos)
+        state.pos = pos + x.shape[1]
+        return self.ln_f(x), state
 
     @torch.no_grad()
     def attention_maps(

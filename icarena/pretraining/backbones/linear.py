@@ -18,8 +18,13 @@ Linear attention (one head; no softmax, no normalisation beyond ``scale``)::
     S_t = Σ_{s ∈ K(t)} k_s v_sᵀ   (head_dim × head_dim)
 
 K(t) is every key position allowed by ``key_mask`` (True = may be a key), further restricted to
-s <= t when causal. S_t is computed once (bidirectional) or as a cumulative sum over t (causal),
-so the cost is O(T · head_dim²), linear in T, with no T × T tensor. ``scale_t`` is
+s <= t when causal. Bidirectional: S is computed once, O(T · head_dim²). Causal: in chunks of C
+positions (Katharopoulos et al. 2020, arXiv 2006.16236; the chunked form of Yang et al. 2023,
+arXiv 2312.06635): inside a chunk the masked quadratic form tril(Q Kᵀ) V, across chunks the
+running state S of the earlier chunks, out = tril(Q Kᵀ) V + Q S. Time O(T · (C + head_dim) ·
+head_dim), memory O(B · H · (C² + head_dim²)) per chunk: never a (T, head_dim, head_dim)
+tensor of cumulative sums, never a T × T one. The same state makes incremental decoding O(1) per
+token in the history length (:meth:`LinearTransformer.decode`). ``scale_t`` is
 ``scale`` / |K(t)| when ``normalize="count"`` (a running mean of k vᵀ: keeps activations O(1)
 for a trainable network; Tan–Zhao's 1/n covariance scaling) and ``scale`` otherwise.
 
@@ -58,6 +63,16 @@ from icarena.pretraining.backbones import register
 from icarena.pretraining.backbones.base import Backbone, BackboneConfig
 
 
+@dataclass
+class LinearLayerState:
+    """Decoding state of one :class:`LinearAttention`: the cached keys and values (B, H, cap, dh)
+    while the prefix fits them, then their fold kv = Σ k vᵀ (B, H, dh, dh)."""
+
+    keys: torch.Tensor | None
+    values: torch.Tensor | None
+    kv: torch.Tensor | None = None
+
+
 class LinearAttention(nn.Module):
     """Multi-head linear attention on (B, T, D_in) -> (B, T, D_out); see the module docstring.
 
@@ -94,6 +109,7 @@ class LinearAttention(nn.Module):
         self.o = nn.Linear(inner, out_dim or d_model, bias=bias)
         self.normalize = normalize
         self.scale = scale
+        self.chunk = 64  # positions per chunk of the causal path (see causal_linear_attention)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, T, _ = t.shape
@@ -111,15 +127,8 @@ class LinearAttention(nn.Module):
             count = m.expand(B, 1, T, 1)
         else:
             count = torch.ones(B, 1, T, 1, dtype=x.dtype, device=x.device)
-        if causal and T <= self.head_dim * self.head_dim:
-            # Same sums as the running key-value form below, but O(T^2 dh) instead of
-            # O(T dh^2) memory: cheaper whenever T <= dh^2 (every sequence our tasks use).
-            a = torch.tril(q @ k.transpose(-1, -2))  # (B, H, T, T)
-            out = a @ v
-            n = torch.cumsum(count, dim=2)
-        elif causal:
-            kv = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=2)  # (B, H, T, dh, dh)
-            out = torch.einsum("bhtd,bhtde->bhte", q, kv)
+        if causal:
+            out, _ = causal_linear_attention(q, k, v, chunk=self.chunk)
             n = torch.cumsum(count, dim=2)
         else:
             kv = torch.einsum("bhsd,bhse->bhde", k, v)  # (B, H, dh, dh)
@@ -129,6 +138,41 @@ class LinearAttention(nn.Module):
         if self.normalize == "count":
             out = out / n.clamp(min=1)
         return self.o(out.transpose(1, 2).reshape(B, T, -1))
+
+    def decode(self, x: torch.Tensor, state: LinearLayerState, pos: int) -> torch.Tensor:
+        """Causal attention of t new positions x (B, t, D_in) after ``pos`` earlier ones held
+        by ``state`` (updated in place); returns (B, t, D_out). Every position is a key.
+
+        While the prefix is at most ``state.keys``' capacity (head_dim positions) the keys and
+        values are cached and out = (q Kᵀ) V, as ``forward`` computes it, at O(pos · dh) per
+        token; beyond, they are folded once into S = Σ k vᵀ and out = q S + ..., O(dh²).
+        """
+        B, t, _ = x.shape
+        q, k, v = self._heads(self.q(x)), self._heads(self.k(x)), self._heads(self.v(x))
+        if state.keys is not None and pos + t <= state.keys.shape[2]:
+            state.keys[:, :, pos:pos + t] = k
+            state.values[:, :, pos:pos + t] = v
+            a = q @ state.keys[:, :, :pos + t].transpose(-1, -2)       # (B, H, t, pos + t)
+            if t > 1:
+                a = torch.tril(a, diagonal=pos)
+            out = a @ state.values[:, :, :pos + t]
+        else:
+            if state.keys is not None:  # fold the cached keys and values into the state
+                kc, vc = state.keys[:, :, :pos], state.values[:, :, :pos]
+                state.kv = kc.transpose(-1, -2) @ vc
+                state.keys = state.values = None
+            out, state.kv = causal_linear_attention(q, k, v, state.kv, chunk=self.chunk,
+                                                    keep_state=True)
+        out = out * self.scale
+        if self.normalize == "count":
+            n = torch.arange(pos + 1, pos + t + 1, dtype=x.dtype, device=x.device)
+            out = out / n[:, None]
+        return self.o(out.transpose(1, 2).reshape(B, t, -1))
+
+    def init_state(self, x: torch.Tensor, max_len: int) -> LinearLayerState:
+        """An empty decoding state for the batch of x (B, ·, D_in) and sequences <= max_len."""
+        shape = (x.shape[0], self.n_heads, min(max_len, self.head_dim), self.head_dim)
+        return LinearLayerState(x.new_empty(shape), x.new_empty(shape))
 
     def scores(
         self, x: torch.Tensor, *, causal: bool = False, key_mask: torch.Tensor | None = None
@@ -150,6 +194,35 @@ class LinearAttention(nn.Module):
         if self.normalize == "count":
             a = a / allowed.sum(-1, keepdim=True).clamp(min=1)
         return a
+
+
+def causal_linear_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: torch.Tensor | None = None, *,
+    chunk: int = 64, keep_state: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """out_t = q_t · (state + Σ_{s<=t} k_s v_sᵀ), chunk by chunk (module docstring).
+
+    Args:
+        q, k, v: (B, H, T, dh) (masked keys already zeroed).
+        state: (B, H, dh, dh) Σ k vᵀ of earlier positions, or None (none).
+        chunk: positions per chunk C.
+        keep_state: also return the state after the last position (else None).
+    Returns:
+        out (B, H, T, dh), state (B, H, dh, dh) or None.
+    """
+    T = q.shape[2]
+    outs = []
+    for c0 in range(0, T, chunk):
+        qc, kc, vc = q[:, :, c0:c0 + chunk], k[:, :, c0:c0 + chunk], v[:, :, c0:c0 + chunk]
+        out = torch.tril(qc @ kc.transpose(-1, -2)) @ vc
+        if state is not None:
+            out = out + qc @ state
+        outs.append(out)
+        if keep_state or c0 + chunk < T:
+            kv = kc.transpose(-1, -2) @ vc
+            state = kv if state is None else state + kv
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), (
+        state if keep_state else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,18 +270,35 @@ class _LinearBlock(nn.Module):
             x = x + self.drop(self.mlp(self.ln2(x)))
         return x
 
+    def decode(self, x: torch.Tensor, state: LinearLayerState, pos: int) -> torch.Tensor:
+        x = x + self.attn.decode(self.ln1(x), state, pos)
+        if self.mlp is not None:
+            x = x + self.mlp(self.ln2(x))
+        return x
+
+
+@dataclass
+class LinearState:
+    """Decoding state of :class:`LinearTransformer`: positions seen and each layer's
+    :class:`LinearLayerState`. ``decode`` updates it in place: decode on from the state it
+    returned last."""
+
+    pos: int
+    layers: list[LinearLayerState]
+
 
 @register("linear", LinearConfig,
-          "Linear-attention transformer (no softmax; causal via cumulative sums); OLS/GD "
-          "weight constructions.")
+          "Linear-attention transformer (no softmax; causal in chunks with a running state); "
+          "OLS/GD weight constructions.")
 class LinearTransformer(Backbone):
     """Stack of linear-attention blocks: (B, T, D) -> (B, T, D).
 
-    Causal (``causal=True``): position t sees S_t = Σ_{s<=t} k_s v_sᵀ (cumulative sums).
+    Causal (``causal=True``): position t sees S_t = Σ_{s<=t} k_s v_sᵀ (chunked running sums).
     Padded positions (``pad_mask``) are never keys; real positions do not depend on them.
     """
 
     config: LinearConfig
+    incremental_decoding = True
 
     def __init__(self, config: LinearConfig) -> None:
         super().__init__(config)
@@ -238,6 +328,23 @@ class LinearTransformer(Backbone):
         for block in self.blocks:
             x = block(x, self.causal, key_mask)
         return self.ln_f(x) if self.ln_f is not None else x
+
+    def decode(self, x: torch.Tensor, state: LinearState | None = None
+               ) -> tuple[torch.Tensor, LinearState]:
+        """Outputs (B, t, D) at the t positions after ``state`` (None: the start) and the
+        state (the same object, updated in place); equal to ``forward`` on the whole prefix up
+        to rounding, at O(min(pos, dh) · dh) per token (no dropout, no padding)."""
+        if state is None:
+            state = LinearState(0, [b.attn.init_state(x, self.config.max_len)
+                                    for b in self.blocks])
+        pos = state.pos
+        self.check_decode(x, pos)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(pos, pos + x.shape[1], device=x.device))[None]
+        for block, layer in zip(self.blocks, state.layers, strict=True):
+            x = block.decode(x, layer, pos)
+        state.pos = pos + x.shape[1]
+        return (self.ln_f(x) if self.ln_f is not None else x), state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +498,10 @@ def preconditioned_gd_construction(gamma: np.ndarray | torch.Tensor, n: int) -> 
 
 __all__ = [
     "LinearAttention",
+    "causal_linear_attention",
     "LinearConfig",
+    "LinearLayerState",
+    "LinearState",
     "LinearTransformer",
     "OneLayerLSA",
     "gd_construction",

@@ -193,6 +193,7 @@ class SepNormGPT(GPT):
     """
 
     config: SepNormConfig
+    incremental_decoding = False  # the special-position norms would need their own state
 
     def __init__(self, config: SepNormConfig):
         super().__init__(config)
