@@ -126,7 +126,7 @@ class InContextGamePlayer:
         check(need <= self.max_steps,
               f"history of {t} steps is too long for the model's context ({self.max_steps} steps "
               f"= {self.meta['episodes']} episodes x H); play at most that many episodes or "
-              "pretrain with a larger --episodes")
+              "pretrain with a larger --data.episodes")
         model = self.models[stream]
         dtype = next(model.parameters()).dtype
         if all_positions or not self.incremental:
