@@ -420,129 +420,133 @@ def _train(
             rows = "\n".join(f"|{k}|{v}|" for k, v in _flatten(full_config).items())
             writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
 
-    from tqdm.auto import tqdm
+    try:
+        from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=cfg.steps, initial=start_step, desc="train", dynamic_ncols=True,
-        disable=not (cfg.progress and info.is_main and sys.stderr.isatty()),
-    )
-    tokens_per_sample = int(getattr(task, "tokens_per_sample", 0) or 0)
-    other_seconds = 0.0  # evaluation and checkpoints inside the loop (not training time)
-    pending: list[torch.Tensor] = []  # losses of the steps since the last read-back (device)
-    first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # first non-finite step
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
-                              enabled=cfg.precision == "bf16")
+        bar = tqdm(
+            total=cfg.steps, initial=start_step, desc="train", dynamic_ncols=True,
+            disable=not (cfg.progress and info.is_main and sys.stderr.isatty()),
+        )
+        tokens_per_sample = int(getattr(task, "tokens_per_sample", 0) or 0)
+        other_seconds = 0.0  # evaluation and checkpoints inside the loop (not training time)
+        pending: list[torch.Tensor] = []  # losses of the steps since the last read-back (device)
+        first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # first non-finite step
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                                  enabled=cfg.precision == "bf16")
 
-    def read_back() -> None:
-        """Append the pending losses to ``losses`` (one device sync); stop on a bad loss."""
-        if not pending:
-            return
-        with host_sync_point(device):
-            values = torch.cat([torch.stack(pending).double(), first_bad[None].double()]).cpu()
-        bad = int(values[-1])
-        if bad >= 0:
-            value = float(values[bad - len(losses)])
-            raise IcarenaError(
-                f"training loss became {value} at step {bad}; lower --lr or raise "
-                "--warmup-steps / --grad-clip"
-            )
-        losses.extend(values[:-1].tolist())
-        pending.clear()
+        def read_back() -> None:
+            """Append the pending losses to ``losses`` (one device sync); stop on a bad loss."""
+            if not pending:
+                return
+            with host_sync_point(device):
+                values = torch.cat([torch.stack(pending).double(), first_bad[None].double()]).cpu()
+            bad = int(values[-1])
+            if bad >= 0:
+                value = float(values[bad - len(losses)])
+                raise IcarenaError(
+                    f"training loss became {value} at step {bad}; lower --lr or raise "
+                    "--warmup-steps / --grad-clip"
+                )
+            losses.extend(values[:-1].tolist())
+            pending.clear()
 
-    def run_eval(step: int) -> dict[str, float]:
-        inner.eval()
-        with torch.no_grad(), autocast:
-            metrics = {k: float(v) for k, v in task.evaluate(inner).items()}
-        inner.train()
-        eval_history.append((step, metrics))
-        if writer is not None:
-            for k, v in metrics.items():
-                writer.add_scalar(f"eval/{k}", v, step)
-        return metrics
+        def run_eval(step: int) -> dict[str, float]:
+            inner.eval()
+            with torch.no_grad(), autocast:
+                metrics = {k: float(v) for k, v in task.evaluate(inner).items()}
+            inner.train()
+            eval_history.append((step, metrics))
+            if writer is not None:
+                for k, v in metrics.items():
+                    writer.add_scalar(f"eval/{k}", v, step)
+            return metrics
 
-    t_start = time.perf_counter()
-    config_written = False
-    model.train()
-    t_loop = time.perf_counter()
-    for step in range(start_step, cfg.steps):
-        rng = np.random.default_rng([cfg.seed, info.rank, step])
-        if hasattr(task, "set_step"):
-            task.set_step(step)
-        batch = {k: v.to(device, non_blocking=True)
-                 for k, v in task.sample_batch(rng, cfg.batch_size).items()}
-        with autocast:
-            loss = task.loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        loss = loss.detach()
-        pending.append(loss)
-        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-        bar.update(1)
-        done = step + 1
-        log_now = done % cfg.log_every == 0 or done == cfg.steps
-        eval_now = bool(cfg.eval_every) and done % cfg.eval_every == 0 and done < cfg.steps
-        ckpt_now = done % cfg.ckpt_every == 0 or done == cfg.steps
-        if not (log_now or eval_now or ckpt_now):
-            continue  # no host sync between these steps
+        t_start = time.perf_counter()
+        config_written = False
+        model.train()
+        t_loop = time.perf_counter()
+        for step in range(start_step, cfg.steps):
+            rng = np.random.default_rng([cfg.seed, info.rank, step])
+            if hasattr(task, "set_step"):
+                task.set_step(step)
+            batch = {k: v.to(device, non_blocking=True)
+                     for k, v in task.sample_batch(rng, cfg.batch_size).items()}
+            with autocast:
+                loss = task.loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            loss = loss.detach()
+            pending.append(loss)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+            bar.update(1)
+            done = step + 1
+            log_now = done % cfg.log_every == 0 or done == cfg.steps
+            eval_now = bool(cfg.eval_every) and done % cfg.eval_every == 0 and done < cfg.steps
+            ckpt_now = done % cfg.ckpt_every == 0 or done == cfg.steps
+            if not (log_now or eval_now or ckpt_now):
+                continue  # no host sync between these steps
+            read_back()
+            t0 = time.perf_counter()
+            with host_sync_point(device):
+                if writer is not None and log_now:
+                    writer.add_scalar("train/loss", losses[-1], done)
+                    writer.add_scalar("train/lr", opt.param_groups[0]["lr"], done)
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                if eval_now and info.is_main:
+                    run_eval(done)
+                if info.is_main and ckpt_now:
+                    if not config_written:  # config.json is written with the first weights
+                        atomic_write_json(out_dir / "config.json", full_config)
+                        config_written = True
+                    save_weights(inner, out_dir / "model.safetensors")
+                    _save_checkpoint(ckpt_path, inner, opt, sched, done, losses, eval_history,
+                                     full_config, task)
+            other_seconds += time.perf_counter() - t0
         read_back()
-        t0 = time.perf_counter()
         with host_sync_point(device):
-            if writer is not None and log_now:
-                writer.add_scalar("train/loss", losses[-1], done)
-                writer.add_scalar("train/lr", opt.param_groups[0]["lr"], done)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if eval_now and info.is_main:
-                run_eval(done)
-            if info.is_main and ckpt_now:
-                if not config_written:  # config.json is written with the first weights
-                    atomic_write_json(out_dir / "config.json", full_config)
-                    config_written = True
-                save_weights(inner, out_dir / "model.safetensors")
-                _save_checkpoint(ckpt_path, inner, opt, sched, done, losses, eval_history,
-                                 full_config, task)
-        other_seconds += time.perf_counter() - t0
-    read_back()
-    with host_sync_point(device):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_seconds = time.perf_counter() - t_loop - other_seconds
-        steps_timed = cfg.steps - start_step
-        bar.close()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            train_seconds = time.perf_counter() - t_loop - other_seconds
+            steps_timed = cfg.steps - start_step
+            bar.close()
 
-        final_eval = run_eval(cfg.steps) if info.is_main else {}
-        if device.type == "cuda":
-            peak = int(torch.cuda.max_memory_allocated(device))
-        else:
-            peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-        tps = (tokens_per_sample * cfg.batch_size * steps_timed / train_seconds
-               if tokens_per_sample and steps_timed and train_seconds > 0 else float("nan"))
+            final_eval = run_eval(cfg.steps) if info.is_main else {}
+            if device.type == "cuda":
+                peak = int(torch.cuda.max_memory_allocated(device))
+            else:
+                peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+            tps = (tokens_per_sample * cfg.batch_size * steps_timed / train_seconds
+                   if tokens_per_sample and steps_timed and train_seconds > 0 else float("nan"))
+            if writer is not None:
+                hparams = {k: v for k, v in _flatten(full_config).items()
+                           if isinstance(v, int | float | str | bool)}
+                writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in final_eval.items()},
+                                   run_name=".")
+                writer.close()
+            if info.is_main and not config_written:  # a resumed run that had no steps left
+                atomic_write_json(out_dir / "config.json", full_config)
+            if info.is_main and final_eval:
+                _save_checkpoint(ckpt_path, inner, opt, sched, cfg.steps, losses, eval_history,
+                                 full_config, task)
+            if info.is_main:
+                _write_train_metrics(out_dir / "metrics.json", {
+                    "tokens_per_s": tps, "steps": cfg.steps, "steps_timed": steps_timed,
+                    "train_seconds": train_seconds, "final_loss": losses[-1] if losses else None,
+                    "peak_mem_bytes": peak, "device": str(device), "precision": cfg.precision,
+                    "compile": cfg.compile, "final_eval": final_eval})
+            if info.enabled:
+                dist.barrier()
+        return TrainResult(
+            losses=losses, eval_history=eval_history, final_eval=final_eval, tokens_per_s=tps,
+            peak_mem_bytes=peak, seconds=time.perf_counter() - t_start, out_dir=out_dir,
+        )
+    finally:  # the event writer's thread must not outlive a failed run (nor its directory)
         if writer is not None:
-            hparams = {k: v for k, v in _flatten(full_config).items()
-                       if isinstance(v, int | float | str | bool)}
-            writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in final_eval.items()},
-                               run_name=".")
             writer.close()
-        if info.is_main and not config_written:  # a resumed run that had no steps left
-            atomic_write_json(out_dir / "config.json", full_config)
-        if info.is_main and final_eval:
-            _save_checkpoint(ckpt_path, inner, opt, sched, cfg.steps, losses, eval_history,
-                             full_config, task)
-        if info.is_main:
-            _write_train_metrics(out_dir / "metrics.json", {
-                "tokens_per_s": tps, "steps": cfg.steps, "steps_timed": steps_timed,
-                "train_seconds": train_seconds, "final_loss": losses[-1] if losses else None,
-                "peak_mem_bytes": peak, "device": str(device), "precision": cfg.precision,
-                "compile": cfg.compile, "final_eval": final_eval})
-        if info.enabled:
-            dist.barrier()
-    return TrainResult(
-        losses=losses, eval_history=eval_history, final_eval=final_eval, tokens_per_s=tps,
-        peak_mem_bytes=peak, seconds=time.perf_counter() - t_start, out_dir=out_dir,
-    )
 
 
 def _write_train_metrics(path: Path, train_metrics: dict[str, Any]) -> None:
