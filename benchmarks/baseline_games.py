@@ -1,4 +1,4 @@
-"""The games numerics as they were before the kernels (issue 17), kept to measure the speed-up.
+"""The games numerics as they were before the kernels, kept to measure the speed-up.
 
 Frozen copies of the batched numpy implementations that ``icarena.evaluation.nash.nash_gap``,
 ``run_exp3``, ``run_vlearning`` and ``run_viulcb`` had before they moved onto the kernels of

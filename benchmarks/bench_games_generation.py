@@ -1,6 +1,6 @@
 """Benchmark: the context-algorithm kernels against their references, measured in one process.
 
-Rows (issue 17; the figures vary with machine load, the ratios much less):
+Rows (the figures vary with machine load, the ratios much less):
 
 * EXP3 self-play, 10,000 5x5 matrix games x 100 steps, every per-step policy recorded:
   ``run_exp3`` (numpy, one thread) vs a per-game loop -- one PettingZoo ``icarena/matrix_game-v0``

@@ -1,6 +1,6 @@
 """Benchmark: the exact Nash gap kernel against its references, measured in one process.
 
-Rows (issue 17; the figures vary with machine load, the ratios much less):
+Rows (the figures vary with machine load, the ratios much less):
 
 * matrix games -- the public ``icarena.evaluation.nash_gap`` (validation included) on 20,000
   random 5x5 games (``TabularGame.from_matrix``, policies (n, 1, 1, 5)) vs a plain batched
