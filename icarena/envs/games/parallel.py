@@ -40,6 +40,22 @@ from icarena.envs.games.vector import (
 from icarena.errors import ConfigError, check
 
 
+def check_joint_action(env: Any, actions: Any, shape: str) -> None:
+    """The checks every parallel game env's ``step`` makes before reading ``actions``: reset
+    called, episode not over, a dict naming exactly the live agents."""
+    if env._batch is None:
+        raise ConfigError("call reset() before step()")
+    if not env.agents:
+        raise ConfigError("the env episode is finished (all agents are done); call reset()")
+    check(isinstance(actions, dict), f"actions must be a dict {shape}, "
+          f"got {type(actions).__name__}")
+    unknown = sorted(set(actions) - set(env.possible_agents))
+    if unknown:
+        raise ConfigError(f"unknown agent name(s) {unknown} in actions; use 'max' and 'min'")
+    missing = sorted(set(env.agents) - set(actions))
+    if missing:
+        raise ConfigError(f"missing action(s) for {missing}; both players move every step")
+
 class MarkovGameParallelEnv(ParallelEnv):
     """Two-player zero-sum tabular game as a PettingZoo ``ParallelEnv`` (see module docstring)."""
 
@@ -124,18 +140,7 @@ class MarkovGameParallelEnv(ParallelEnv):
         return self._observations(), self._infos()
 
     def step(self, actions: dict[str, Any]):
-        if self._batch is None:
-            raise ConfigError("call reset() before step()")
-        if not self.agents:
-            raise ConfigError("the env episode is finished (all agents are done); call reset()")
-        check(isinstance(actions, dict), f"actions must be a dict {{'max': a, 'min': b}}, "
-              f"got {type(actions).__name__}")
-        unknown = sorted(set(actions) - set(self.possible_agents))
-        if unknown:
-            raise ConfigError(f"unknown agent name(s) {unknown} in actions; use 'max' and 'min'")
-        missing = sorted(set(self.agents) - set(actions))
-        if missing:
-            raise ConfigError(f"missing action(s) for {missing}; both players move every step")
+        check_joint_action(self, actions, "{'max': a, 'min': b}")
         a = check_action(actions["max"], self.dims[2], "player max")
         b = check_action(actions["min"], self.dims[3], "player min")
         r = float(self._batch.step(np.array([a]), np.array([b]), self._rng)[0])
@@ -236,18 +241,7 @@ class BatchedGameParallelEnv(ParallelEnv):
         return self._observations(), self._infos()
 
     def step(self, actions: dict[str, Any]):
-        if self._batch is None:
-            raise ConfigError("call reset() before step()")
-        if not self.agents:
-            raise ConfigError("the env episode is finished (all agents are done); call reset()")
-        check(isinstance(actions, dict), f"actions must be a dict {{'max': a, 'min': b}} of "
-              f"(N,) arrays, got {type(actions).__name__}")
-        unknown = sorted(set(actions) - set(self.possible_agents))
-        if unknown:
-            raise ConfigError(f"unknown agent name(s) {unknown} in actions; use 'max' and 'min'")
-        missing = sorted(set(self.agents) - set(actions))
-        if missing:
-            raise ConfigError(f"missing action(s) for {missing}; both players move every step")
+        check_joint_action(self, actions, "{'max': a, 'min': b} of (N,) arrays")
         moves = {}
         for ag in self.possible_agents:  # GameBatch checks the action ranges
             x = np.asarray(actions[ag])
