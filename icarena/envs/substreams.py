@@ -98,3 +98,22 @@ class SubEnvStreams:
                     getattr(self.gens[i], self.method)(size=int(self._pos[i]), **self.kwargs)
             self._snap[i] = None
             self._pos[i] = self.block
+
+
+def vector_setup(vec: Any, env_cls: type, num_envs: int, kwargs: dict[str, Any]) -> Any:
+    """The set-up every native vector env shares: check ``num_envs``, build one single env from
+    ``kwargs`` (it validates them), declare the single and batched spaces on ``vec``; returns the
+    single env."""
+    import gymnasium as gym
+
+    check(isinstance(num_envs, int) and num_envs >= 1,
+          f"num_envs must be an int >= 1, got {num_envs!r}")
+    check(kwargs.get("render_mode") is None, "the vector env does not render")
+    env = env_cls(**kwargs)
+    vec.num_envs = num_envs
+    vec.single_observation_space = env.observation_space
+    vec.single_action_space = env.action_space
+    vec.observation_space = gym.vector.utils.batch_space(env.observation_space, num_envs)
+    vec.action_space = gym.vector.utils.batch_space(env.action_space, num_envs)
+    vec.render_mode = None
+    return env

@@ -708,18 +708,9 @@ class BlocksworldVectorEnv(gym.vector.VectorEnv):
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, **kwargs: Any):
-        from icarena.envs.substreams import SubEnvStreams
+        from icarena.envs.substreams import SubEnvStreams, vector_setup
 
-        check(isinstance(num_envs, int) and num_envs >= 1,
-              f"num_envs must be an int >= 1, got {num_envs!r}")
-        check(kwargs.get("render_mode") is None, "the vector env does not render")
-        self.env = env = BlocksworldEnv(**kwargs)  # validates the arguments
-        self.num_envs = num_envs
-        self.single_observation_space = env.observation_space
-        self.single_action_space = env.action_space
-        self.observation_space = gym.vector.utils.batch_space(env.observation_space, num_envs)
-        self.action_space = gym.vector.utils.batch_space(env.action_space, num_envs)
-        self.render_mode = None
+        self.env = env = vector_setup(self, BlocksworldEnv, num_envs, kwargs)
         self.table = _transition_table(env.n, env.ops)
         self.on_table = np.stack([env._on(s) for s in env.states])
         self.empty_ids = np.asarray(env.empty_ids, dtype=np.int64)

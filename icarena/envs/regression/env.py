@@ -137,18 +137,10 @@ class RegressionVectorEnv(gym.vector.VectorEnv):
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
-        from icarena.envs.substreams import SubEnvStreams
+        from icarena.envs.substreams import SubEnvStreams, vector_setup
 
-        check(isinstance(num_envs, int) and num_envs >= 1,
-              f"num_envs must be an int >= 1, got {num_envs!r}")
-        check(kwargs.get("render_mode") is None, "the vector env does not render")
-        env = RegressionEnv(**kwargs)  # validates the arguments
-        self.family, self.k, self.num_envs = env.family, env.k, num_envs
-        self.single_observation_space = env.observation_space
-        self.single_action_space = env.action_space
-        self.observation_space = gym.vector.utils.batch_space(env.observation_space, num_envs)
-        self.action_space = gym.vector.utils.batch_space(env.action_space, num_envs)
-        self.render_mode = None
+        env = vector_setup(self, RegressionEnv, num_envs, kwargs)
+        self.family, self.k = env.family, env.k
         self._plan = prompt_draws(self.family, self.k)
         kinds = {(method, tuple(sorted(kw.items()))) for method, _, kw in self._plan}
         method, kw = next(iter(kinds))
