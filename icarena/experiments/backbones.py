@@ -581,7 +581,7 @@ def references(cfg: Config, tasks: list[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if "regression" in tasks:
         from icarena.envs.regression import make_family
-        from icarena.experiments.regression_linear import baseline_errors
+        from icarena.evaluation.regression import baseline_errors
         from icarena.pretraining.data.regression import RegressionTask
 
         s = cfg.regression

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import check
-from icarena.evaluation.regression import (  # noqa: F401  (re-exported)
+from icarena.evaluation.regression import (
     RegressionEval,
     baseline_errors,
     curve_stats,

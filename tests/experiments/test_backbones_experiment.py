@@ -186,7 +186,8 @@ def test_isolated_cell_equals_in_process_and_reports_memory(tmp_path):
     cfg = _tiny(tmp_path)
     cell = _cell(tmp_path, cfg, "regression", "gpt")
     here = bb.run_cell(cell)
-    there = bb._run_isolated({**cell, "isolated": True})
+    there = bb._run_isolated({**cell, "isolated": True,  # a fresh run dir: runs are never reused
+                              "out_dir": str(tmp_path / "isolated")})
     assert there["metric"] == pytest.approx(here["metric"], rel=1e-6)  # same seed, same bytes
     assert there["losses"] == pytest.approx(here["losses"], rel=1e-6)
     assert there["peak_mem_mb"] > 50 and 0 <= there["peak_growth_mb"] <= there["peak_mem_mb"]
