@@ -5,7 +5,7 @@
     icarena pretrain NAME [--flags]      dataset/task -> trained run dir (--resume continues)
     icarena evaluate NAME [--flags]      run dir -> RUN/eval/metrics.json + report.md
     icarena run NAME [--flags]           a named experiment chaining the stages
-    icarena search [--flags]             S3-style evolutionary search over the supernet
+    icarena search [--flags]             the same as `icarena run search`
     icarena report RUN [RUN ...]         run dirs' metrics.json -> markdown results table
 
 Every NAME's flags come from its config dataclass (``icarena run NAME --help`` documents every
@@ -30,7 +30,6 @@ STAGES: dict[str, tuple[str, str, str, str]] = {
     "evaluate": ("icarena.evaluation.evaluate", "EVALUATORS", "EvalConfig", "evaluate"),
     "run": ("icarena.experiments", "EXPERIMENTS", "Config", "run"),
 }
-SEARCH = ("icarena.pretraining.search", "SearchConfig", "search")
 
 
 def _registry(stage: str) -> dict[str, tuple[str, str]]:
@@ -217,11 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from icarena.evaluation.results import report_main
 
             return report_main(rest)
-        if command == "search":
-            module = importlib.import_module(SEARCH[0])
-            cfg = _parse(getattr(module, SEARCH[1]), rest, prog="icarena search")
-            _print_summary(getattr(module, SEARCH[2])(cfg))
-            return 0
+        if command == "search":  # the verb of earlier versions
+            command, rest = "run", ["search", *rest]
         if command not in STAGES:
             raise IcarenaError(
                 f"unknown command {command!r}; use one of: list, {', '.join(STAGES)}, search"

@@ -144,4 +144,10 @@ TINY: dict[str, list[str]] = {
                               "--train.eval-every", "0", *TRAIN_TINY],
     "run games-baselines": ["--eval.n-games", "1", "--eval.matrix-episodes", "20",
                             "--eval.markov-episodes", "5"],
+    "run search": ["--data.d", "2", "--data.k", "4", "--model.d-model", "16",
+                   "--model.n-layers", "2", "--model.n-heads", "2", "--model.head-dim", "8",
+                   "--train.steps", "20", "--train.threads", "1", "--eval.n-val", "16",
+                   "--eval.n-test", "16", "--search.population", "3", "--search.top-k", "2",
+                   "--search.n-mutations", "1", "--search.n-crossovers", "1",
+                   "--search.generations", "1"],
 }
