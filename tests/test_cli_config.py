@@ -93,3 +93,34 @@ def test_search_verb_is_the_search_experiment(tmp_path):
     ok("run", "search", "--config", str(out / "config.json"), "--out-dir", str(tmp_path / "t"))
     assert (json.loads((tmp_path / "t" / "search.json").read_text())["best"]
             == json.loads((out / "search.json").read_text())["best"])
+
+
+def test_paper_preset_sets_the_papers_scale_and_flags_beside_it_win():
+    from icarena import cli
+    from icarena.experiments import EXPERIMENTS, experiment_module
+
+    with_preset = [n for n in EXPERIMENTS if "paper" in getattr(experiment_module(n),
+                                                                "PRESETS", {})]
+    assert {"alpine", "blocksworld", "regression-linear", "regression-families"} <= set(
+        with_preset)
+    for name in with_preset:
+        module = experiment_module(name)
+        paper = module.PRESETS["paper"]()
+        assert paper != module.Config(), name  # the preset changes something
+        parsed = cli._parse(module.Config, ["--preset", "paper", "--seed", "7"], name,
+                            module=module)
+        assert parsed == type(paper)(**{**paper.__dict__, "seed": 7}), name
+    from icarena.experiments import alpine
+
+    cfg = cli._parse(alpine.Config, ["--preset", "paper", "--train.steps", "5"], "alpine",
+                     module=alpine)
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.lr) == (5, 1024, 5e-4)
+
+
+def test_unknown_preset_or_preset_with_config_is_refused(tmp_path):
+    assert "unknown --preset 'huge'" in refused("run", "alpine", "--preset", "huge")
+    assert "paper" in refused("run", "alpine", "--preset", "huge")
+    assert "not both" in refused("run", "alpine", "--preset", "paper", "--config",
+                                 str(tmp_path / "config.json"))
+    assert "needs a value" in refused("run", "alpine", "--preset")
+    assert not any(tmp_path.iterdir())
