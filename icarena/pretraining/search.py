@@ -53,7 +53,12 @@ from torch import nn
 
 from icarena.envs.regression.families import make_family, sample_prompts
 from icarena.errors import ConfigError, check
-from icarena.lifecycle import atomic_write_bytes, atomic_write_json, writes_run
+from icarena.lifecycle import (
+    atomic_write_bytes,
+    atomic_write_json,
+    recorded_config,
+    writes_run,
+)
 from icarena.pretraining.backbones.supernet import SubnetConfig, SuperTransformer
 from icarena.pretraining.data.regression import RegressionTask, tokenize
 from icarena.pretraining.model import ModelConfig, SequenceModel
@@ -467,59 +472,115 @@ def _short(sub: SubnetConfig) -> str:
     return f"L{sub.depth} E{sub.embed} H[{heads}] R[{ratios}]"
 
 
+@dataclass
+class SupernetConfig:
+    """Train the weight-sharing supernet alone (``icarena pretrain supernet``); search it later
+    with ``icarena evaluate search --run-dir RUN``."""
+
+    out_dir: str = "runs/supernet"
+    """Run dir of the supernet (config.json, model.safetensors at the max sub-network, ckpt.pt)."""
+    seed: int = 0
+    """Seed of the init, the batches, the sampled sub-networks and the validation prompts."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished) with the same settings."""
+    data: SearchData = field(default_factory=SearchData)
+    """The regression task."""
+    model: SearchModel = field(default_factory=SearchModel)
+    """The supernet and its search space."""
+    train: SearchTrain = field(default_factory=SearchTrain)
+    """Supernet training (retrain_steps is not used here)."""
+    eval: SearchEval = field(default_factory=SearchEval)
+    """Validation prompts (logged for the max / min sub-networks) and test prompts."""
+
+    def validate(self) -> None:
+        SearchConfig(**{f.name: getattr(self, f.name)
+                        for f in dataclasses.fields(self)}).validate()
+
+    backbone_cfg = SearchConfig.backbone_cfg
+
+
+class SupernetProblem:
+    """A supernet task model with its task and validation prompts, as ``cfg`` defines them."""
+
+    def __init__(self, cfg: SearchConfig | SupernetConfig, model: SequenceModel | None = None):
+        family = make_family(cfg.data.family, cfg.data.d)
+        self.task = RegressionTask(family, cfg.data.k, n_eval=cfg.eval.n_test,
+                                   eval_seed=cfg.eval.test_seed)
+        val = sample_prompts(family, np.random.default_rng([cfg.seed, _VAL_STREAM]),
+                             cfg.eval.n_val, cfg.data.k)
+        self.val_tokens = tokenize(val.x, val.y)
+        self.val_y = torch.as_tensor(val.y, dtype=torch.float32)
+        if model is None:
+            seed_everything(cfg.seed)
+            model = SequenceModel(ModelConfig(backbone="supernet",
+                                              backbone_cfg=cfg.backbone_cfg(),
+                                              input_kind="vectors", input_dim=cfg.data.d,
+                                              output_dim=1))
+        self.model = model
+        self.net = supernet_of(model)
+
+    @torch.no_grad()
+    def val_loss(self, m: nn.Module) -> float:
+        was = m.training
+        m.eval()
+        loss = float(self.task.loss(m, {"tokens": self.val_tokens, "y": self.val_y}))
+        m.train(was)
+        return loss
+
+    def fitness(self, sub: SubnetConfig) -> float:
+        self.net.set_active(sub)
+        return self.val_loss(self.model)
+
+
+def _train_config(cfg: SearchConfig | SupernetConfig, steps: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
+                       warmup_steps=min(cfg.train.warmup_steps, steps), seed=cfg.seed,
+                       threads=cfg.train.threads, device="cpu", ckpt_every=max(1, steps // 4),
+                       log_every=max(1, steps // 100), progress=False)
+
+
+def train_supernet(cfg: SearchConfig | SupernetConfig, out_dir: str | Path,
+                   config: dict[str, Any],
+                   sn: SupernetProblem | None = None) -> tuple[SupernetProblem, Any]:
+    """S3 step 1: uniform single-path training of the supernet ``sn`` (default: a fresh one
+    from ``cfg``) into the run dir ``out_dir`` (``config`` is recorded in its config.json beside
+    the model); returns (supernet, result)."""
+    sn = sn or SupernetProblem(cfg)
+    config = {"model": dataclasses.asdict(sn.model.cfg), **config}
+    trained = train(sn.model, SupernetTask(sn.task, sn.net, sn.val_loss),
+                    _train_config(cfg, cfg.train.steps), out_dir, config=config,
+                    resume=cfg.resume)
+    sn.model.eval()
+    return sn, trained
+
+
 @writes_run
-def search(cfg: SearchConfig) -> dict[str, Any]:
-    """Run the whole pipeline (see the module docstring) and write its outputs."""
+def pretrain_supernet(cfg: SupernetConfig) -> dict[str, Any]:
+    """``icarena pretrain supernet``: train the supernet into ``cfg.out_dir``."""
     cfg.validate()
-    out = Path(cfg.out_dir)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    t0 = time.perf_counter()
-    family = make_family(cfg.data.family, cfg.data.d)
-    task = RegressionTask(family, cfg.data.k, n_eval=cfg.eval.n_test,
-                          eval_seed=cfg.eval.test_seed)
-    val = sample_prompts(family, np.random.default_rng([cfg.seed, _VAL_STREAM]), cfg.eval.n_val,
-                         cfg.data.k)
-    val_tokens = tokenize(val.x, val.y)
-    val_y = torch.as_tensor(val.y, dtype=torch.float32)
+    _, trained = train_supernet(cfg, cfg.out_dir, {"pretrain": recorded_config(cfg)})
+    return {"run_dir": cfg.out_dir, "rows": [{"final_loss": trained.losses[-1],
+                                              **trained.final_eval}]}
 
-    seed_everything(cfg.seed)
-    model_cfg = ModelConfig(backbone="supernet", backbone_cfg=cfg.backbone_cfg(),
-                            input_kind="vectors", input_dim=cfg.data.d, output_dim=1)
-    model = SequenceModel(model_cfg)
-    net = supernet_of(model)
+
+def search_trained(sn: SupernetProblem, cfg: SearchConfig, out: Path,
+                   supernet_dir: str | Path) -> dict[str, Any]:
+    """S3 steps 2-5 on a trained supernet: evolution and the random-search control with
+    inherited weights, extraction (and optional retraining) of the winner into ``out/winner``;
+    writes ``out/search.json`` and ``out/report.md`` and returns the results."""
+    t0 = time.perf_counter()
+    net, model = sn.net, sn.model
     lo, hi = net.count_params(net.min_config()), net.count_params(net.max_config())
     check(cfg.search.param_max >= lo and cfg.search.param_min <= hi,
           f"the parameter range [{cfg.search.param_min}, {cfg.search.param_max}] misses the "
           f"space, whose sub-networks have {lo} to {hi} backbone parameters; change "
           "--search.param-min / --search.param-max")
-
-    @torch.no_grad()
-    def val_loss(m: nn.Module) -> float:
-        was = m.training
-        m.eval()
-        loss = float(task.loss(m, {"tokens": val_tokens, "y": val_y}))
-        m.train(was)
-        return loss
-
-    def fitness(sub: SubnetConfig) -> float:
-        net.set_active(sub)
-        return val_loss(model)
-
-    config = {"model": dataclasses.asdict(model_cfg), "search": dataclasses.asdict(cfg)}
-    tcfg = TrainConfig(steps=cfg.train.steps, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
-                       warmup_steps=min(cfg.train.warmup_steps, cfg.train.steps), seed=cfg.seed,
-                       threads=cfg.train.threads, device="cpu",
-                       ckpt_every=max(1, cfg.train.steps // 4),
-                       log_every=max(1, cfg.train.steps // 100), progress=False)
-    sn_task = SupernetTask(task, net, val_loss)
-    trained = train(model, sn_task, tcfg, out / "supernet", config=config,
-                    resume=cfg.resume)
-    model.eval()
-
-    rng = np.random.default_rng([cfg.seed, 1])
-    evo = evolve(net, fitness, cfg, rng)
-    rnd = random_search(net, fitness, len(evo["evaluated"]), cfg, np.random.default_rng(
+    evo = evolve(net, sn.fitness, cfg, np.random.default_rng([cfg.seed, 1]))
+    rnd = random_search(net, sn.fitness, len(evo["evaluated"]), cfg, np.random.default_rng(
         [cfg.seed, 2]))
 
     # the winner, standalone; its outputs must equal the supernet's at that config
@@ -527,18 +588,15 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
     winner = extract_model(model, best).eval()
     net.set_active(best)
     with torch.no_grad():
-        diff = float((winner(val_tokens[:64]) - model(val_tokens[:64])).abs().max())
+        diff = float((winner(sn.val_tokens[:64]) - model(sn.val_tokens[:64])).abs().max())
     if diff > 1e-5:  # an internal invariant (tested), not a user error
         raise RuntimeError(f"extracted winner differs from the supernet by {diff}")
     winner_dir = out / "winner"
     extra = {"search": dataclasses.asdict(cfg), "subnet": best.to_dict()}
-    if cfg.train.retrain_steps > 0:
-        rcfg = dataclasses.replace(tcfg, steps=cfg.train.retrain_steps,
-                                   warmup_steps=min(cfg.train.warmup_steps,
-                                                    cfg.train.retrain_steps),
-                                   ckpt_every=max(1, cfg.train.retrain_steps // 4))
-        train(winner.train(), task, rcfg, winner_dir, resume=cfg.resume,
-              config={"model": dataclasses.asdict(winner.cfg), **extra})
+    retrain = cfg.train.retrain_steps
+    if retrain > 0:
+        train(winner.train(), sn.task, _train_config(cfg, retrain), winner_dir,
+              resume=cfg.resume, config={"model": dataclasses.asdict(winner.cfg), **extra})
         winner.eval()
     else:
         save_model_dir(winner, winner_dir, extra)
@@ -547,9 +605,9 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
     test_err = {}
     for name, sub in (("evolution", best), ("random", rnd["best"])):
         net.set_active(sub)
-        test_err[name] = task.evaluate(model)["err_mean"]
-    if cfg.train.retrain_steps > 0:
-        test_err["evolution (retrained)"] = task.evaluate(winner)["err_mean"]
+        test_err[name] = sn.task.evaluate(model)["err_mean"]
+    if retrain > 0:
+        test_err["evolution (retrained)"] = sn.task.evaluate(winner)["err_mean"]
     net.set_active(net.max_config())
 
     rows = [
@@ -566,14 +624,43 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
         "random_params": net.count_params(rnd["best"]),
         "n_evaluations": len(evo["evaluated"]), "history": evo["history"],
         "test_err": test_err, "param_range": [cfg.search.param_min, cfg.search.param_max],
-        "supernet_final_loss": trained.losses[-1], "supernet_eval": trained.final_eval,
-        "extract_max_abs_diff": diff, "supernet_dir": str(out / "supernet"),
-        "winner_dir": str(winner_dir), "seconds": time.perf_counter() - t0, "rows": rows,
+        "extract_max_abs_diff": diff, "supernet_dir": str(supernet_dir),
+        "winner_dir": str(winner_dir), "search_seconds": time.perf_counter() - t0,
+        "rows": rows,
         "columns": list(rows[0]),  # the table order for `icarena report` (keys are sorted on disk)
     }
-    atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "search.json", results)
     report = out / "report.md"
     atomic_write_bytes(report, _report(results).encode())
     results["report"] = str(report)
     return results
+
+
+@writes_run
+def search(cfg: SearchConfig) -> dict[str, Any]:
+    """Run the whole pipeline (see the module docstring) and write its outputs."""
+    cfg.validate()
+    out = Path(cfg.out_dir)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    t0 = time.perf_counter()
+    sn = SupernetProblem(cfg)
+    lo, hi = sn.net.count_params(sn.net.min_config()), sn.net.count_params(sn.net.max_config())
+    check(cfg.search.param_max >= lo and cfg.search.param_min <= hi,  # before any training
+          f"the parameter range [{cfg.search.param_min}, {cfg.search.param_max}] misses the "
+          f"space, whose sub-networks have {lo} to {hi} backbone parameters; change "
+          "--search.param-min / --search.param-max")
+    config = {"search": dataclasses.asdict(cfg)}
+    sn, trained = train_supernet(cfg, out / "supernet", config, sn)
+    results = search_trained(sn, cfg, out, out / "supernet")
+    results.update(supernet_final_loss=trained.losses[-1], supernet_eval=trained.final_eval,
+                   seconds=time.perf_counter() - t0)
+    atomic_write_json(out / "config.json", {"model": dataclasses.asdict(sn.model.cfg),
+                                            **config})
+    atomic_write_json(out / "search.json", {k: v for k, v in results.items() if k != "report"})
+    return results
+
+
+# the names `icarena pretrain supernet` looks up (icarena.pretraining.pretrain)
+PretrainConfig = SupernetConfig
+pretrain = pretrain_supernet
