@@ -120,6 +120,17 @@ class TrainConfig:
     compile: bool = False
     """Run the model through torch.compile (the weights written are the same module's)."""
 
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied and checked, e.g.
+        ``path_train_config().replace(steps=500)`` (a task's recommended settings, shorter)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        check(not unknown, f"unknown TrainConfig field(s) {unknown}; valid: {sorted(names)}",
+              fields="train")
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
     def validate(self, prefix: str = "train") -> None:
         """Raise a ConfigError naming the field (``train.lr`` in Python, ``--train.lr`` on the
         command line) of the first invalid setting."""
