@@ -21,10 +21,9 @@ drawn from ``eval_seed``. ``evaluate`` reports the normalised squared error
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -91,9 +90,13 @@ def dimension_curriculum(start: int, every: int, d: int) -> tuple[int, int] | No
     return (start, every) if start else None
 
 
-Sampler = Callable[[np.random.Generator, int, int], tuple[np.ndarray, np.ndarray]]
-"""A user's prompt sampler: ``sampler(rng, n, k) -> (x (n, k, d), y (n, k))``, drawing every
-random number from ``rng`` (so a seed gives the same prompts)."""
+class Sampler(Protocol):
+    """A user's prompt sampler: ``sampler(rng, n, k) -> (x (n, k, d), y (n, k))``, drawing
+    every random number from ``rng`` (so a seed gives the same prompts); any function of that
+    signature is one."""
+
+    def __call__(self, rng: np.random.Generator, n: int,
+                 k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def draw_sampler(sampler: Sampler, rng: np.random.Generator, n: int, k: int) -> Prompts:
