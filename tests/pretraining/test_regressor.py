@@ -114,9 +114,9 @@ def test_evaluate_regressors_against_an_independent_least_squares(reg, prompts):
 
 
 def test_recommended_settings_are_the_cli_defaults():
+    from icarena.pretraining import path_train_config
     from icarena.pretraining.data.regression import PretrainConfig
     from icarena.pretraining.path_lm import PretrainConfig as PathPretrain
-    from icarena.pretraining import path_train_config
 
     assert PretrainConfig().train == regression_train_config()
     assert PathPretrain().train == path_train_config()
