@@ -124,3 +124,25 @@ def test_recommended_settings_are_the_cli_defaults():
     assert regression_train_config().replace(steps=5).steps == 5
     with pytest.raises(ConfigError, match="train.steps must be >= 1"):
         regression_train_config().replace(steps=0)
+
+
+def test_the_cli_evaluates_a_python_saved_regressor_with_the_same_numbers(reg, tmp_path):
+    """`icarena evaluate regression` on a regressor saved from Python reports the curves that
+    evaluate_regressors gives in Python on the same held-out prompts."""
+    import json
+
+    from cli_helpers import ok
+
+    from icarena.evaluation.regression import FAMILY_BASELINES
+    from icarena.pretraining import RegressionTask
+
+    reg.save(tmp_path / "run")
+    ok("evaluate", "regression", "--run-dir", str(tmp_path / "run"), "--eval.n-prompts", "16",
+       "--eval.n-boot", "5", "--eval.seed", "9")
+    cli = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())["curves"]
+    p = RegressionTask(make_family("linear", 2), 6, n_eval=16, eval_seed=9).eval_prompts
+    py = evaluate_regressors(p.x, p.y, {"transformer": reg, **FAMILY_BASELINES["linear"]},
+                             normaliser=2.0, n_boot=5, seed=9).curves
+    assert set(cli) == set(py)
+    for name in py:
+        np.testing.assert_allclose(cli[name]["mean"], py[name]["mean"], rtol=1e-6, atol=1e-9)
