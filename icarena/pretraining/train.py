@@ -393,9 +393,10 @@ def _train(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     full_config = dict(config or {})
-    model_cfg = getattr(model, "cfg", None)
-    if "model" not in full_config and dataclasses.is_dataclass(model_cfg):
-        full_config["model"] = dataclasses.asdict(model_cfg)  # load_model rebuilds it from this
+    from icarena.pretraining.model import SequenceModel
+
+    if "model" not in full_config and isinstance(model, SequenceModel):
+        full_config["model"] = dataclasses.asdict(model.cfg)  # load_model rebuilds it from this
     full_config["train"] = dataclasses.asdict(cfg)
     full_config["provenance"] = provenance(device)
     write = info.is_main and out_dir is not None  # rank 0 of a run with a run dir writes files
