@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_summary(run_stage(command, rest[0], rest[1:]))
         return 0
     except IcarenaError as e:
-        print(f"icarena: error: {e}", file=sys.stderr)
+        print(f"icarena: error: {e.cli_message()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("icarena: interrupted (rerun the same command with --resume to continue)",

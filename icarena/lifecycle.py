@@ -245,17 +245,20 @@ def _alive(pid: int) -> bool:
 
 
 # ------------------------------------------------------------------------------ claims
+_TARGET = ("overwrite", "resume", "out_dir")  # the settings a refusal names
+
+
 def check_dataset_target(path: str | os.PathLike, *, overwrite: bool) -> None:
     """Refuse a dataset target that may not be written (nothing on disk is touched)."""
     state = state_of(path)
     if state in ("missing", "empty") or (state == "dataset" and overwrite):
         return
     if state == "dataset":
-        raise DatasetError(f"{path} already holds a dataset; pass --overwrite to replace it, or "
-                           "choose another --out-dir")
+        raise DatasetError(f"{path} already holds a dataset; pass {{overwrite}} to replace it, "
+                           "or choose another {out_dir}", fields=_TARGET)
     raise DatasetError(f"{path} is {_what(state)}; refusing to write a dataset there"
-                       f"{' (--overwrite replaces only an icarena dataset)' if overwrite else ''}"
-                       "; choose another --out-dir")
+                       f"{' ({overwrite} replaces only an icarena dataset)' if overwrite else ''}"
+                       "; choose another {out_dir}", fields=_TARGET)
 
 
 @contextlib.contextmanager
@@ -276,16 +279,18 @@ def check_run_target(path: str | os.PathLike, *, overwrite: bool = False, resume
 
     Returns 'create' (missing or empty), 'replace' (an icarena run and ``overwrite``) or 'resume'
     (an icarena run and ``resume``; with ``require_existing=False`` also a missing or empty one).
-    Raises CheckpointError naming the problem and the flag that fixes it.
+    Raises CheckpointError naming the problem and the setting that fixes it (``overwrite`` in
+    Python, ``--overwrite`` on the command line: :meth:`icarena.errors.IcarenaError.cli_message`).
     """
     if overwrite and resume:
-        raise CheckpointError("use either --resume or --overwrite, not both")
+        raise CheckpointError("use either {resume} or {overwrite}, not both", fields=_TARGET)
     path = Path(path)
     state = state_of(path)
     if state in ("missing", "empty"):
         if resume and require_existing:
-            raise CheckpointError(f"nothing to resume at {path} (no run there); drop --resume to "
-                                  "start a new run")
+            raise CheckpointError(f"nothing to resume at {path} (no run there); drop {{resume}} "
+                                  "to start a new run",
+                              fields=_TARGET)
         return "resume" if resume else "create"
     if state == "run":
         if resume:
@@ -293,13 +298,16 @@ def check_run_target(path: str | os.PathLike, *, overwrite: bool = False, resume
         if overwrite:
             return "replace"
         if resumable:
-            raise CheckpointError(f"{path} already holds a run; pass --resume to continue it, "
-                                  "--overwrite to replace it, or choose another --out-dir")
-        raise CheckpointError(f"{path} already holds icarena outputs; pass --overwrite to "
-                              "replace them, or choose another --out-dir")
-    refusal = " (--overwrite replaces only an icarena run dir)" if overwrite else ""
+            raise CheckpointError(f"{path} already holds a run; pass {{resume}} to continue it, "
+                                  "{overwrite} to replace it, or choose another {out_dir}",
+                              fields=_TARGET)
+        raise CheckpointError(f"{path} already holds icarena outputs; pass {{overwrite}} to "
+                              "replace them, or choose another {out_dir}",
+                              fields=_TARGET)
+    refusal = " ({overwrite} replaces only an icarena run dir)" if overwrite else ""
     raise CheckpointError(f"{path} is {_what(state)}; refusing to write a run there{refusal}; "
-                          "choose another --out-dir")
+                          "choose another {out_dir}",
+                              fields=_TARGET)
 
 
 @contextlib.contextmanager

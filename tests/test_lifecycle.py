@@ -63,8 +63,9 @@ def test_a_failed_replacement_puts_the_old_run_back(tmp_path):
 
 def test_refusals_name_the_flag(tmp_path):
     lc.mark_run(tmp_path / "run")
-    with pytest.raises(CheckpointError, match="--resume to continue it, --overwrite"):
+    with pytest.raises(CheckpointError, match="pass resume to continue it, overwrite") as e:
         lc.check_run_target(tmp_path / "run")
+    assert "pass --resume to continue it, --overwrite" in e.value.cli_message()
     with pytest.raises(CheckpointError, match="not both"):
         lc.check_run_target(tmp_path / "run", overwrite=True, resume=True)
     with pytest.raises(CheckpointError, match="nothing to resume"):

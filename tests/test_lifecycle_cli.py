@@ -37,8 +37,9 @@ def path_command(data: Path, steps: int = 400) -> list[str]:
             str(steps), "--train.batch-size", "16", *TRAIN]
 
 
-REGRESSION = ["pretrain", "regression", "--d", "2", "--k", "5", "--d-model", "16", "--n-layers",
-              "1", "--n-heads", "1", "--n-eval", "32", "--train.steps", "400",
+REGRESSION = ["pretrain", "regression", "--data.d", "2", "--data.k", "5", "--model.d-model", "16",
+              "--model.n-layers", "1", "--model.n-heads", "1", "--data.n-eval", "32",
+              "--train.steps", "400",
               "--train.batch-size", "16", "--train.eval-every", "0", *TRAIN]
 ICGP = ["pretrain", "icgp", "--data.n-games", "2", "--data.episodes", "10", "--model.d-model",
         "16", "--model.n-layers", "1", "--model.n-heads", "2", "--data.val-games", "0",

@@ -29,14 +29,14 @@ from icarena.experiments import path_planning as pp
 from icarena.lifecycle import writes_run
 from icarena.pretraining.data import alpine as alpine_data
 from icarena.pretraining.model import ModelSpec
-from icarena.pretraining.path_lm import alpine_model
+from icarena.pretraining.path_lm import alpine_model, path_train_config
 from icarena.pretraining.train import TrainConfig
 
 
 def default_train() -> TrainConfig:
-    return TrainConfig(steps=3000, batch_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=150,
-                       weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0, eval_every=250,
-                       ckpt_every=500, log_every=25, threads=2)
+    """The path track's recommended settings (:func:`icarena.pretraining.path_train_config`),
+    probing every 250 steps on 2 threads."""
+    return path_train_config().replace(eval_every=250, threads=2)
 
 
 @dataclass

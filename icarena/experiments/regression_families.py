@@ -43,13 +43,8 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import check
-from icarena.evaluation.regression import (
-    FAMILY_BASELINES,
-    RegressionEval,
-    baseline_errors,
-    curve_stats,
-)
-from icarena.experiments.regression_linear import model_config, train_model
+from icarena.evaluation.regression import FAMILY_BASELINES, RegressionEval, evaluate_regressors
+from icarena.experiments.regression_linear import train_model
 from icarena.lifecycle import writes_run
 from icarena.pretraining.model import ModelSpec
 from icarena.pretraining.train import TrainConfig
@@ -189,24 +184,22 @@ def run(cfg: Config) -> dict[str, Any]:
         k = cfg.data.k_linear if name in ("linear", "sparse_linear") else cfg.data.k_nonlinear
         steps = cfg.family_steps.get(name, cfg.train.steps)
         batch_size = cfg.family_batch_size.get(name, cfg.train.batch_size)
-        mcfg = model_config(cfg.model.backbone, cfg.data.d, k, cfg.model.n_layers,
-                            cfg.model.d_model, cfg.model.n_heads)
-        mcfg["backbone_cfg"].update(cfg.model.options)
         tcfg = dataclasses.replace(cfg.train, steps=steps, batch_size=batch_size, seed=cfg.seed,
                                    warmup_steps=min(cfg.train.warmup_steps, steps),
                                    ckpt_every=min(cfg.train.ckpt_every, steps))
-        model, task, result = train_model(
-            family, k, out / name, mcfg, tcfg, n_eval=cfg.eval.n_prompts,
+        reg, task, result = train_model(
+            family, k, out / name, cfg.model, tcfg, n_eval=cfg.eval.n_prompts,
             eval_seed=cfg.eval.seed, resume=cfg.resume, experiment=dataclasses.asdict(cfg),
             curriculum=_curriculum(name, cfg),
         )
         p = task.eval_prompts
-        errors = {"transformer": (task.predict(model, p.x, p.y) - p.y) ** 2 / family.normaliser}
         baselines = dict(FAMILY_BASELINES[name])
         if name == "sparse_linear":  # the posterior mean of this prior: the floor for any learner
             baselines["Bayes optimal"] = ("sparse_bayes", {"sparsity": cfg.data.sparsity})
-        errors.update(baseline_errors(p.x, p.y, family.normaliser, baselines))
-        stats = {m: curve_stats(e, cfg.eval.n_boot, cfg.seed) for m, e in errors.items()}
+        curves = evaluate_regressors(p.x, p.y, {"transformer": reg, **baselines},
+                                     normaliser=family.normaliser, n_boot=cfg.eval.n_boot,
+                                     seed=cfg.seed)
+        errors, stats = curves.errors, curves.curves
         mean = {m: np.array(s["mean"]) for m, s in stats.items()}
         check_text, passed = _family_check(name, mean, cfg.data.d, k)
         metrics[name] = {"k": k, "normaliser": family.normaliser, "curves": stats,
