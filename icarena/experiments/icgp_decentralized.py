@@ -14,8 +14,8 @@ The default here is **K = 300** (T = 300), a 3-layer width-32 GPT (4 heads), sof
 action and reward; :mod:`icarena.pretraining.game_lm`), 5 EXP3 trajectories per pretraining
 game, N ∈ (10, 20, 100) and 1,500 AdamW steps of batch 16 per model, the max and min models
 trained side by side (``--train.stream-workers 2``, one core each), a budget sized for 2 CPU cores.
-The paper's K is one flag away: ``--data.episodes 3000`` (about 10× the time per step; use a
-GPU, ``--train.device cuda``).
+``--preset paper`` is the paper's scale (K = 3000, N = 10 and 20, batch 32, lr 5e-4, 100 epochs;
+settings given explicitly win); its cost: ``docs/results/icgp-decentralized.md``.
 
 Why the own-probability feature: with the plain ``slot`` token the models concentrated in closed
 loop as much as EXP3, but on the wrong actions. On EXP3's own trajectories an action's past
@@ -28,8 +28,10 @@ trajectories are memorised, and the gap falls with N as the paper reports. Measu
 ratios at the defaults (two seeds), the variants that chose the defaults, and the probe of the
 shortcut, with commands and machines: ``docs/results/icgp-decentralized.md``.
 
-The pipeline chains the stages: :func:`icarena.pretraining.game_lm.pretrain` into
-``out_dir/N<n>/`` (one run dir per N, each with ``max/`` and ``min/`` Trainer runs),
+The pipeline chains the stages, per N: ``icarena generate games`` into ``out_dir/data/N<n>/``
+(:func:`icarena.pretraining.data.games.generate`; reused by ``--resume``), then
+:func:`icarena.pretraining.game_lm.pretrain` on that dataset into ``out_dir/N<n>/`` (one run dir
+per N, each with ``max/`` and ``min/`` Trainer runs),
 :func:`icarena.evaluation.icgp.evaluate_players` on the held-out games, then ``metrics.json``,
 ``report.md``, ``gap_last.png``, ``gap_avg.png`` and TensorBoard scalars (``tb_icgp/``).
 
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from icarena.errors import check
+from icarena.errors import CheckpointError, check
 from icarena.evaluation.icgp import (
     GamesEval,
     evaluate_players,
@@ -187,7 +189,7 @@ def prepare_games(gen: games_data.Config) -> Path:
     differ = sorted(k for k, v in want.items() if existing.config.get(k) != v)
     check(not differ and existing.seed == gen.seed,
           f"{out} holds a dataset made with other settings ({', '.join(differ) or 'seed'}); "
-          "resume with the same settings, or pass --overwrite to start again")
+          "resume with the same settings, or pass --overwrite to start again", CheckpointError)
     return out
 
 

@@ -4,7 +4,7 @@ Shi, Yang, Yang, Shen 2024, "Transformers as Game Players" (arXiv 2410.09701), �
 causal sequence model reads a context algorithm's trajectory D_t and predicts the
 algorithm's policy for the next step at **every** (h, s) at once.
 
-Streams (``stream``; ``--data.setting``), one model each:
+Streams (``stream``; the dataset's setting), one model each:
 
 * decentralized: ``"max"`` and ``"min"`` -- one model per player that sees only its **own**
   stream (s, own action, own reward); the opponent's actions never enter its tokens;
@@ -78,12 +78,16 @@ for unvisited states too, Lin–Bai–Mei 2023):
   step, from the trainer's seeded generator) and the usual cross-entropy: the paper's loss
   Σ_t Σ_s log TF_θ(a_t^s | D_{t−1}, s).
 
-Data (``--data.*``). ``pretrain`` draws N = ``--data.n-games`` pretraining games from the ICGP
-prior (seed branch ``[seed, 1]``), runs the context algorithm ``--data.trajectories-per-game``
-times on each (different random draws, one batched run) and a separate validation set of
-``--data.val-games`` games (branch ``[seed, 2]``); held-out evaluation games use the branch
-``[eval_seed, 3]`` (:func:`eval_games`), so training never sees them. A batch is
-``--train.batch-size`` whole trajectories drawn uniformly with replacement.
+Data (``--data D``). ``pretrain`` reads only the dataset D written by ``icarena generate games``
+(:mod:`icarena.pretraining.data.games`, the one producer of game data): its manifest fixes the
+setting, H, S, A, B, K and the context algorithm (not flags); its train split (N games from the
+ICGP prior, seed branch ``[seed, 1]``, ``trajectories_per_game`` runs of the context algorithm on
+each) is trained on and its val split (branch ``[seed, 2]``) gives eval/val_kl and eval/val_tv.
+Held-out evaluation games use the branch ``[eval_seed, 3]`` (:func:`eval_games`), so training
+never sees them. The run records D's manifest SHA-256 in ``config.json`` (``dataset``), which a
+``--resume`` and ``icarena evaluate icgp`` check. A batch is ``--train.batch-size`` whole
+trajectories drawn uniformly with replacement. ``--preset paper`` sets the paper's optimisation
+(batch 32, lr 5e-4, 100 epochs of D's trajectories) where the ``--train`` flags were not given.
 ``--train.stream-workers 2`` trains the max and min models side by side in two spawned processes
 (same results as one after the other at the same thread count; roughly halves the wall time on
 two cores).

@@ -316,7 +316,6 @@ def test_option_flags_are_typed_key_value_pairs():
     import tyro
 
     from icarena.experiments import icgp_centralized
-
     from icarena.pretraining.data.games import Config
 
     data = tyro.cli(Config, args=["--context-options", "c", "0.05", "mwu_iters", "5", "eq", "lp"])
