@@ -114,7 +114,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -582,7 +582,7 @@ class PretrainConfig:
     resume: bool = False
     """Continue the run in out_dir (killed or finished): every stream from its checkpoint, a
     stream without one from the start; the settings and the dataset must be the same."""
-    preset: str = "cpu"
+    preset: Literal["cpu", "paper"] = "cpu"
     """'cpu' or 'paper' (Shi et al. 2024: batch 32, lr 5e-4, 100 epochs of the dataset's
     trajectories); fills the --train settings left at their CPU defaults."""
     data: str = "data/games"

@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -142,7 +142,7 @@ class Config:
     """Seed of the games and of the algorithm's random draws."""
     overwrite: bool = False
     """Replace an existing icarena dataset at ``out_dir``."""
-    preset: str = "cpu"
+    preset: Literal["cpu", "paper"] = "cpu"
     """'cpu' (K = 300 decentralized, 150 centralized) or 'paper' (K = 3000 / 300, Shi et al.
     2024); fills --episodes when it is not given."""
     setting: str = "decentralized"
