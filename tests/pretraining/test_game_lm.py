@@ -332,3 +332,12 @@ def test_option_flags_are_typed_key_value_pairs():
     assert tyro.cli(cen, args=["--model.read-out-options"]).model.read_out_options == {}
     with pytest.raises(SystemExit):
         tyro.cli(cen, args=["--model.read-out-options", "hidden"])
+
+
+def test_paper_preset_of_pretrain_fills_the_train_settings_left_at_their_defaults():
+    cpu = gl.PretrainConfig().train
+    paper = gl.apply_paper_preset(cpu, 100)
+    assert (paper.batch_size, paper.lr, paper.min_lr) == (32, 5e-4, 5e-5)
+    assert paper.steps == 313  # 100 epochs of 100 trajectories in batches of 32, rounded up
+    mine = gl.apply_paper_preset(gl.GameTrainConfig(**{**vars(cpu), "steps": 9, "lr": 1e-2}), 100)
+    assert (mine.steps, mine.lr, mine.batch_size) == (9, 1e-2, 32)
