@@ -68,11 +68,17 @@ def _parse(config_cls: type, args: Sequence[str], prog: str, module: Any = None)
     """Parse ``args`` into ``config_cls``. ``--config RUN/config.json`` first loads the settings
     a run saved, ``--preset NAME`` the module's preset ``PRESETS[NAME]()`` (e.g. ``paper``, the
     paper's scale); the flags given beside either override them."""
+    import dataclasses
+
     import tyro
 
     args = list(args)
     saved = _take(args, "--config", "RUN/config.json")
-    preset = _take(args, "--preset", "NAME")
+    # a config with its own `preset` field (the ICGP stages: the paper's training budget follows
+    # the data it reads) resolves the preset itself
+    own = dataclasses.is_dataclass(config_cls) and any(
+        f.name == "preset" for f in dataclasses.fields(config_cls))
+    preset = None if own else _take(args, "--preset", "NAME")
     if saved is not None and preset is not None:
         raise IcarenaError("pass --config or --preset, not both (a saved config already holds "
                            "every setting)")

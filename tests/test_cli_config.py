@@ -22,8 +22,9 @@ def test_a_saved_config_reruns_with_the_same_settings(tmp_path):
 
 
 def test_a_config_of_another_command_is_refused(tmp_path):
-    run = tmp_path / "icgp"
-    ok("pretrain", "icgp", *TINY["pretrain icgp"], "--out-dir", str(run))
+    run, data = tmp_path / "icgp", tmp_path / "games"
+    ok("generate", "games", *TINY["generate games"], "--out-dir", str(data))
+    ok("pretrain", "icgp", "--data", str(data), *TINY["pretrain icgp"], "--out-dir", str(run))
     assert "does not hold settings" in refused("run", "regression-linear", "--config",
                                                str(run / "config.json"))
     assert "cannot read --config" in refused("pretrain", "icgp", "--config",

@@ -82,7 +82,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from icarena.errors import CheckpointError, check
+from icarena.errors import check
 from icarena.lifecycle import writes_run
 from icarena.pretraining.model import Options
 
@@ -450,16 +450,16 @@ def _alpine(cell: dict[str, Any]):
     return mcfg, task, metric, {"data": cell["data"]}, 0.1
 
 
-def _icgp_pretrain_config(s: dict[str, Any], backbone: str, seed: int):
-    from icarena.pretraining.game_lm import GameModel, PretrainConfig, PretrainData
+def _icgp_games_config(s: dict[str, Any], seed: int, out_dir: str = ""):
+    """The ``icarena generate games`` config of the icgp cells' shared data (centralized
+    H=2, S=4, A=B=5 games, VI-ULCB, no validation split)."""
+    from icarena.pretraining.data.games import Config, resolve
 
-    data = PretrainData(setting="centralized", H=2, S=4, A=5, B=5, episodes=s["episodes"],
-                        n_games=s["n_games"], trajectories_per_game=s["trajectories_per_game"],
-                        context="viulcb", val_games=0,
-                        context_options=dict(s["context_options"]))
-    model = GameModel(backbone=backbone, d_model=s["d_model"], n_layers=s["n_layers"],
-                      n_heads=s["n_heads"])
-    return PretrainConfig(seed=seed, data=data, model=model)
+    return resolve(Config(out_dir=out_dir, seed=seed, setting="centralized", H=2, S=4, A=5, B=5,
+                          episodes=s["episodes"], n_games=s["n_games"],
+                          trajectories_per_game=s["trajectories_per_game"], val_games=0,
+                          algorithm="viulcb",
+                          context_options=dict(s["context_options"])))
 
 
 def _icgp(cell: dict[str, Any]):
@@ -469,36 +469,47 @@ def _icgp(cell: dict[str, Any]):
     :class:`~icarena.pretraining.game_player.InContextGamePlayer` loads and plays it.
     """
     from icarena.evaluation.nash import record_gap_curves
-    from icarena.pretraining.data.store import atomic_write_json, load_dataset
+    from icarena.pretraining.data.games import split_columns
+    from icarena.pretraining.data.store import atomic_write_json, dataset_identity
     from icarena.pretraining.game_lm import (
         META_FILE,
+        GameModel,
         GamePolicyTask,
         eval_games,
         icgp_meta,
         icgp_model_config,
+        load_games_dataset,
+        policy_targets,
+        step_tokens,
     )
     from icarena.pretraining.game_player import InContextGamePlayer
 
     s = cell["spec"]
-    ds = load_dataset(cell["data"], generator="backbones-icgp")
-    pcfg = _icgp_pretrain_config(s, cell["backbone"], cell["seed"])
-    T = s["episodes"] * pcfg.data.H
-    mcfg = icgp_model_config("joint", pcfg.dims, T, backbone=cell["backbone"],
+    ds, settings = load_games_dataset(cell["data"])
+    H, S, A, B = (int(settings[k]) for k in "HSAB")
+    spec = GameModel(backbone=cell["backbone"], d_model=s["d_model"], n_layers=s["n_layers"],
+                     n_heads=s["n_heads"])
+    meta = icgp_meta(settings, spec, seed=cell["seed"])
+    T = s["episodes"] * H
+    mcfg = icgp_model_config("joint", (H, S, A, B), T, backbone=cell["backbone"],
                              d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
                              backbone_cfg=dict(cell["options"]))
-    task = GamePolicyTask(np.asarray(ds["tokens"]), np.asarray(ds["targets"]), labels="soft")
+    rec = {k: np.array(v) for k, v in split_columns(ds, "train").items()}
+    task = GamePolicyTask(step_tokens(rec, "joint", H, S, A, B, spec.embedding),
+                          policy_targets(rec, "joint"), labels="soft")
     Path(cell["out_dir"]).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(Path(cell["out_dir"]) / META_FILE, icgp_meta(pcfg))
+    atomic_write_json(Path(cell["out_dir"]) / META_FILE, meta)
 
     def metric(model, out_dir: Path) -> dict[str, Any]:
         player = InContextGamePlayer.load(out_dir)
-        games = eval_games(*pcfg.dims, s["eval_games"], s["eval_seed"])
+        games = eval_games(H, S, A, B, s["eval_games"], s["eval_seed"])
         gaps = record_gap_curves(games, player.play(games, s["episodes"], seed=cell["seed"]))
         return {"metric": float(gaps["avg"][:, -1].mean()),
                 "gap_last": float(gaps["last"][:, -1].mean()),
                 "curve": gaps["avg"].mean(0).tolist()}
 
-    return mcfg, task, metric, {"icgp": icgp_meta(pcfg)}, 0.1
+    return mcfg, task, metric, {"icgp": meta, "dataset": {**dataset_identity(ds),
+                                                           "path": str(cell["data"])}}, 0.1
 
 
 BUILDERS: dict[str, Callable[[dict[str, Any]], tuple]] = {
@@ -648,42 +659,12 @@ def prepare_alpine(spec: AlpineSpec, out: Path, seed: int) -> Path:
 
 
 def prepare_icgp(spec: IcgpSpec, out: Path, seed: int) -> Path:
-    """Generate (or reuse) the shared VI-ULCB pretraining trajectories at ``out``.
+    """Generate (or, on a resume, reuse) the shared VI-ULCB pretraining data at ``out``: a
+    ``games`` dataset (``icarena generate games --setting centralized``, no validation split;
+    the trajectories ``icarena pretrain icgp`` trains on), tokenized by each cell."""
+    from icarena.experiments.icgp_decentralized import prepare_games
 
-    Arrays ``tokens`` (M, T, D) float32 (joint-stream step tokens, ``slot`` embedding) and
-    ``targets`` (M, T, H, S, A·B) (VI-ULCB's per-step joint policy), M = N games x trajectories,
-    drawn exactly as ``icarena pretrain icgp --setting centralized`` draws them.
-    """
-    from icarena.pretraining.data.store import load_dataset, write_dataset
-    from icarena.pretraining.game_lm import (
-        _seed_int,
-        context_records,
-        policy_targets,
-        pretraining_games,
-        step_tokens,
-    )
-
-    pcfg = _icgp_pretrain_config(dataclasses.asdict(spec), "gpt", seed)
-    config = {k: getattr(pcfg.data, k) for k in ("H", "S", "A", "B", "episodes", "n_games",
-                                                 "trajectories_per_game", "context")}
-    config.update(context_cfg=json.dumps(spec.context_options, sort_keys=True),
-                  transition=pcfg.data.transition,
-                  embedding=pcfg.model.embedding)  # the manifest's keys of earlier datasets
-    if out.exists():  # a resume: reuse the trajectories made before
-        existing = load_dataset(out, generator="backbones-icgp")
-        if existing.config == config and existing.manifest.get("seed") == seed:
-            return out
-        raise CheckpointError(f"{out} holds trajectories made with other settings; resume with "
-                              "the same settings, or pass --overwrite to start again")
-    H, S, A, B = pcfg.dims
-    games = pretraining_games(H, S, A, B, pcfg.data.n_games, seed,
-                              transition=pcfg.data.transition)
-    rec = context_records(games, "viulcb", pcfg.data.episodes, pcfg.data.trajectories_per_game,
-                          seed=_seed_int(seed, 11),
-                          algo_kwargs=dict(pcfg.data.context_options))
-    arrays = {"tokens": step_tokens(rec, "joint", H, S, A, B, pcfg.model.embedding),
-              "targets": policy_targets(rec, "joint")}
-    return Path(write_dataset(out, arrays, generator="backbones-icgp", config=config, seed=seed))
+    return Path(prepare_games(_icgp_games_config(dataclasses.asdict(spec), seed, str(out))))
 
 
 def references(cfg: Config, tasks: list[str]) -> list[dict[str, Any]]:
@@ -706,8 +687,8 @@ def references(cfg: Config, tasks: list[str]) -> list[dict[str, Any]]:
         from icarena.pretraining.game_lm import context_records, eval_games
 
         s = cfg.icgp
-        pcfg = _icgp_pretrain_config(dataclasses.asdict(s), "gpt", cfg.seed)
-        games = eval_games(*pcfg.dims, s.eval_games, s.eval_seed)
+        g = _icgp_games_config(dataclasses.asdict(s), cfg.seed)
+        games = eval_games(g.H, g.S, g.A, g.B, s.eval_games, s.eval_seed)
         rec = context_records(games, "viulcb", s.episodes, 1, seed=cfg.seed,
                               algo_kwargs=dict(s.context_options))
         rows.append({"task": "icgp", "backbone": "VI-ULCB (context algorithm)",
