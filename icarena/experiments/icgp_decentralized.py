@@ -74,7 +74,7 @@ from icarena.pretraining.game_lm import (
 from icarena.pretraining.train import resolve_device
 
 RATIO_BAR = 1.1
-PRESETS = ("cpu", "paper")
+PRESET_NAMES = ("cpu", "paper")
 # The paper's N (Shi et al. 2024, arXiv 2410.09701, §5: N = 10 and 20 pretraining games).
 PAPER_N_VALUES = (10, 20)
 
@@ -160,7 +160,8 @@ def apply_preset(cfg: Any, cpu: Any, paper_episodes: int) -> Any:
     largest N's trajectories (steps = ⌈100 · N · trajectories per game / batch⌉) wherever ``cfg``
     still holds the value of ``cpu`` (the experiment's CPU default config): a setting given
     explicitly wins (one given with the CPU default's own value counts as unset)."""
-    check(cfg.preset in PRESETS, f"preset must be one of {PRESETS}, got {cfg.preset!r}")
+    check(cfg.preset in PRESET_NAMES,
+              f"preset must be one of {PRESET_NAMES}, got {cfg.preset!r}")
     if cfg.preset == "cpu":
         return cfg
     data, train = cfg.data, cfg.train

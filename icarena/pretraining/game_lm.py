@@ -563,7 +563,7 @@ def _default_train() -> GameTrainConfig:
                            weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25)
 
 
-PRESETS = ("cpu", "paper")
+PRESET_NAMES = ("cpu", "paper")
 PAPER_TRAIN = {"batch_size": 32, "lr": 5e-4, "min_lr": 5e-5}
 PAPER_EPOCHS = 100
 
@@ -593,7 +593,8 @@ class PretrainConfig:
     """Optimisation settings (per stream), the loss and the stream workers."""
 
     def validate(self) -> None:
-        check(self.preset in PRESETS, f"preset must be one of {PRESETS}, got {self.preset!r}")
+        check(self.preset in PRESET_NAMES,
+              f"preset must be one of {PRESET_NAMES}, got {self.preset!r}")
         self.model.validate()
         self.train.validate()
 

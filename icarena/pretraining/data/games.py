@@ -64,7 +64,7 @@ SETTINGS = {
 # The paper's scale (Shi et al. 2024, arXiv 2410.09701, §5): K = 3000 episodes of 5x5 matrix
 # games (decentralized) and K = 300 of H=2, S=4 Markov games (centralized); N = 10 and 20.
 PAPER_EPISODES = {"decentralized": 3000, "centralized": 300}
-PRESETS = ("cpu", "paper")
+PRESET_NAMES = ("cpu", "paper")
 ALGORITHMS_BY_SETTING = {"decentralized": ("exp3", "vlearning"), "centralized": ("viulcb",)}
 ALGORITHM_CONFIGS = {"exp3": EXP3Config, "vlearning": VLearningConfig, "viulcb": VIULCBConfig}
 PI_DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -154,7 +154,8 @@ class Config:
 
 def resolve(cfg: Config) -> Config:
     """Fill the preset- and setting-dependent defaults and validate; returns a new Config."""
-    check(cfg.preset in PRESETS, f"preset must be one of {PRESETS}, got {cfg.preset!r}")
+    check(cfg.preset in PRESET_NAMES,
+              f"preset must be one of {PRESET_NAMES}, got {cfg.preset!r}")
     check(cfg.setting in SETTINGS, f"setting must be one of {sorted(SETTINGS)}, "
           f"got {cfg.setting!r}")
     d = SETTINGS[cfg.setting]
