@@ -1,16 +1,25 @@
-"""Compiled CPU kernels (numba) of EXP3, V-learning and VI-ULCB: the fast lane of ``device=None``.
+"""Compiled CPU kernels (numba) of V-learning and of VI-ULCB's MWU-CCE: the fast lane of
+``device=None``.
 
-The batched numpy kernels (exp3.py, vlearning.py, viulcb.py) stay the reference and the
-fallback; when numba is importable they hand ``device=None`` runs with a float32 or float64
-record to the functions here. Each runs game by game (``for g``: the whole state of one game
--- a few hundred floats -- stays in cache, and its part of the record is written contiguously),
-with the numbers of the seed protocol of :mod:`icarena.agents.games.rollout` drawn by numpy in
-blocks of episodes and read in the same order as the batched kernels read them, so the actions,
-states and rewards are the same and the policies equal to rounding (tests: 1e-9 in float64).
+The batched numpy kernels (vlearning.py, cce.py) stay the reference and the fallback; when
+numba is importable, ``run_vlearning`` hands ``device=None`` runs with a float32 or float64
+record to :func:`run_vlearning` here, and ``mwu_kernel`` its numpy arrays to :func:`mwu`.
+
+* V-learning runs game by game (``for g``: the whole state of one game -- a few hundred floats
+  -- stays in cache, and its part of the record is written contiguously), with the numbers of
+  the seed protocol of :mod:`icarena.agents.games.rollout` drawn by numpy in blocks of episodes
+  and read in the same order as the batched kernel reads them, so the actions, states and
+  rewards are the same and the policies equal to rounding (tests: 1e-9 in float64).
+* The MWU keeps the numpy kernel's action-major layout over the pairs, fuses everything
+  between two exponentials into one compiled pass, and leaves the exponentials to numpy (its
+  SIMD exp: the same bits, and faster than a scalar exp per pair).
+
 The per-element operations are those of the numpy kernels, in the same order: sums of fewer
 than 8 terms left to right (numpy's own order there), longer ones as numpy's pairwise sum,
-inverse-CDF draws by a left-to-right CDF. What can differ in the last bit: ``exp`` (numpy has
-its own SIMD exp) and the 2-4 term dot products that numpy hands to BLAS (VI-ULCB).
+inverse-CDF draws by a left-to-right CDF. What can differ in the last bit: ``exp`` in
+V-learning (numpy has its own SIMD exp) and the 2-7 term dot products that numpy's batched
+matmul hands to BLAS (MWU). EXP3 has no compiled lane: its numpy kernel, whose time is mostly
+exponentials, was as fast as a compiled game-by-game loop on the 2-core box.
 
 ``ICARENA_NUMBA=0`` in the environment (or :func:`disabled`) turns this lane off.
 """
@@ -125,79 +134,6 @@ def _draw(p, lo, n, u):
     return min(idx, n - 1)
 
 
-@_jit
-def _softmax_neg(scale, L, lo, n, w, out):
-    """out[:n] = π ∝ exp(−scale·(L − min L)) over L[lo:lo+n] (``softmax_neg``); w scratch."""
-    m = L[lo]
-    for i in range(lo + 1, lo + n):
-        m = min(m, L[i])
-    sc = -scale
-    for i in range(n):
-        w[i] = np.exp(sc * (L[lo + i] - m))
-    tot = _sum(w, 0, n)
-    for i in range(n):
-        out[i] = w[i] / tot
-
-
-@_jit
-def _touch(R, P, g):
-    """Read one value per cache line of game g's rows of R and P (G, ·), if g < G: the
-    independent loads bring the next game's arrays into cache while this one runs (its own
-    reads depend on each other: state -> cell -> next state)."""
-    acc = 0.0
-    if g < R.shape[0]:
-        Rg, Pg = R[g], P[g]
-        for i in range(0, Rg.shape[0], 8):
-            acc += Rg[i]
-        for i in range(0, Pg.shape[0], 8):
-            acc += Pg[i]
-    return acc
-
-
-# ---------------------------------------------------------------------------------- EXP3
-@_jit
-def _exp3_block(raw, k0, R, A, B, eta_x, gam_x, eta_y, gam_y, Lx, Ly, px, py, ax, ay, rew):
-    ne = raw.shape[0]
-    G = Lx.shape[0] // A
-    x, y = np.empty(A), np.empty(B)
-    wx, wy = np.empty(A), np.empty(B)
-    for g in range(G):
-        ox, oy = g * A, g * B
-        for j in range(ne):
-            t = k0 + j
-            _softmax_neg(eta_x, Lx, ox, A, wx, x)
-            _softmax_neg(eta_y, Ly, oy, B, wy, y)
-            for i in range(A):
-                px[g, t, i] = x[i]
-            for i in range(B):
-                py[g, t, i] = y[i]
-            base = G + 3 * g
-            a = _draw(x, 0, A, raw[j, base])
-            b = _draw(y, 0, B, raw[j, base + 1])
-            r = R[(g * A + a) * B + b]
-            Lx[ox + a] += (1.0 - r) / (x[a] + gam_x)
-            Ly[oy + b] += r / (y[b] + gam_y)
-            ax[g, t], ay[g, t], rew[g, t] = a, b, r
-
-
-def run_exp3(R: np.ndarray, K: int, eta_x: float, gam_x: float, eta_y: float, gam_y: float,
-             rng: np.random.Generator, dtype: Any) -> dict[str, np.ndarray]:
-    """EXP3 self-play on G matrix games R (G, A, B); the record of ``exp3.run_exp3``."""
-    G, A, B = R.shape
-    Rf = np.ascontiguousarray(R, np.float64).reshape(-1)
-    Lx, Ly = np.zeros(G * A), np.zeros(G * B)
-    px, py = np.empty((G, K, A), dtype), np.empty((G, K, B), dtype)
-    ax, ay, rew = np.empty((G, K), np.int64), np.empty((G, K), np.int64), np.empty((G, K))
-    for k0, raw in uniform_blocks(rng, G, K, 1):
-        _exp3_block(raw, k0, Rf, A, B, eta_x, gam_x, eta_y, gam_y, Lx, Ly, px, py, ax, ay, rew)
-    zeros = np.zeros((G, K), np.int64)
-    return {
-        "traj/h": zeros, "traj/s": zeros.copy(), "traj/s_next": zeros.copy(),
-        "act/max": ax, "act/min": ay, "rew/max": rew,
-        "pi/max": px.reshape(G, K, 1, 1, A), "pi/min": py.reshape(G, K, 1, 1, B),
-    }
-
-
 # ---------------------------------------------------------------------------- V-learning
 @_jit
 def _vl_update(h, H, S, n, V, Vt, N, pi, L, m, tab, r, vr_next, act, rew):
@@ -237,13 +173,11 @@ def _vl_block(raw, k0, R, P, rho, H, S, A, B, tab_x, tab_y, Vx, Vtx, Nx, pix, Lx
     ne = raw.shape[0]
     G = rho.shape[0]
     nx, ny = pix.shape[1], piy.shape[1]  # H·S·A, H·S·B
-    touch = 0.0
     for g in range(G):
         # one game's state and record as 1-d views (contiguous loops over them vectorise)
         V_x, Vt_x, N_x, pi_x, L_x, m_x, s_x = Vx[g], Vtx[g], Nx[g], pix[g], Lx[g], mx[g], sx[g]
         V_y, Vt_y, N_y, pi_y, L_y, m_y, s_y = Vy[g], Vty[g], Ny[g], piy[g], Ly[g], my[g], sy[g]
         Rg, Pg, rg = R[g], P[g], rho[g]
-        touch += _touch(R, P, g + 1)
         for j in range(ne):
             k = k0 + j
             d = float(k + 1)
@@ -276,7 +210,6 @@ def _vl_block(raw, k0, R, P, rho, H, S, A, B, tab_x, tab_y, Vx, Vtx, Nx, pix, Lx
                 _vl_update(h, H, S, B, V_y, Vt_y, N_y, pi_y, L_y, m_y, tab_y, r_hs, vr_next, b,
                            1.0 - rew)
                 s = sn
-    return touch
 
 
 def _vl_state(G: int, H: int, S: int, n: int) -> list[np.ndarray]:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from icarena.agents.games import compiled
 from icarena.agents.games.rollout import Trace, check_episodes, check_games, step_uniforms
 from icarena.envs.games.backend import NUMPY, Backend, sample_rows, softmax_neg
 from icarena.envs.games.game import TabularGame
@@ -74,8 +73,6 @@ def run_exp3(
     The kernel keeps the cumulative losses action-major, L (n, G), so every operation of a
     round is a handful of vector operations over all G games (no reduction over a short axis),
     and draws the uniforms of many rounds in one call (the same stream, in the same order).
-    With numba installed, ``device=None`` and a float32/float64 record run the compiled kernel
-    of :mod:`icarena.agents.games.compiled` instead (same record, equal to rounding).
     """
     cfg = cfg or EXP3Config()
     cfg.validate()
@@ -83,12 +80,10 @@ def run_exp3(
     K = check_episodes(episodes)
     check(H == 1 and S == 1, f"EXP3 is for matrix games (H = S = 1), got H={H}, S={S}; "
           "use V-learning (run_vlearning) for Markov games")
+    xp = Backend(device) if device is not None else NUMPY
     rng = np.random.default_rng(seed)
     eta_x, gam_x = exp3_rates(A, K, cfg)
     eta_y, gam_y = exp3_rates(B, K, cfg)
-    if compiled.use(dtype, device, max(A, B)):
-        return compiled.run_exp3(game.rewards[:, 0, 0], K, eta_x, gam_x, eta_y, gam_y, rng, dtype)
-    xp = Backend(device) if device is not None else NUMPY
     R = xp.asarray(game.rewards[:, 0, 0]).reshape(-1)  # (G·A·B); s = s' = 0 throughout
     Lx, Ly = xp.zeros((A, G)), xp.zeros((B, G))
     px, py = Trace(G, K, A, xp, dtype), Trace(G, K, B, xp, dtype)

@@ -4,12 +4,10 @@ import numpy as np
 import pytest
 
 from icarena.agents.games import (
-    EXP3Config,
     VIULCBConfig,
     VLearningConfig,
     compiled,
     mwu_cce,
-    run_exp3,
     run_viulcb,
     run_vlearning,
 )
@@ -32,14 +30,6 @@ def _equal(rec, ref, atol=1e-9):
             np.testing.assert_array_equal(rec[k], v, err_msg=k)
         else:
             np.testing.assert_allclose(rec[k], v, rtol=0, atol=atol, err_msg=k)
-
-
-@pytest.mark.parametrize("dims", [(5, 5), (2, 9), (11, 3)])
-def test_exp3_compiled_equals_numpy(dims):
-    g = TabularGame.random(1, 1, *dims, seed=sum(dims), n_games=40)
-    for cfg in (EXP3Config(), EXP3Config(eta=0.3, gamma=None)):
-        _equal(run_exp3(g, 60, cfg=cfg, seed=1, dtype=np.float64),
-               _numpy(run_exp3, g, 60, cfg=cfg, seed=1, dtype=np.float64))
 
 
 @pytest.mark.parametrize("dims,init,schedule", [((2, 4, 5, 5), "fixed", "jin2021"),

@@ -57,7 +57,7 @@ def _same_fields(a, b, atol=1e-9):
 
 
 @pytest.mark.parametrize("dims", [(5, 5), (3, 7), (9, 4)])
-def test_exp3_numpy_torch_loop(lane, dims):
+def test_exp3_numpy_torch_loop(dims):
     A, B = dims
     g = TabularGame.random(1, 1, A, B, seed=A, n_games=4)
     rec = run_exp3(g, 80, seed=2, dtype=np.float64)
