@@ -37,7 +37,8 @@ try:  # pragma: no cover - exercised whichever way the environment is
     import numba
 
     def _jit(fn):
-        return numba.njit(cache=True, nogil=True)(fn)
+        # error_model="numpy": IEEE division as in the numpy kernels (no zero-division checks)
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
 except ImportError:  # pragma: no cover
     numba = None
 
