@@ -19,7 +19,7 @@ than 8 terms left to right (numpy's own order there), longer ones as numpy's pai
 inverse-CDF draws by a left-to-right CDF. What can differ in the last bit: ``exp`` in
 V-learning (numpy has its own SIMD exp) and the 2-7 term dot products that numpy's batched
 matmul hands to BLAS (MWU). EXP3 has no compiled lane: its numpy kernel, whose time is mostly
-exponentials, was as fast as a compiled game-by-game loop on the 2-core box.
+exponentials, was faster than a compiled game-by-game loop (docs/results/performance.md).
 
 ``ICARENA_NUMBA=0`` in the environment (or :func:`disabled`) turns this lane off.
 """
