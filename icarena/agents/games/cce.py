@@ -111,8 +111,9 @@ def mwu_kernel(q_up, q_low, iters: int, eta: float, xp: Backend):
     bits: the two matrix-vector products keep their batched matmul, everything element-wise
     runs action-major on (n, M) rows over the M = prod(batch) matrices (contiguous vector
     operations, no reduction over a short axis), and Σ_i x_i y_iᵀ accumulates in place. With
-    numba installed, numpy arrays go to the compiled pair-by-pair kernel
-    (:func:`icarena.agents.games.compiled.mwu`; equal to rounding).
+    numba installed, numpy arrays go to the compiled kernel
+    (:func:`icarena.agents.games.compiled.mwu`: the same layout in cache-sized chunks of pairs,
+    one fused pass per round between numpy's exponentials; equal to rounding).
     """
     batch, (A, B) = tuple(q_up.shape[:-2]), tuple(q_up.shape[-2:])
     if not xp.is_torch and compiled.use(np.float64, None, max(A, B)):
