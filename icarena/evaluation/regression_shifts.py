@@ -188,3 +188,51 @@ def shift_errors(
 ) -> np.ndarray:
     """Per-prompt normalised squared errors (P, k) against the shifted query labels."""
     return (np.asarray(predictions) - prompts.y_query) ** 2 / normaliser
+
+
+def shift_report(
+    out, shifts: tuple[str, ...], predict: Callable[[np.ndarray, np.ndarray], np.ndarray], *,
+    d: int, k: int, n_prompts: int, seed: int, n_boot: int, scale: float = 2.0,
+    noise_std: float = 1.0,
+) -> tuple[dict[str, object], list[str]]:
+    """Evaluate a model (``predict``, see :func:`model_predictions`) beside least squares and
+    ridge(0.1) under each shift: one plot ``shift_<name>.png`` per shift in ``out``.
+
+    Returns the metrics (shift -> predictor -> curve statistics) and the report sections (a table
+    of the mean error over positions per shift and predictor, then the plots).
+    """
+    from pathlib import Path
+
+    from icarena.agents.regression import least_squares, ridge
+    from icarena.evaluation.report import bootstrap_ci, line_plot, markdown_table
+
+    for s in shifts:
+        check(s in SHIFTS, f"unknown shift {s!r} in eval.shifts; choose from {', '.join(SHIFTS)}")
+    out = Path(out)
+    metrics: dict[str, object] = {}
+    rows, plots = [], []
+    for j, s in enumerate(shifts):
+        p = shifted_prompts(s, np.random.default_rng([seed, j]), n_prompts, k, d, scale=scale,
+                            noise_std=noise_std)
+        errors = {"transformer": shift_errors(p, model_predictions(p, predict), d),
+                  "least_squares": shift_errors(p, baseline_predictions(p, least_squares), d),
+                  "ridge(0.1)": shift_errors(p, baseline_predictions(p, ridge, lam=0.1), d)}
+        stats = {}
+        for name, e in errors.items():
+            lo, hi = bootstrap_ci(e, level=0.9, n_boot=n_boot, seed=seed)
+            stats[name] = {"mean": e.mean(0).tolist(), "ci90_low": np.asarray(lo).tolist(),
+                           "ci90_high": np.asarray(hi).tolist()}
+        metrics[s] = stats
+        line_plot(out / f"shift_{s}.png", np.arange(k),
+                  {n: np.array(v["mean"]) for n, v in stats.items()},
+                  bands={n: (np.array(v["ci90_low"]), np.array(v["ci90_high"]))
+                         for n, v in stats.items()},
+                  xlabel="in-context examples", ylabel="normalised squared error",
+                  title=f"shift: {s}, d = {d}")
+        rows.append([s] + [float(np.mean(stats[n]["mean"])) for n in errors])
+        plots.append(f"![{s}](shift_{s}.png)")
+    sections = [f"Prompt shifts (Garg et al. 2022, arXiv 2208.01066; scale {scale}, label noise "
+                f"σ = {noise_std}): normalised squared error averaged over positions 0..{k - 1}.",
+                markdown_table(["shift", "transformer", "least_squares", "ridge(0.1)"], rows),
+                *plots]
+    return {"scale": scale, "noise_std": noise_std, "curves": metrics}, sections

@@ -36,9 +36,11 @@ def clean_curve(seed: int) -> np.ndarray:
     for i in range(1, K):  # minimum-norm solution from the normal equations of the smaller side
         X, Y = x[:, :i], y[:, :i]
         if i <= D:
-            sol = np.einsum("pid,pi->pd", X, np.linalg.solve(X @ X.transpose(0, 2, 1), Y[..., None])[..., 0])
+            alpha = np.linalg.solve(X @ X.transpose(0, 2, 1), Y[..., None])[..., 0]
+            sol = np.einsum("pid,pi->pd", X, alpha)
         else:
-            sol = np.linalg.solve(X.transpose(0, 2, 1) @ X, np.einsum("pid,pi->pd", X, Y)[..., None])[..., 0]
+            xty = np.einsum("pid,pi->pd", X, Y)[..., None]
+            sol = np.linalg.solve(X.transpose(0, 2, 1) @ X, xty)[..., 0]
         pred[:, i] = np.einsum("pd,pd->p", x[:, i], sol)
     return ((pred - y) ** 2 / D).mean(0)
 
