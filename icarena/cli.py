@@ -7,6 +7,7 @@
     icarena run NAME [--flags]           a named experiment chaining the stages
     icarena search [--flags]             S3-style evolutionary search over the supernet
     icarena report RUN [RUN ...]         run dirs' metrics.json -> markdown results table
+    icarena export FORMAT [--flags]      dataset -> minari dataset / learning histories
 
 Every NAME's flags come from its config dataclass (``icarena run NAME --help`` documents every
 field); the resolved config is saved in the output directory. Errors in the user's input print
@@ -29,6 +30,7 @@ STAGES: dict[str, tuple[str, str, str, str]] = {
     "pretrain": ("icarena.pretraining.pretrain", "PRETRAINERS", "PretrainConfig", "pretrain"),
     "evaluate": ("icarena.evaluation.evaluate", "EVALUATORS", "EvalConfig", "evaluate"),
     "run": ("icarena.experiments", "EXPERIMENTS", "Config", "run"),
+    "export": ("icarena.exports", "EXPORTERS", "Config", "export"),
 }
 SEARCH = ("icarena.pretraining.search", "SearchConfig", "search")
 
@@ -183,7 +185,8 @@ def list_everything() -> str:
     for stage, title in (("generate", "generators (icarena generate NAME)"),
                          ("pretrain", "pretraining tasks (icarena pretrain NAME)"),
                          ("evaluate", "evaluations (icarena evaluate NAME)"),
-                         ("run", "experiments (icarena run NAME)")):
+                         ("run", "experiments (icarena run NAME)"),
+                         ("export", "exports (icarena export FORMAT)")):
         out.append(f"\n{title}:")
         out += [f"  {n:28s} {h}" for n, (_, h) in sorted(_registry(stage).items())]
     return "\n".join(out)
