@@ -27,7 +27,8 @@ READER = textwrap.dedent("""
                             for s in spec["shards"]])
         out[name] = [a.dtype.str, list(a.shape), hashlib.sha256(a.tobytes()).hexdigest()]
     assert not any(k.split(".")[0] == "icarena" for k in sys.modules), "icarena was imported"
-    print(json.dumps({"arrays": out, "fields": m["config"]["fields"], "sizes": m["config"]["sizes"]}))
+    cfg = m["config"]
+    print(json.dumps({"arrays": out, "fields": cfg["fields"], "sizes": cfg["sizes"]}))
 """)
 
 
