@@ -175,10 +175,13 @@ def list_everything() -> str:
             out.append(f"  {env_id:28s} (pettingzoo parallel) {plugin(env_id)}"
                        f"{_first_doc_line(spec.entry_point)}")
     out.append("\nbackbones (--backbone NAME):")
+    from icarena.evaluation.planning_probes import probe_support
+
     for n in backbones.available():
         try:
             decoding = "yes" if backbones.incremental(n) else "no (recomputes the prefix)"
-            help_line = f"{backbones.describe(n)} [incremental decoding: {decoding}]"
+            help_line = (f"{backbones.describe(n)} [incremental decoding: {decoding}; "
+                         f"path probes: {probe_support(n)}]")
         except Exception as e:  # a broken plugin backbone must not break `icarena list`
             help_line = f"(fails to load: {type(e).__name__}: {e})"
         out.append(f"  {n:28s} {help_line}")
