@@ -142,6 +142,8 @@ TINY: dict[str, list[str]] = {
                               "--model.n-layers", "1", "--model.n-heads", "1", "--train.steps",
                               "20", "--eval.n-prompts", "16", "--eval.n-boot", "5",
                               "--train.eval-every", "0", *TRAIN_TINY],
+    "export history": [],
+    "export minari": [],
     "run games-baselines": ["--eval.n-games", "1", "--eval.matrix-episodes", "20",
                             "--eval.markov-episodes", "5"],
 }
