@@ -211,9 +211,9 @@ def shift_report(
     out = Path(out)
     metrics: dict[str, object] = {}
     rows, plots = [], []
-    for j, s in enumerate(shifts):
-        p = shifted_prompts(s, np.random.default_rng([seed, j]), n_prompts, k, d, scale=scale,
-                            noise_std=noise_std)
+    for s in shifts:  # each shift's prompts depend on (seed, shift) only, not on the list
+        p = shifted_prompts(s, np.random.default_rng([seed, SHIFTS.index(s)]), n_prompts, k, d,
+                            scale=scale, noise_std=noise_std)
         errors = {"transformer": shift_errors(p, model_predictions(p, predict), d),
                   "least_squares": shift_errors(p, baseline_predictions(p, least_squares), d),
                   "ridge(0.1)": shift_errors(p, baseline_predictions(p, ridge, lam=0.1), d)}

@@ -26,7 +26,7 @@ def test_evaluate_with_every_shift(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["shifts"]["curves"]) == set(SHIFTS)
     report = (out / "report.md").read_text()
-    for j, s in enumerate(SHIFTS):
+    for j, s in enumerate(SHIFTS):  # prompts of shift s: seed (eval seed, index in SHIFTS)
         assert (out / f"shift_{s}.png").stat().st_size > 0 and f"| {s} |" in report
         curves = metrics["shifts"]["curves"][s]
         assert set(curves) == {"transformer", "least_squares", "ridge(0.1)"}
