@@ -14,7 +14,8 @@ sympformer's nesterov_lt, linear and local_global -- :func:`probes_supported`):
   tokens, averaged over heads and prompts (every backbone with token-to-token attention maps).
 * activation adjacency probe (every backbone): a ridge read-out of the current node's adjacency
   row from the residual stream (:mod:`icarena.pretraining.activations`), fitted on training
-  lines and averaged on held-out lines; :func:`probe_gap` = mean over edges - over non-edges.
+  lines of even (odd) current nodes and averaged on held-out lines of the odd (even) ones;
+  :func:`probe_gap` = mean over edges - over non-edges.
 
 Matrices are indexed ``[source, target]`` like :mod:`icarena.envs.planning.dag`; the probes return
 node-by-node (n, n) blocks of the vocabulary (node i = token i + 2).
@@ -111,9 +112,13 @@ def activation_adjacency_probe(
 
     Ridge regression (penalty ``lam`` · trace / width) from the residual stream after ``layer``
     (:func:`icarena.pretraining.activations.capture`; -1 = the last block) at the path positions
-    of ``fit_rows`` to the current node's adjacency row A[c, :] (n targets in {0, 1}); returns
-    float64 (n, n): row i = the mean prediction over the path positions of ``eval_rows`` (held
-    out) whose current node is i (NaN for nodes never current there).
+    of ``fit_rows`` to the current node's adjacency row A[c, :] (n targets in {0, 1}), fitted on
+    the positions whose current node is even and evaluated on the odd ones, then the other way
+    round (node-held-out cross-fitting: the probe cannot memorise a node's row from its token
+    identity, so at initialisation the gap is ~0; a model whose states point at the successors'
+    embeddings generalises to unseen nodes). Returns float64 (n, n): row i = the mean prediction
+    over the path positions of ``eval_rows`` whose current node is i (NaN for nodes never current
+    there).
     """
     from icarena.pretraining.activations import capture
 
@@ -134,17 +139,21 @@ def activation_adjacency_probe(
         return np.concatenate([f, np.ones((len(f), 1))], 1), rows[use] - NODE_OFFSET
 
     F_fit, c_fit = features(fit_rows)
-    if not len(c_fit):
-        return np.full((n, n), np.nan)
-    gram = F_fit.T @ F_fit
-    W = np.linalg.solve(gram + lam * np.trace(gram) / len(gram) * np.eye(len(gram)),
-                        F_fit.T @ A[c_fit])
     F_ev, c_ev = features(eval_rows)
-    pred = F_ev @ W
+    pred = np.full((len(c_ev), n), np.nan)
+    for parity in (0, 1):
+        fit, ev = c_fit % 2 == parity, c_ev % 2 != parity
+        if not fit.any() or not ev.any():
+            continue
+        gram = F_fit[fit].T @ F_fit[fit]
+        W = np.linalg.solve(gram + lam * np.trace(gram) / len(gram) * np.eye(len(gram)),
+                            F_fit[fit].T @ A[c_fit[fit]])
+        pred[ev] = F_ev[ev] @ W
+    ok = np.isfinite(pred).all(1)
     out = np.full((n, n), np.nan)
-    counts = np.bincount(c_ev, minlength=n)
+    counts = np.bincount(c_ev[ok], minlength=n)
     sums = np.zeros((n, n))
-    np.add.at(sums, c_ev, pred)
+    np.add.at(sums, c_ev[ok], pred[ok])
     seen = counts > 0
     out[seen] = sums[seen] / counts[seen, None]
     return out

@@ -58,6 +58,10 @@ def gaps(name: str, seed: int) -> dict[str, float]:
 def test_probe_gap_is_positive_after_training(name):
     g = gaps(name, 0)
     assert g["activation"] > 0 and g["weights"] > 0, g
+    # node-held-out fitting: the same probe on the untrained model reads (almost) nothing
+    model, A, lines = trained(name, 0, steps=0)
+    P0 = probes.activation_adjacency_probe(model, lines["train/tokens"], lines["test/tokens"], A)
+    assert probes.probe_gap(P0, A) < g["activation"]
 
 
 @pytest.mark.slow
