@@ -119,7 +119,7 @@ from torch import nn
 
 from icarena.errors import CheckpointError, ConfigError, check
 from icarena.lifecycle import writes_run
-from icarena.pretraining.model import ModelConfig, ModelSpec, Option, SequenceModel
+from icarena.pretraining.model import ModelConfig, ModelSpec, Options, SequenceModel
 from icarena.pretraining.readouts import READ_OUTS
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
 
@@ -467,34 +467,6 @@ def _algo_config(algorithm: str, kwargs: dict[str, Any] | None):
 
 
 # --------------------------------------------------------------------------- pretrain entry
-def _option_value(text: str) -> Option:
-    """A command-line option value: int, else float, else True / False, else the string (the
-    order tyro tries ``int | float | bool | str`` in)."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text == "True" if text in ("True", "False") else text
-
-
-def _options_from_args(args: list[str]) -> dict[str, Option]:
-    if len(args) % 2:
-        raise ValueError(f"options come as KEY VALUE pairs, got {' '.join(args)!r}")
-    return {k: _option_value(v) for k, v in zip(args[::2], args[1::2], strict=True)}
-
-
-try:  # parse `--x.y-options KEY VALUE ...` as one dict even when the default is not empty
-    from typing import Annotated
-
-    from tyro.constructors import PrimitiveConstructorSpec
-
-    Options = Annotated[dict[str, Option], PrimitiveConstructorSpec(
-        nargs="*", metavar="KEY VALUE ...", instance_from_str=_options_from_args,
-        is_instance=lambda x: isinstance(x, dict),
-        str_from_instance=lambda d: [t for k, v in d.items() for t in (str(k), str(v))])]
-except ImportError:  # tyro < 0.9: a non-empty default fixes the keys (--x.y-options.KEY VALUE)
-    Options = dict[str, Option]  # type: ignore[misc]
 
 
 @dataclass
