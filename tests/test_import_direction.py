@@ -1,5 +1,6 @@
 """Imports run one way: (errors, version, lifecycle, plugins) -> envs -> agents -> pretraining ->
-evaluation -> experiments -> cli. Every import is scanned, including imports inside functions."""
+evaluation -> exports -> experiments -> cli. Every import is scanned, including imports inside
+functions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import icarena
 
 PACKAGE = Path(icarena.__file__).parent
 LAYERS = ["errors", "version", "lifecycle", "plugins", "envs", "agents", "pretraining",
-          "evaluation", "experiments", "cli"]
+          "evaluation", "exports", "experiments", "cli"]
 LEAVES = {"errors", "version", "lifecycle", "plugins"}  # shared helpers below envs
 
 
