@@ -8,6 +8,9 @@
     icarena search [--flags]             S3-style evolutionary search over the supernet
     icarena report RUN [RUN ...]         run dirs' metrics.json -> markdown results table
 
+Every command also takes --max-memory SIZE (default 16GiB, or ICARENA_MAX_MEMORY): sizes above it
+are refused before anything is allocated.
+
 Every NAME's flags come from its config dataclass (``icarena run NAME --help`` documents every
 field); the resolved config is saved in the output directory. Errors in the user's input print
 one line (``icarena: error: ...``) and exit with status 2.
@@ -15,13 +18,16 @@ one line (``icarena: error: ...``) and exit with status 2.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import pickle
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from icarena.errors import IcarenaError
+from icarena import limits
+from icarena.errors import IcarenaError, one_line
 
 # stage -> (registry module, registry attribute, config attribute, function attribute)
 STAGES: dict[str, tuple[str, str, str, str]] = {
@@ -56,7 +62,6 @@ def _stage_usage(stage: str) -> str:
 def _parse(config_cls: type, args: Sequence[str], prog: str) -> Any:
     """Parse ``args`` into ``config_cls``; ``--config RUN/config.json`` first loads the settings a
     run saved (the flags after it override them)."""
-    import tyro
 
     args = list(args)
     default = None
@@ -66,7 +71,41 @@ def _parse(config_cls: type, args: Sequence[str], prog: str) -> Any:
             raise IcarenaError("--config needs a path: --config RUN/config.json")
         default = saved_config(config_cls, args[i + 1])
         del args[i : i + 2]
-    return tyro.cli(config_cls, args=args, prog=prog, default=default)
+    return _tyro_cli(config_cls, args, prog, default)
+
+
+def _tyro_cli(config_cls: type, args: list[str], prog: str, default: Any) -> Any:
+    """``tyro.cli`` whose parse errors become one-line :class:`IcarenaError` s (tyro prints a
+    multi-line box and exits 2); ``--help`` text is passed through to stdout unchanged."""
+    import contextlib
+    import io
+
+    import tyro
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(config_cls, args=args, prog=prog, default=default)
+    except SystemExit as e:
+        if not e.code:
+            sys.stdout.write(captured.getvalue())
+            raise
+        raise IcarenaError(_box_message(captured.getvalue(), prog)) from None
+
+
+def _box_message(text: str, prog: str) -> str:
+    """The first message line of tyro's error box, with a pointer to ``--help``."""
+    lines = []
+    for raw in text.splitlines():
+        line = raw.strip().strip("\u2502\u256d\u256e\u2570\u256f").strip()
+        if not line or set(line) <= set("\u2500 "):
+            continue
+        if line.startswith("\u2500") and line.endswith("\u2500"):
+            continue
+        lines.append(line)
+    message = next((ln for ln in lines if ":" in ln and not ln.startswith("For full")),
+                   lines[0] if lines else "cannot parse the arguments")
+    return f"{message.rstrip('.')}; see `{prog} --help`"
 
 
 # Where a run's config.json keeps the stage's own settings (experiments, pretrain stages, the
@@ -205,39 +244,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``icarena`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
-        return 0
-    command, rest = argv[0], argv[1:]
     try:
-        if command == "list":
-            print(list_everything())
-            return 0
-        if command == "report":
-            from icarena.evaluation.results import report_main
-
-            return report_main(rest)
-        if command == "search":
-            module = importlib.import_module(SEARCH[0])
-            cfg = _parse(getattr(module, SEARCH[1]), rest, prog="icarena search")
-            _print_summary(getattr(module, SEARCH[2])(cfg))
-            return 0
-        if command not in STAGES:
-            raise IcarenaError(
-                f"unknown command {command!r}; use one of: list, {', '.join(STAGES)}, search"
-            )
-        if not rest or rest[0] in ("-h", "--help"):
-            print(_stage_usage(command))
-            return 0 if rest else 2
-        _print_summary(run_stage(command, rest[0], rest[1:]))
-        return 0
+        argv, size = limits.pop_flag(argv)
+        with limits.max_memory(size) if size is not None else contextlib.nullcontext():
+            return _dispatch(argv)
     except IcarenaError as e:
-        print(f"icarena: error: {e}", file=sys.stderr)
+        print(f"icarena: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except pickle.UnpicklingError as e:
+        print(f"icarena: error: refused to unpickle a file (icarena loads only plain tensors, "
+              f"weights_only=True; {one_line(str(e).splitlines()[0] if str(e) else e)}); "
+              "pass a checkpoint that icarena wrote", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `icarena ... | head`: the reader is gone, nothing to report
+        return 0
+    except OSError as e:
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        what = e.strerror or one_line(e)
+        print(f"icarena: error: {what}{where}; check that the path exists, is a directory "
+              "where one is expected, is writable and that the disk has room", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        print(f"icarena: error: out of memory ({one_line(e) or 'MemoryError'}); lower the sizes "
+              f"of the run, or lower {limits.FLAG} so that it is refused before allocating",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("icarena: interrupted (rerun the same command with --resume to continue)",
               file=sys.stderr)
         return 130
+
+
+def _dispatch(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "list":
+        print(list_everything())
+        return 0
+    if command == "report":
+        from icarena.evaluation.results import report_main
+
+        return report_main(rest)
+    if command == "search":
+        module = importlib.import_module(SEARCH[0])
+        cfg = _parse(getattr(module, SEARCH[1]), rest, prog="icarena search")
+        _print_summary(getattr(module, SEARCH[2])(cfg))
+        return 0
+    if command not in STAGES:
+        raise IcarenaError(
+            f"unknown command {command!r}; use one of: list, {', '.join(STAGES)}, search"
+        )
+    if not rest or rest[0] in ("-h", "--help"):
+        print(_stage_usage(command))
+        return 0 if rest else 2
+    _print_summary(run_stage(command, rest[0], rest[1:]))
+    return 0
 
 
 if __name__ == "__main__":
