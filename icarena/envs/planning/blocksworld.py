@@ -38,6 +38,7 @@ import networkx as nx
 import numpy as np
 from gymnasium import spaces
 
+from icarena.envs.checks import integer_action, penalty, positive_int, strict_kwargs
 from icarena.errors import ConfigError, check
 
 TABLE = -1
@@ -555,6 +556,7 @@ class BlocksworldEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
+    @strict_kwargs
     def __init__(self, n_blocks: int = 4, ops: str = "move", *,
                  initial: Sequence[Sequence[int]] | None = None,
                  goal: Sequence[Sequence[int]] | None = None,
@@ -566,9 +568,8 @@ class BlocksworldEnv(gym.Env):
               f"invalid_action must be 'penalty' or 'raise', got {invalid_action!r}")
         check(render_mode in (None, "ansi"), f"render_mode must be None or 'ansi', got "
                                              f"{render_mode!r}")
-        check(int(max_steps) >= 1, f"max_steps must be >= 1, got {max_steps}")
-        self.invalid_action, self.invalid_penalty = invalid_action, float(invalid_penalty)
-        self.max_steps, self.render_mode = int(max_steps), render_mode
+        self.invalid_action, self.invalid_penalty = invalid_action, penalty(invalid_penalty)
+        self.max_steps, self.render_mode = positive_int(max_steps, "max_steps"), render_mode
         self.states = enumerate_states(self.n, self.ops)
         self.index = {s: i for i, s in enumerate(self.states)}
         self.empty_ids = [i for i, s in enumerate(self.states) if s.holding < 0]
@@ -584,13 +585,12 @@ class BlocksworldEnv(gym.Env):
         })
         self.state = self.goal = self.states[0]
         self.steps = 0
+        self._ended: bool | None = None  # None: not reset yet
 
     def decode_action(self, a: int) -> tuple:
         """Action id -> action tuple (see the class docstring)."""
         n = self.n
-        check(0 <= int(a) < self.action_space.n,
-              f"action {a} is outside Discrete({self.action_space.n})")
-        a = int(a)
+        a = integer_action(a, int(self.action_space.n))
         if self.ops == "move":
             x, d = divmod(a, n + 1)
             return ("move", x, TABLE if d == n else d)
@@ -651,9 +651,15 @@ class BlocksworldEnv(gym.Env):
             choices = [i for i in ids if self.states[i] != self.state] or ids
             self.goal = self.states[choices[self.np_random.integers(len(choices))]]
         self.steps = 0
+        self._ended = False
         return self._obs(), self._info()
 
     def step(self, action):
+        if self._ended is None:
+            raise ConfigError("call reset() before step()")
+        if self._ended:
+            raise ConfigError("the episode has ended (terminated or truncated); call reset() "
+                              "to start a new one")
         action = self.decode_action(action)
         self.steps += 1
         info_invalid = None
@@ -666,6 +672,7 @@ class BlocksworldEnv(gym.Env):
         terminated = info_invalid is None and self.state == self.goal
         reward = 1.0 if terminated else (-self.invalid_penalty if info_invalid else 0.0)
         truncated = (not terminated) and self.steps >= self.max_steps
+        self._ended = bool(terminated or truncated)
         info = self._info()
         info["invalid"] = info_invalid
         return self._obs(), reward, bool(terminated), bool(truncated), info

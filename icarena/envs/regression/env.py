@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from icarena.envs.checks import strict_kwargs
 from icarena.envs.regression.families import (
     draw,
     make_family,
@@ -49,6 +50,7 @@ class RegressionEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"]}
 
+    @strict_kwargs
     def __init__(
         self,
         family: str = "linear",
