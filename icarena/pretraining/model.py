@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from icarena import limits
 from icarena.errors import CheckpointError, ConfigError, check
 from icarena.pretraining import backbones
 from icarena.pretraining.readouts import READ_OUTS, build_read_out
@@ -94,6 +95,17 @@ class ModelConfig:
                   "input_kind='vectors' and no tie_weights")
 
 
+def model_bytes(cfg: ModelConfig) -> int:
+    """Estimated float32 bytes of a model's weights before it is built: about ``12 d^2`` per
+    backbone layer plus the read-in and read-out (``d x input_dim`` and ``d x output_dim``)."""
+    b = cfg.backbone_cfg
+    vals = [b.get(k, 1) for k in ("d_model", "n_layers")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+        return 0  # the backbone's own checks report the wrong type
+    d, layers = (max(int(v), 0) for v in vals)
+    return 4 * (12 * d * d * layers + d * (int(cfg.input_dim) + int(cfg.output_dim)))
+
+
 @dataclass
 class DecodeState:
     """Where :meth:`SequenceModel.decode` stands: positions seen, the backbone's decoding state
@@ -115,6 +127,8 @@ class SequenceModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg.validate()
+        limits.require(model_bytes(cfg), f"a {cfg.backbone} model of {cfg.backbone_cfg}",
+                       "--model.d-model / --model.n-layers (or the vocabulary / input size)")
         self.cfg = cfg
         self.backbone = backbones.build(cfg.backbone, **cfg.backbone_cfg)
         d = self.backbone.d_model

@@ -48,6 +48,7 @@ import io
 import json
 import math
 import os
+import pickle
 import resource
 import sys
 import time
@@ -62,6 +63,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from icarena import limits
 from icarena.errors import CheckpointError, IcarenaError, check
 from icarena.lifecycle import atomic_write_bytes, atomic_write_json, claim_run
 
@@ -120,6 +122,18 @@ class TrainConfig:
     """Run the model through torch.compile (the weights written are the same module's)."""
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int", int):
+                check(isinstance(v, int) and not isinstance(v, bool),
+                      f"--train.{f.name.replace('_', '-')} must be an integer, got {v!r}")
+            elif f.type in ("float", float):
+                check(isinstance(v, int | float) and not isinstance(v, bool)
+                      and math.isfinite(v),
+                      f"--train.{f.name.replace('_', '-')} must be a finite number, got {v!r}")
+        check(self.threads >= 0, f"--train.threads must be >= 0 (0: torch's default), got "
+              f"{self.threads}")
+        check(self.seed >= 0, f"--train.seed must be >= 0, got {self.seed}")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
@@ -265,15 +279,88 @@ def _save_checkpoint(
     atomic_write_bytes(path, buf.getvalue())
 
 
+def training_bytes(model: nn.Module, tokens_per_sample: int, batch_size: int) -> int:
+    """Estimated bytes of a training step: weights, gradients and the two AdamW moments
+    (4 x float32 per parameter) plus the activations kept for the backward pass, about
+    ``16 d`` floats per token per layer and one ``T x T`` attention map per head per layer."""
+    params = sum(p.numel() for p in model.parameters())
+    bcfg = getattr(getattr(model, "cfg", None), "backbone_cfg", {}) or {}
+    d = int(bcfg.get("d_model", 0) or 0)
+    layers = int(bcfg.get("n_layers", 1) or 1)
+    heads = int(bcfg.get("n_heads", 1) or 1)
+    T = int(tokens_per_sample)
+    acts = int(batch_size) * layers * (16 * T * d + heads * T * T)
+    return 16 * params + 4 * acts
+
+
+def require_training_fits(model: nn.Module, task: Any, batch_size: int) -> None:
+    """Refuse (before the run dir is touched) a batch whose training step would exceed the
+    memory ceiling (:mod:`icarena.limits`)."""
+    T = int(getattr(task, "tokens_per_sample", 0) or 0)
+    limits.require(training_bytes(model, T, batch_size),
+                   f"training with batch size {batch_size} of {T} positions",
+                   "--train.batch-size (or --model.d-model / --model.n-layers / the sequence "
+                   "length)")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load ``ckpt.pt`` with ``weights_only=True`` (no pickle of arbitrary objects)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; start a new run instead of resuming")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refused to load {path}: it holds objects other than tensors and plain data "
+            "(icarena loads checkpoints with weights_only=True, never arbitrary pickle); use a "
+            "ckpt.pt written by icarena"
+        ) from e
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path} ({e}); it is corrupt") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} ({first}); it is corrupt") from e
+    return check_checkpoint(state, path)
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "torch_rng", "losses",
+                   "eval_history", "config")
+
+
+def check_checkpoint(state: Any, path: Path, steps: int | None = None) -> dict[str, Any]:
+    """Validate a loaded checkpoint: every key present with its type, the step in
+    ``0..steps``, finite weights. Raises CheckpointError naming the first problem."""
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path} {what}; resume from an intact ckpt.pt "
+                               "written by icarena, or start a new run without --resume")
+
+    if not isinstance(state, dict):
+        raise bad(f"holds a {type(state).__name__}, not a checkpoint dict")
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise bad(f"lacks {', '.join(missing)}")
+    step = state["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise bad(f"has an invalid step {step!r}")
+    if steps is not None and step > steps:
+        raise CheckpointError(
+            f"checkpoint {path} is at step {step}, beyond --train.steps {steps}; resume with "
+            f"--train.steps >= {step}"
+        )
+    weights = state["model"]
+    if not isinstance(weights, dict) or not all(
+            isinstance(v, torch.Tensor) for v in weights.values()):
+        raise bad("has no state dict of tensors under 'model'")
+    for name, t in weights.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise bad(f"has non-finite (NaN or inf) weights in {name!r}")
+    if not isinstance(state["torch_rng"], torch.Tensor) or state["torch_rng"].dtype != torch.uint8:
+        raise bad("has no torch RNG state (a uint8 tensor) under 'torch_rng'")
+    for key, kind in (("optimizer", dict), ("scheduler", dict), ("losses", list),
+                      ("eval_history", list), ("config", dict)):
+        if not isinstance(state[key], kind):
+            raise bad(f"has a {type(state[key]).__name__} under {key!r}, not a {kind.__name__}")
+    return state
 
 
 # The TrainConfig fields that define a run; steps, logging, checkpointing, threads and device may
@@ -350,6 +437,7 @@ def train(
         overwrite: replace an icarena run already in ``out_dir``.
     """
     cfg.validate()
+    require_training_fits(model, task, cfg.batch_size)
     out_dir = Path(out_dir)
     with claim_run(out_dir, overwrite=overwrite, resume=resume, require_existing=False) as mode:
         return _train(model, task, cfg, out_dir, config, resume=mode == "resume")
@@ -371,7 +459,7 @@ def _train(
     start_step, losses, eval_history = 0, [], []
     state = None
     if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
+        state = check_checkpoint(load_checkpoint(ckpt_path), ckpt_path, steps=cfg.steps)
         diff = identity_differences(state.get("config", {}), full_config)
         if diff:
             raise CheckpointError(
@@ -392,13 +480,21 @@ def _train(
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
-            raise CheckpointError(f"{ckpt_path} does not fit this model: {e}") from e
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+            raise CheckpointError(f"{ckpt_path} does not fit this model: "
+                                  f"{str(e).splitlines()[0]}") from e
+        try:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            losses = [float(x) for x in state["losses"]]
+            eval_history = [(int(s), dict(m)) for s, m in state["eval_history"]]
+        except (ValueError, TypeError, KeyError, RuntimeError) as e:
+            raise CheckpointError(
+                f"{ckpt_path} has an optimizer/scheduler state of another layout than this "
+                f"model's ({str(e).splitlines()[0] if str(e) else type(e).__name__}); resume "
+                "from a checkpoint of the same model, or start a new run"
+            ) from e
         start_step = int(state["step"])
-        losses = list(state["losses"])
-        eval_history = [(int(s), dict(m)) for s, m in state["eval_history"]]
         if "task" in state and hasattr(task, "load_state_dict"):
             task.load_state_dict(state["task"])
 
