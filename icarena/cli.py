@@ -184,7 +184,26 @@ def run_stage(stage: str, name: str, args: Sequence[str]) -> Any:
     _, _, cfg_attr, fn_attr = STAGES[stage]
     module = importlib.import_module(reg[name][0])
     cfg = _parse(getattr(module, cfg_attr), args, prog=f"icarena {stage} {name}")
+    check_numbers(cfg)
     return getattr(module, fn_attr)(cfg)
+
+
+def check_numbers(cfg: Any, prefix: str = "--") -> None:
+    """Refuse, for every stage alike, the numbers no setting accepts: NaN or infinite floats and
+    negative seeds (numpy refuses them only once the work has begun)."""
+    import dataclasses
+    import math
+
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        flag = prefix + f.name.replace("_", "-")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_numbers(value, flag + ".")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise IcarenaError(f"{flag} must be a finite number, got {value}")
+        elif (isinstance(value, int) and not isinstance(value, bool) and value < 0
+              and (f.name == "seed" or f.name.endswith("_seed"))):
+            raise IcarenaError(f"{flag} must be >= 0 (seeds are non-negative), got {value}")
 
 
 def list_everything() -> str:
@@ -290,6 +309,7 @@ def _dispatch(argv: list[str]) -> int:
     if command == "search":
         module = importlib.import_module(SEARCH[0])
         cfg = _parse(getattr(module, SEARCH[1]), rest, prog="icarena search")
+        check_numbers(cfg)
         _print_summary(getattr(module, SEARCH[2])(cfg))
         return 0
     if command not in STAGES:

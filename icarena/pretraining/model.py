@@ -242,10 +242,19 @@ def load_model(
                 f"{p} not found: {run_dir} is not a finished run dir; train one with "
                 "`icarena pretrain` or `icarena run ...`"
             )
-    config = json.loads(cfg_path.read_text())
-    if "model" not in config:
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg_path} is not valid JSON ({e}); the run dir is corrupt: "
+                              "train the run again") from e
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise CheckpointError(f"{cfg_path} has no 'model' section; it is not a model run dir")
-    model = SequenceModel(model_config_from_dict(config["model"]))
+    try:
+        model_cfg = model_config_from_dict(config["model"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{cfg_path} holds a 'model' section this icarena cannot read "
+                              f"({e}); train the run again") from e
+    model = SequenceModel(model_cfg)
     try:
         missing, unexpected = load_safetensors(model, str(weights), strict=False,
                                                device=str(map_location))

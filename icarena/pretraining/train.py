@@ -223,7 +223,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise IcarenaError("device='cuda' but no CUDA device is available; use --device cpu")
+            raise IcarenaError("device 'cuda' was requested but this machine has no CUDA "
+                               "device; use --train.device cpu (or auto)")
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
@@ -540,8 +541,10 @@ def _train(
             if bad >= 0:
                 value = float(values[bad - len(losses)])
                 raise IcarenaError(
-                    f"training loss became {value} at step {bad}; lower --lr or raise "
-                    "--warmup-steps / --grad-clip"
+                    f"training loss became {value} at step {bad}: the batches hold non-finite "
+                    "values or rows with no target (check the dataset), or the optimisation "
+                    "diverged (lower --train.lr, raise --train.warmup-steps, set "
+                    "--train.grad-clip)"
                 )
             losses.extend(values[:-1].tolist())
             pending.clear()

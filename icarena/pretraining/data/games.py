@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from icarena import limits
 from icarena.agents.games import (
     EXP3Config,
     VIULCBConfig,
@@ -185,6 +186,12 @@ def load_games(ds) -> TabularGame:
 def generate(cfg: Config) -> Path:
     """Write the dataset at ``cfg.out_dir`` and return its path."""
     cfg = resolve(cfg)
+    # the recorded arrays (float32 policies pi/max, pi/min (, pi/joint), rewards, int indices),
+    # held twice while the chunks are concatenated
+    per_step = cfg.A + cfg.B + (cfg.A * cfg.B if cfg.setting == "centralized" else 0) + 6
+    limits.require(8 * cfg.n_games * cfg.episodes * cfg.H * per_step,
+                   f"{cfg.n_games} games x {cfg.episodes} episodes x H={cfg.H} of recorded play",
+                   "--n-games, --episodes or --H / --A / --B")
     arrays = generate_arrays(cfg)
     return write_dataset(cfg.out_dir, arrays, generator="games", config=recorded_config(cfg),
                          seed=cfg.seed, shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)
