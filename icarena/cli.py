@@ -8,8 +8,8 @@
     icarena search [--flags]             S3-style evolutionary search over the supernet
     icarena report RUN [RUN ...]         run dirs' metrics.json -> markdown results table
 
-Every command also takes --max-memory SIZE (default 16GiB, or ICARENA_MAX_MEMORY): sizes above it
-are refused before anything is allocated.
+Every command also takes --max-memory SIZE (default 16GiB, or ICARENA_MAX_MEMORY) and --max-work N
+(default 1e14 operations, or ICARENA_MAX_WORK): sizes above them are refused before anything runs.
 
 Every NAME's flags come from its config dataclass (``icarena run NAME --help`` documents every
 field); the resolved config is saved in the output directory. Errors in the user's input print
@@ -18,7 +18,6 @@ one line (``icarena: error: ...``) and exit with status 2.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import pickle
@@ -264,8 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
-        argv, size = limits.pop_flag(argv)
-        with limits.max_memory(size) if size is not None else contextlib.nullcontext():
+        argv, found = limits.pop_flags(argv)
+        with limits.from_flags(found):
             return _dispatch(argv)
     except IcarenaError as e:
         print(f"icarena: error: {one_line(e)}", file=sys.stderr)

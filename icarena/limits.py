@@ -1,4 +1,4 @@
-"""The memory ceiling: sizes are turned into a byte estimate before anything is allocated.
+"""The memory and work ceilings: sizes become estimates before anything is allocated or run.
 
 Every stage (generators, pretraining, evaluation, experiments) and every env whose size grows
 with its config estimates the bytes its largest allocations will need *before* allocating them
@@ -13,6 +13,11 @@ The ceiling, first match wins:
    duration of that command with :func:`max_memory`);
 2. the environment variable ``ICARENA_MAX_MEMORY`` (e.g. ``ICARENA_MAX_MEMORY=32GiB``);
 3. the default :data:`DEFAULT_MAX_MEMORY`, 16 GiB.
+
+Loops whose cost grows without any memory to show for it (iterations of an inner solver,
+episodes of play) are bounded the same way by the *work* ceiling, in elementary operations
+(array element updates): ``--max-work N`` or ``ICARENA_MAX_WORK`` (default
+:data:`DEFAULT_MAX_WORK`, 1e14, hours of numpy on one core), checked by :func:`require_work`.
 
 ``SIZE`` is a byte count with an optional unit: ``1GiB``, ``512MiB``, ``2GB``, ``1.5G``,
 ``123456`` (binary units ``KiB/MiB/GiB/TiB``, decimal ``KB/MB/GB/TB``, one-letter ``K/M/G/T`` =
@@ -34,6 +39,10 @@ ENV_VAR = "ICARENA_MAX_MEMORY"
 FLAG = "--max-memory"
 DEFAULT_MAX_MEMORY = 16 * 2**30
 """Default ceiling in bytes (16 GiB) when neither the flag nor the environment variable is set."""
+WORK_ENV_VAR = "ICARENA_MAX_WORK"
+WORK_FLAG = "--max-work"
+DEFAULT_MAX_WORK = 10**14
+"""Default work ceiling in elementary operations."""
 
 _UNITS = {
     "": 1, "b": 1,
@@ -44,6 +53,7 @@ _UNITS = {
 }
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*$")
 _override: list[float] = []
+_work_override: list[float] = []
 
 
 def parse_size(text: str | int | float, what: str = FLAG) -> float:
@@ -88,6 +98,39 @@ def max_memory(size: str | int | float) -> Iterator[float]:
         _override.pop()
 
 
+def work_ceiling() -> float:
+    """The work ceiling now in force, in elementary operations (``inf`` when off)."""
+    if _work_override:
+        return _work_override[-1]
+    env = os.environ.get(WORK_ENV_VAR)
+    if env is not None and env.strip():
+        return parse_size(env, what=WORK_ENV_VAR)
+    return float(DEFAULT_MAX_WORK)
+
+
+@contextmanager
+def max_work(ops: str | int | float) -> Iterator[float]:
+    """Set the work ceiling for the code inside the ``with`` block (what ``--max-work`` does);
+    ``ops`` is a count such as ``1e12`` (K/M/G/T suffixes allowed) or ``none``."""
+    value = parse_size(ops, what=WORK_FLAG)
+    _work_override.append(value)
+    try:
+        yield value
+    finally:
+        _work_override.pop()
+
+
+def require_work(ops: float, what: str, flags: str) -> None:
+    """Refuse (``ResourceError``) when ``ops`` elementary operations exceed the work ceiling."""
+    limit = work_ceiling()
+    if not ops <= limit:
+        raise ResourceError(
+            f"{what} needs about {float(ops):.2g} operations, above the work ceiling of "
+            f"{limit:.2g}; lower {flags}, or raise the ceiling with {WORK_FLAG} N (or "
+            f"{WORK_ENV_VAR}=N) if you mean to wait that long"
+        )
+
+
 def format_bytes(n: float) -> str:
     """``12.3 GiB`` style text of a byte count."""
     if not math.isfinite(n):
@@ -116,23 +159,37 @@ def require(estimate: float, what: str, flags: str) -> None:
         )
 
 
-def pop_flag(argv: list[str]) -> tuple[list[str], str | None]:
-    """Remove ``--max-memory SIZE`` / ``--max-memory=SIZE`` from ``argv``; return the rest and
-    the size text (None when absent). The last occurrence wins."""
+def pop_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Remove ``--max-memory SIZE`` and ``--max-work N`` (also ``--flag=value``) from ``argv``;
+    return the rest and ``{flag: value}`` (the last occurrence wins)."""
     rest: list[str] = []
-    size: str | None = None
+    found: dict[str, str] = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == FLAG:
-            if i + 1 >= len(argv):
-                raise ConfigError(f"{FLAG} needs a size, e.g. {FLAG} 8GiB")
-            size = argv[i + 1]
-            i += 2
-            continue
-        if arg.startswith(FLAG + "="):
-            size = arg.split("=", 1)[1]
-        else:
+        name = next((f for f in (FLAG, WORK_FLAG) if arg == f or arg.startswith(f + "=")), None)
+        if name is None:
             rest.append(arg)
+        elif arg == name:
+            if i + 1 >= len(argv):
+                raise ConfigError(f"{name} needs a value, e.g. {name} "
+                                  f"{'8GiB' if name == FLAG else '1e12'}")
+            found[name] = argv[i + 1]
+            i += 1
+        else:
+            found[name] = arg.split("=", 1)[1]
         i += 1
-    return rest, size
+    return rest, found
+
+
+@contextmanager
+def from_flags(found: dict[str, str]) -> Iterator[None]:
+    """Apply the ceilings that :func:`pop_flags` found for the duration of the block."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        if FLAG in found:
+            stack.enter_context(max_memory(found[FLAG]))
+        if WORK_FLAG in found:
+            stack.enter_context(max_work(found[WORK_FLAG]))
+        yield

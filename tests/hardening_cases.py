@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,26 @@ TINY_REGRESSION = ["--d", "2", "--k", "5", "--n-prompts", "64"]
 TINY_BASELINES = ["--eval.n-games", "1", "--eval.matrix-episodes", "20",
                   "--eval.markov-episodes", "5"]
 TINY_BLOCKS = ["--blocks", "3", "--lines", "200"]
+
+
+class Hung(BaseException):
+    """A case that did not answer in time (not an OSError: the CLI must not report it)."""
+
+
+@contextmanager
+def alarm(seconds: int) -> Iterator[None]:
+    """Raise TimeoutError in this (main) thread after ``seconds``: a hung case fails instead of
+    hanging the suite."""
+    def fire(signum: int, frame: Any) -> None:
+        raise Hung(f"no answer within {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @dataclass(frozen=True)
@@ -346,13 +368,13 @@ CASES: list[Case] = [
     # ---- 3. files on disk are untrusted input
     Case(G3, "shard path ../ outside the dataset",
          ("pretrain", "path", "--data", "{D}", "--out-dir", "{T}/x", *TINY_PATH),
-         setup=_outside_shard, says=("outside",)),
+         setup=_outside_shard, says=("outside the dataset",)),
     Case(G3, "shard path absolute",
          ("pretrain", "path", "--data", "{D}", "--out-dir", "{T}/x", *TINY_PATH),
-         setup=_absolute_shard, says=("outside",)),
+         setup=_absolute_shard, says=("outside the dataset",)),
     Case(G3, "shard a symlink out of the dataset",
          ("pretrain", "path", "--data", "{D}", "--out-dir", "{T}/x", *TINY_PATH),
-         setup=_symlink_shard, says=("outside",)),
+         setup=_symlink_shard, says=("outside the dataset",)),
     Case(G3, "manifest shape differs from the shard",
          ("pretrain", "path", "--data", "{D}", "--out-dir", "{T}/x", *TINY_PATH),
          setup=mutate_manifest(_wrong_shape)),

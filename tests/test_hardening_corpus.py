@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hardening_cases import CASES, TINY_ALPINE, TINY_PATH, Case
+from hardening_cases import CASES, TINY_ALPINE, TINY_PATH, Case, alarm
 
 from icarena.cli import main
 from icarena.errors import IcarenaError
@@ -75,20 +75,21 @@ def run_case(case: Case, T: Path, base: Path, capsys: pytest.CaptureFixture,
     before = tree(T)
     capsys.readouterr()
     t0 = time.perf_counter()
-    if case.call is not None:
-        try:
-            case.call(T)
-            rc, err = 0, ""
-        except IcarenaError as e:
-            rc, err = 2, f"icarena: error: {e}\n"
-    else:
-        argv = [a.replace("{D}", str(T / "d")).replace("{R}", str(T / "r"))
-                .replace("{T}", str(T)) for a in case.argv]
-        try:
-            rc = main(argv)
-        except SystemExit as e:  # tyro's --help/parse exits
-            rc = e.code if isinstance(e.code, int) else 1
-        err = capsys.readouterr().err
+    with alarm(60):
+        if case.call is not None:
+            try:
+                case.call(T)
+                rc, err = 0, ""
+            except IcarenaError as e:
+                rc, err = 2, f"icarena: error: {e}\n"
+        else:
+            argv = [a.replace("{D}", str(T / "d")).replace("{R}", str(T / "r"))
+                    .replace("{T}", str(T)) for a in case.argv]
+            try:
+                rc = main(argv)
+            except SystemExit as e:  # tyro's --help/parse exits
+                rc = e.code if isinstance(e.code, int) else 1
+            err = capsys.readouterr().err
     elapsed = time.perf_counter() - t0
     if case.expect == "refuse":
         lines = err.strip().splitlines()

@@ -280,7 +280,8 @@ def _save_checkpoint(
     atomic_write_bytes(path, buf.getvalue())
 
 
-def training_bytes(model: nn.Module, tokens_per_sample: int, batch_size: int) -> int:
+def training_bytes(model: nn.Module, tokens_per_sample: int, batch_size: int,
+                   steps: int = 0) -> int:
     """Estimated bytes of a training step: weights, gradients and the two AdamW moments
     (4 x float32 per parameter) plus the activations kept for the backward pass, about
     ``16 d`` floats per token per layer and one ``T x T`` attention map per head per layer."""
@@ -291,17 +292,18 @@ def training_bytes(model: nn.Module, tokens_per_sample: int, batch_size: int) ->
     heads = int(bcfg.get("n_heads", 1) or 1)
     T = int(tokens_per_sample)
     acts = int(batch_size) * layers * (16 * T * d + heads * T * T)
-    return 16 * params + 4 * acts
+    return 16 * params + 4 * acts + 32 * int(steps)  # + the per-step loss history
 
 
-def require_training_fits(model: nn.Module, task: Any, batch_size: int) -> None:
-    """Refuse (before the run dir is touched) a batch whose training step would exceed the
-    memory ceiling (:mod:`icarena.limits`)."""
+def require_training_fits(model: nn.Module, task: Any, cfg: TrainConfig) -> None:
+    """Refuse (before the run dir is touched) a run whose training step or loss history would
+    exceed the memory ceiling (:mod:`icarena.limits`)."""
     T = int(getattr(task, "tokens_per_sample", 0) or 0)
-    limits.require(training_bytes(model, T, batch_size),
-                   f"training with batch size {batch_size} of {T} positions",
-                   "--train.batch-size (or --model.d-model / --model.n-layers / the sequence "
-                   "length)")
+    limits.require(training_bytes(model, T, cfg.batch_size, cfg.steps),
+                   f"training {cfg.steps} steps with batch size {cfg.batch_size} of {T} "
+                   "positions",
+                   "--train.batch-size or --train.steps (or --model.d-model / "
+                   "--model.n-layers / the sequence length)")
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -438,7 +440,7 @@ def train(
         overwrite: replace an icarena run already in ``out_dir``.
     """
     cfg.validate()
-    require_training_fits(model, task, cfg.batch_size)
+    require_training_fits(model, task, cfg)
     out_dir = Path(out_dir)
     with claim_run(out_dir, overwrite=overwrite, resume=resume, require_existing=False) as mode:
         return _train(model, task, cfg, out_dir, config, resume=mode == "resume")

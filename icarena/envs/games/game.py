@@ -206,7 +206,7 @@ class TabularGame:
             initial: ``"fixed"`` (default: s_1 = 0) or ``"uniform"`` (ρ = Unif[S]).
         """
         for name, v in (("H", H), ("S", S), ("A", A), ("B", B)):
-            check(isinstance(v, int | np.integer) and v >= 1,
+            check(isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1,
                   f"{name} must be an int >= 1, got {v!r}")
         check(transition in TRANSITIONS,
               f"transition must be one of {TRANSITIONS}, got {transition!r}")

@@ -72,7 +72,11 @@ def make_state(towers: Iterable[Sequence[int]], holding: int = -1,
 
     With ``n_blocks`` given, the towers plus the held block must hold every block 0..n-1 once.
     """
-    tw = tuple(tuple(int(b) for b in t) for t in towers)
+    try:
+        tw = tuple(tuple(_block_id(b) for b in t) for t in towers)
+    except TypeError:
+        raise ConfigError(f"towers must be a list of lists of block ids (bottom -> top), e.g. "
+                          f"[[0, 1], [2]], got {towers!r}") from None
     check(all(len(t) > 0 for t in tw), "towers must be non-empty lists of blocks")
     blocks = [b for t in tw for b in t] + ([int(holding)] if holding >= 0 else [])
     check(len(set(blocks)) == len(blocks), f"a block appears twice in {tw}, holding {holding}")
@@ -81,6 +85,12 @@ def make_state(towers: Iterable[Sequence[int]], holding: int = -1,
               f"the state must place each of the blocks 0..{n_blocks - 1} exactly once, got "
               f"towers {tw} and holding {holding}")
     return BWState(tuple(sorted(tw)), int(holding))
+
+
+def _block_id(b: Any) -> int:
+    if not isinstance(b, int | np.integer) or isinstance(b, bool):
+        raise TypeError(b)
+    return int(b)
 
 
 def _check_n_blocks(n_blocks: Any) -> int:

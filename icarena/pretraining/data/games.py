@@ -192,6 +192,11 @@ def generate(cfg: Config) -> Path:
     limits.require(8 * cfg.n_games * cfg.episodes * cfg.H * per_step,
                    f"{cfg.n_games} games x {cfg.episodes} episodes x H={cfg.H} of recorded play",
                    "--n-games, --episodes or --H / --A / --B")
+    inner = cfg.mwu_iters if cfg.algorithm == "viulcb" else 1
+    limits.require_work(cfg.n_games * cfg.episodes * cfg.H * cfg.S * cfg.A * cfg.B
+                        * (cfg.S + inner),
+                        f"{cfg.n_games} games x {cfg.episodes} episodes of {cfg.algorithm}",
+                        "--n-games, --episodes or --mwu-iters")
     arrays = generate_arrays(cfg)
     return write_dataset(cfg.out_dir, arrays, generator="games", config=recorded_config(cfg),
                          seed=cfg.seed, shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)
