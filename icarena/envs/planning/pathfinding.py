@@ -83,6 +83,9 @@ class PathFindingEnv(gym.Env):
               "the graph has no reachable pair (s, t) with s != t; give it at least one edge")
         self.N = self.n if max_nodes is None else positive_int(max_nodes, "max_nodes")
         check(self.N >= self.n, f"max_nodes={max_nodes} is smaller than the graph ({self.n})")
+        # the padded N x N adjacency of the observation space, and one copy per observation
+        limits.require(2 * self.N * self.N, f"PathFinding observations of {self.N} x {self.N}",
+                       "max_nodes")
         self.max_steps = self.n if max_steps is None else positive_int(max_steps, "max_steps")
         check(self.max_steps >= 1, f"max_steps must be >= 1, got {max_steps}")
         self.render_mode = render_mode
