@@ -432,7 +432,7 @@ def context_records(game, algorithm: str, episodes: int, trajectories: int, seed
                 for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
         parts = _spawn_map(_run_chunk, jobs, workers)
         rec = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    check(rec["traj/h"].shape[0] == M, "unexpected record size")
+    assert rec["traj/h"].shape[0] == M, "unexpected record size"  # internal invariant
     return rec
 
 
