@@ -30,7 +30,24 @@ def _gpt_parts(model: nn.Module):
     blocks = getattr(backbone, "blocks", None)
     if blocks is None or not hasattr(blocks[0], "mlp") or not hasattr(blocks[0], "attn"):
         return None
-    return model.read_in.weight, model.read_out, blocks[0]
+    emb = getattr(getattr(model, "read_in", None), "weight", None)
+    qkv, proj = getattr(blocks[0].attn, "qkv", None), getattr(blocks[0].attn, "proj", None)
+    if emb is None or emb.dim() != 2:
+        return None
+    d = emb.shape[1]
+    # the probes read W_V out of a fused (3d, d) qkv projection and apply proj and the MLP to
+    # d-wide states: a backbone whose blocks differ (linear attention, supernet) has no probe
+    if not (isinstance(qkv, nn.Linear) and tuple(qkv.weight.shape) == (3 * d, d)
+            and isinstance(proj, nn.Linear) and tuple(proj.weight.shape) == (d, d)):
+        return None
+    try:
+        with torch.no_grad():
+            out = blocks[0].mlp(emb[:1])
+    except Exception:  # an MLP that needs more than a (1, d) state
+        return None
+    if tuple(out.shape) != (1, d):
+        return None
+    return emb, model.read_out, blocks[0]
 
 
 def probes_supported(model: nn.Module) -> bool:
