@@ -175,6 +175,9 @@ def generate(cfg: Config) -> Path:
         graph, train_fraction=cfg.train_fraction, first_source_in_train=cfg.first_source_in_train,
         seed=[cfg.seed, 1], reach=R,
     )
+    check(len(test_pairs) > 0,
+          f"the split of a {cfg.nodes}-node graph (p = {cfg.p}) left no test pairs to evaluate "
+          "on; raise --nodes or --p, or lower --train-fraction")
     lines = build_lines(graph, train_pairs, test_pairs, paths_per_pair=cfg.paths_per_pair,
                         edge_lines=cfg.edge_lines, seed=cfg.seed, reach=R)
     return write_path_dataset(cfg.out_dir, graph, train_pairs, test_pairs, lines,
