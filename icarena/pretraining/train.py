@@ -543,7 +543,7 @@ def _train(
             if bad >= 0:
                 value = float(values[bad - len(losses)])
                 raise IcarenaError(
-                    f"training loss became {value} at step {bad}: the batches hold non-finite "
+                    f"training loss became {value} at step {bad}; the batches hold non-finite "
                     "values or rows with no target (check the dataset), or the optimisation "
                     "diverged (lower --train.lr, raise --train.warmup-steps, set "
                     "--train.grad-clip)"
