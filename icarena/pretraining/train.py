@@ -79,6 +79,10 @@ class Task(Protocol):
     def evaluate(self, model: nn.Module) -> dict[str, float]: ...
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_THREADS = 4096
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings of a pretraining run."""
@@ -129,10 +133,11 @@ class TrainConfig:
                       f"--train.{f.name.replace('_', '-')} must be an integer, got {v!r}")
             elif f.type in ("float", float):
                 check(isinstance(v, int | float) and not isinstance(v, bool)
-                      and math.isfinite(v),
-                      f"--train.{f.name.replace('_', '-')} must be a finite number, got {v!r}")
-        check(self.threads >= 0, f"--train.threads must be >= 0 (0: torch's default), got "
-              f"{self.threads}")
+                      and math.isfinite(v) and abs(v) <= FLOAT32_MAX,
+                      f"--train.{f.name.replace('_', '-')} must be a finite number that fits "
+                      f"float32, got {v!r}")
+        check(0 <= self.threads <= MAX_THREADS, f"--train.threads must be in 0..{MAX_THREADS} "
+              f"(0: torch's default), got {self.threads}")
         check(self.seed >= 0, f"--train.seed must be >= 0, got {self.seed}")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
