@@ -368,6 +368,10 @@ def check_checkpoint(state: Any, path: Path, steps: int | None = None) -> dict[s
                       ("eval_history", list), ("config", dict)):
         if not isinstance(state[key], kind):
             raise bad(f"has a {type(state[key]).__name__} under {key!r}, not a {kind.__name__}")
+    try:
+        json.dumps(state["config"])
+    except (TypeError, ValueError):
+        raise bad("has a 'config' that is not plain JSON data") from None
     return state
 
 
@@ -496,7 +500,8 @@ def _train(
             torch.set_rng_state(state["torch_rng"])
             losses = [float(x) for x in state["losses"]]
             eval_history = [(int(s), dict(m)) for s, m in state["eval_history"]]
-        except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+            # the file is untrusted input: any malformed optimizer state is the file's problem
             raise CheckpointError(
                 f"{ckpt_path} has an optimizer/scheduler state of another layout than this "
                 f"model's ({str(e).splitlines()[0] if str(e) else type(e).__name__}); resume "

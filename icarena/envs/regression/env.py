@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from icarena import limits
 from icarena.envs.checks import strict_kwargs
 from icarena.envs.regression.families import (
     draw,
@@ -62,6 +63,11 @@ class RegressionEnv(gym.Env):
         check(isinstance(k, int | np.integer) and k >= 1, f"k must be an integer >= 1, got {k!r}")
         check(render_mode in (None, "ansi"),
               f"render_mode must be None or 'ansi', got {render_mode!r}")
+        check(isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 1,
+              f"d must be an integer >= 1, got {d!r}")
+        # one prompt: x (k, d), y and f (k,), float64, plus the family's own parameters (d x d)
+        limits.require(8 * int(k) * (int(d) + 2) + 8 * int(d) ** 2,
+                       f"Regression prompts of k={k} points in d={d}", "d or k")
         check(family_kwargs is None or isinstance(family_kwargs, dict),
               f"family_kwargs must be a dict of family options, got {family_kwargs!r}")
         self.family = make_family(family, d, **dict(family_kwargs or {}))
