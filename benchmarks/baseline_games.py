@@ -1,8 +1,9 @@
 """The games numerics as they were before the kernels, kept to measure the speed-up.
 
 Frozen copies of the batched numpy implementations that ``icarena.evaluation.nash.nash_gap``,
-``run_exp3``, ``run_vlearning`` and ``run_viulcb`` had before they moved onto the kernels of
-``icarena.envs.games.kernels``: the benchmarks time them in the same process as the kernels and
+``run_exp3``, ``run_vlearning`` and ``run_viulcb`` (with its MWU CCE, ``mwu_cce``) had before
+they moved onto the kernels of ``icarena.envs.games.backend`` and
+``icarena.agents.games.compiled``: the benchmarks time them in the same process as the kernels and
 print the ratio ("now" vs "before"). Not part of the library; not used by it.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from icarena.agents.games.cce import mwu_cce
+from icarena.agents.games.cce import mwu_eta
 from icarena.agents.games.rollout import Recorder
 from icarena.envs.games.game import TabularGame
 from icarena.envs.games.vector import initial_states, sample_categorical, step_states
@@ -144,6 +145,25 @@ def run_vlearning(game: TabularGame, K: int, *, c: float = 0.1, p: float = 0.1, 
 
 
 # ------------------------------------------------------------------------------- VI-ULCB
+def mwu_cce(q_up: np.ndarray, q_low: np.ndarray, *, iters: int = 200,
+            scale: float = 1.0) -> np.ndarray:
+    """The MWU CCE as it was before the kernels (batched Hedge self-play over any batch)."""
+    A, B = q_up.shape[-2:]
+    eta = mwu_eta(A, B, iters, scale)
+    lx = np.zeros(q_up.shape[:-1])
+    ly = np.zeros(q_up.shape[:-2] + (B,))
+    acc = np.zeros(q_up.shape)
+    for _ in range(int(iters)):
+        x = np.exp(lx - lx.max(-1, keepdims=True))
+        x /= x.sum(-1, keepdims=True)
+        y = np.exp(ly - ly.max(-1, keepdims=True))
+        y /= y.sum(-1, keepdims=True)
+        acc += x[..., :, None] * y[..., None, :]
+        lx += eta * (q_up @ y[..., None])[..., 0]
+        ly -= eta * (x[..., None, :] @ q_low)[..., 0, :]
+    return acc / iters
+
+
 def _plan(counts, trans_counts, reward_sums, c: float, iota: float, iters: int) -> np.ndarray:
     G, H, S, A, B = counts.shape
     pi = np.zeros((G, H, S, A, B))

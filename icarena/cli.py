@@ -5,7 +5,7 @@
     icarena pretrain NAME [--flags]      dataset/task -> trained run dir (--resume continues)
     icarena evaluate NAME [--flags]      run dir -> RUN/eval/metrics.json + report.md
     icarena run NAME [--flags]           a named experiment chaining the stages
-    icarena search [--flags]             S3-style evolutionary search over the supernet
+    icarena search [--flags]             the same as `icarena run search`
     icarena report RUN [RUN ...]         run dirs' metrics.json -> markdown results table
 
 Every command also takes --max-memory SIZE (default 16GiB, or ICARENA_MAX_MEMORY) and --max-work N
@@ -35,7 +35,6 @@ STAGES: dict[str, tuple[str, str, str, str]] = {
     "evaluate": ("icarena.evaluation.evaluate", "EVALUATORS", "EvalConfig", "evaluate"),
     "run": ("icarena.experiments", "EXPERIMENTS", "Config", "run"),
 }
-SEARCH = ("icarena.pretraining.search", "SearchConfig", "search")
 
 
 def _registry(stage: str) -> dict[str, tuple[str, str]]:
@@ -58,18 +57,40 @@ def _stage_usage(stage: str) -> str:
     )
 
 
-def _parse(config_cls: type, args: Sequence[str], prog: str) -> Any:
-    """Parse ``args`` into ``config_cls``; ``--config RUN/config.json`` first loads the settings a
-    run saved (the flags after it override them)."""
+def _take(args: list[str], flag: str, what: str) -> str | None:
+    """Remove ``flag VALUE`` from ``args``; return VALUE (None when the flag is absent)."""
+    if flag not in args:
+        return None
+    i = args.index(flag)
+    if i + 1 >= len(args) or args[i + 1].startswith("--"):
+        raise IcarenaError(f"{flag} needs a value: {flag} {what}")
+    value = args[i + 1]
+    del args[i : i + 2]
+    return value
+
+
+def _parse(config_cls: type, args: Sequence[str], prog: str, module: Any = None) -> Any:
+    """Parse ``args`` into ``config_cls``. ``--config RUN/config.json`` first loads the settings
+    a run saved, ``--preset NAME`` the module's preset ``PRESETS[NAME]()`` (e.g. ``paper``, the
+    paper's scale); the flags given beside either override them."""
+    import dataclasses
+
 
     args = list(args)
+    saved = _take(args, "--config", "RUN/config.json")
+    # a config with its own `preset` field (the ICGP stages: the paper's training budget follows
+    # the data it reads) resolves the preset itself
+    own = dataclasses.is_dataclass(config_cls) and any(
+        f.name == "preset" for f in dataclasses.fields(config_cls))
+    preset = None if own else _take(args, "--preset", "NAME")
+    if saved is not None and preset is not None:
+        raise IcarenaError("pass --config or --preset, not both (a saved config already holds "
+                           "every setting)")
     default = None
-    if "--config" in args:
-        i = args.index("--config")
-        if i + 1 >= len(args):
-            raise IcarenaError("--config needs a path: --config RUN/config.json")
-        default = saved_config(config_cls, args[i + 1])
-        del args[i : i + 2]
+    if saved is not None:
+        default = saved_config(config_cls, saved)
+    if preset is not None:
+        default = preset_config(module, preset, config_cls)
     return _tyro_cli(config_cls, args, prog, default)
 
 
@@ -105,6 +126,17 @@ def _box_message(text: str, prog: str) -> str:
     message = next((ln for ln in lines if ":" in ln and not ln.startswith("For full")),
                    lines[0] if lines else "cannot parse the arguments")
     return f"{message.rstrip('.')}; see `{prog} --help`"
+
+
+def preset_config(module: Any, name: str, config_cls: type) -> Any:
+    """The config of preset ``name`` of a stage or experiment module (``PRESETS``: name ->
+    function returning its config; 'cpu', the defaults, is every command's)."""
+    presets = dict(getattr(module, "PRESETS", {}))
+    presets.setdefault("cpu", config_cls)
+    if name not in presets or presets[name] is None:
+        raise IcarenaError(f"unknown --preset {name!r}; this command has: "
+                           f"{', '.join(sorted(k for k, v in presets.items() if v))}")
+    return presets[name]()
 
 
 # Where a run's config.json keeps the stage's own settings (experiments, pretrain stages, the
@@ -182,7 +214,7 @@ def run_stage(stage: str, name: str, args: Sequence[str]) -> Any:
         )
     _, _, cfg_attr, fn_attr = STAGES[stage]
     module = importlib.import_module(reg[name][0])
-    cfg = _parse(getattr(module, cfg_attr), args, prog=f"icarena {stage} {name}")
+    cfg = _parse(getattr(module, cfg_attr), args, prog=f"icarena {stage} {name}", module=module)
     check_numbers(cfg)
     return getattr(module, fn_attr)(cfg)
 
@@ -200,6 +232,10 @@ def check_numbers(cfg: Any, prefix: str = "--") -> None:
             check_numbers(value, flag + ".")
         elif isinstance(value, float) and not math.isfinite(value):
             raise IcarenaError(f"{flag} must be a finite number, got {value}")
+        elif isinstance(value, dict):  # options such as --context-options eta 0.1
+            for key, v in value.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise IcarenaError(f"{flag} {key} must be a finite number, got {v}")
         elif (isinstance(value, int) and not isinstance(value, bool) and value < 0
               and (f.name == "seed" or f.name.endswith("_seed"))):
             raise IcarenaError(f"{flag} must be >= 0 (seeds are non-negative), got {value}")
@@ -267,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with limits.from_flags(found):
             return _dispatch(argv)
     except IcarenaError as e:
-        print(f"icarena: error: {one_line(e)}", file=sys.stderr)
+        print(f"icarena: error: {one_line(e.cli_message())}", file=sys.stderr)
         return 2
     except pickle.UnpicklingError as e:
         print(f"icarena: error: refused to unpickle a file (icarena loads only plain tensors, "
@@ -305,12 +341,8 @@ def _dispatch(argv: list[str]) -> int:
         from icarena.evaluation.results import report_main
 
         return report_main(rest)
-    if command == "search":
-        module = importlib.import_module(SEARCH[0])
-        cfg = _parse(getattr(module, SEARCH[1]), rest, prog="icarena search")
-        check_numbers(cfg)
-        _print_summary(getattr(module, SEARCH[2])(cfg))
-        return 0
+    if command == "search":  # the verb of earlier versions
+        command, rest = "run", ["search", *rest]
     if command not in STAGES:
         raise IcarenaError(
             f"unknown command {command!r}; use one of: list, {', '.join(STAGES)}, search"

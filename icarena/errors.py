@@ -24,7 +24,35 @@ from __future__ import annotations
 
 
 class IcarenaError(Exception):
-    """A problem with the user's input (config, names, files) that they can fix."""
+    """A problem with the user's input (config, names, files) that they can fix.
+
+    ``fields`` names the settings the message is about, as Python argument paths
+    (``"train.lr"``, ``"eval.n_prompts"``). Each ``{path}`` placeholder in the message is
+    rendered as the Python path in ``str(error)`` (what a Python caller sees) and as the
+    command-line flag (``--train.lr``, ``--eval.n-prompts``) by :meth:`cli_message` (what the
+    ``icarena`` command prints).
+    """
+
+    def __init__(self, message: str = "", *args: object, fields: tuple[str, ...] | str = ()):
+        self.template = str(message)
+        self.fields = (fields,) if isinstance(fields, str) else tuple(fields)
+        super().__init__(self._render(lambda f: f), *args)
+
+    def _render(self, name) -> str:
+        out = self.template
+        for f in self.fields:
+            out = out.replace("{" + f + "}", name(f))
+        return out
+
+    def cli_message(self) -> str:
+        """The message with each field written as its command-line flag."""
+        return self._render(flag)
+
+
+def flag(path: str) -> str:
+    """The command-line flag of a config field path (``"eval.n_prompts"`` ->
+    ``--eval.n-prompts``)."""
+    return "--" + path.replace("_", "-")
 
 
 class ConfigError(IcarenaError, ValueError):
@@ -43,10 +71,11 @@ class ResourceError(IcarenaError, MemoryError):
     """A config whose estimated memory is above the ceiling (see :mod:`icarena.limits`)."""
 
 
-def check(condition: bool, message: str, error: type[IcarenaError] = ConfigError) -> None:
-    """Raise ``error(message)`` unless ``condition`` holds."""
+def check(condition: bool, message: str, error: type[IcarenaError] = ConfigError,
+          *, fields: tuple[str, ...] | str = ()) -> None:
+    """Raise ``error(message, fields=fields)`` unless ``condition`` holds."""
     if not condition:
-        raise error(message)
+        raise error(message, fields=fields)
 
 
 def one_line(message: object) -> str:

@@ -20,15 +20,20 @@ and locked by the rules below, written once here and used by every stage and exp
   experiment holds its out dir while its Trainer writes into it). Under ``torchrun`` only rank 0
   locks and writes.
 
+* **Sweep**: what killed writers left (temporary files, a run moved aside) is deleted by the
+  next claim of the same target (:func:`sweep_leftovers`).
+
 Files are written atomically (temporary file in the same folder, then a rename).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -179,18 +184,81 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)  # releases the flock; the lock file stays (deleting it would race)
 
 
+def _locked_elsewhere(path: Path) -> bool:
+    """Whether another process holds the write lock of ``path`` right now."""
+    lock = _lock_file(path)
+    if str(lock) in _held or not lock.exists():
+        return False
+    import fcntl
+
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's lock at once
+    return False
+
+
+_TMP_TAIL = r"[A-Za-z0-9_]{8}\.tmp"  # what tempfile.mkstemp / mkdtemp add after the prefix
+
+
+def sweep_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete what killed writers of ``path`` left behind; returns what was deleted.
+
+    That is: hidden temporary siblings ``.NAME.*.tmp`` (atomic writes, dataset staging), a run
+    moved aside by an ``--overwrite`` whose process is gone (``.NAME.replaced-PID``), and hidden
+    ``.*.tmp`` files and dirs inside the run dir, except in a directory another live process is
+    writing (it holds that directory's lock). Call it while holding the lock of ``path``.
+    """
+    path = Path(path)
+    doomed: list[Path] = []
+    if path.parent.is_dir():
+        for p in path.parent.glob(f".{glob.escape(path.name)}.*"):
+            m = re.fullmatch(rf"\.{re.escape(path.name)}\.replaced-(\d+)", p.name)
+            if (re.fullmatch(rf"\.{re.escape(path.name)}\.{_TMP_TAIL}", p.name)
+                    or (m and not _alive(int(m.group(1))))):
+                doomed.append(p)
+    if path.is_dir() and not path.is_symlink():
+        for p in path.rglob(".*.tmp"):
+            inner = [d for d in (p.parent, *p.parent.parents) if path in d.parents]
+            if (re.fullmatch(rf"\..+\.{_TMP_TAIL}", p.name)
+                    and not any(_locked_elsewhere(d) for d in inner)):
+                doomed.append(p)
+    for p in doomed:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return doomed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # ------------------------------------------------------------------------------ claims
+_TARGET = ("overwrite", "resume", "out_dir")  # the settings a refusal names
+
+
 def check_dataset_target(path: str | os.PathLike, *, overwrite: bool) -> None:
     """Refuse a dataset target that may not be written (nothing on disk is touched)."""
     state = state_of(path)
     if state in ("missing", "empty") or (state == "dataset" and overwrite):
         return
     if state == "dataset":
-        raise DatasetError(f"{path} already holds a dataset; pass --overwrite to replace it, or "
-                           "choose another --out-dir")
+        raise DatasetError(f"{path} already holds a dataset; pass {{overwrite}} to replace it, "
+                           "or choose another {out_dir}", fields=_TARGET)
     raise DatasetError(f"{path} is {_what(state)}; refusing to write a dataset there"
-                       f"{' (--overwrite replaces only an icarena dataset)' if overwrite else ''}"
-                       "; choose another --out-dir")
+                       f"{' ({overwrite} replaces only an icarena dataset)' if overwrite else ''}"
+                       "; choose another {out_dir}", fields=_TARGET)
 
 
 @contextlib.contextmanager
@@ -200,6 +268,7 @@ def claim_dataset(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     check_dataset_target(path, overwrite=overwrite)
     with locked(path):
         check_dataset_target(path, overwrite=overwrite)
+        sweep_leftovers(path)
         yield path
 
 
@@ -210,16 +279,18 @@ def check_run_target(path: str | os.PathLike, *, overwrite: bool = False, resume
 
     Returns 'create' (missing or empty), 'replace' (an icarena run and ``overwrite``) or 'resume'
     (an icarena run and ``resume``; with ``require_existing=False`` also a missing or empty one).
-    Raises CheckpointError naming the problem and the flag that fixes it.
+    Raises CheckpointError naming the problem and the setting that fixes it (``overwrite`` in
+    Python, ``--overwrite`` on the command line: :meth:`icarena.errors.IcarenaError.cli_message`).
     """
     if overwrite and resume:
-        raise CheckpointError("use either --resume or --overwrite, not both")
+        raise CheckpointError("use either {resume} or {overwrite}, not both", fields=_TARGET)
     path = Path(path)
     state = state_of(path)
     if state in ("missing", "empty"):
         if resume and require_existing:
-            raise CheckpointError(f"nothing to resume at {path} (no run there); drop --resume to "
-                                  "start a new run")
+            raise CheckpointError(f"nothing to resume at {path} (no run there); drop {{resume}} "
+                                  "to start a new run",
+                              fields=_TARGET)
         return "resume" if resume else "create"
     if state == "run":
         if resume:
@@ -227,13 +298,16 @@ def check_run_target(path: str | os.PathLike, *, overwrite: bool = False, resume
         if overwrite:
             return "replace"
         if resumable:
-            raise CheckpointError(f"{path} already holds a run; pass --resume to continue it, "
-                                  "--overwrite to replace it, or choose another --out-dir")
-        raise CheckpointError(f"{path} already holds icarena outputs; pass --overwrite to "
-                              "replace them, or choose another --out-dir")
-    refusal = " (--overwrite replaces only an icarena run dir)" if overwrite else ""
+            raise CheckpointError(f"{path} already holds a run; pass {{resume}} to continue it, "
+                                  "{overwrite} to replace it, or choose another {out_dir}",
+                              fields=_TARGET)
+        raise CheckpointError(f"{path} already holds icarena outputs; pass {{overwrite}} to "
+                              "replace them, or choose another {out_dir}",
+                              fields=_TARGET)
+    refusal = " ({overwrite} replaces only an icarena run dir)" if overwrite else ""
     raise CheckpointError(f"{path} is {_what(state)}; refusing to write a run there{refusal}; "
-                          "choose another --out-dir")
+                          "choose another {out_dir}",
+                              fields=_TARGET)
 
 
 @contextlib.contextmanager
@@ -264,6 +338,7 @@ def claim_run(path: str | os.PathLike, *, overwrite: bool = False, resume: bool 
     mode = check_run_target(path, **kw)
     with locked(path):
         mode = check_run_target(path, **kw)
+        sweep_leftovers(path)
         was_empty_dir = path.is_dir() and mode != "replace"
         old: Path | None = None
         if mode == "replace":

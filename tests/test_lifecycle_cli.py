@@ -37,12 +37,24 @@ def path_command(data: Path, steps: int = 400) -> list[str]:
             str(steps), "--train.batch-size", "16", *TRAIN]
 
 
-REGRESSION = ["pretrain", "regression", "--d", "2", "--k", "5", "--d-model", "16", "--n-layers",
-              "1", "--n-heads", "1", "--n-eval", "32", "--train.steps", "400",
+REGRESSION = ["pretrain", "regression", "--data.d", "2", "--data.k", "5", "--model.d-model", "16",
+              "--model.n-layers", "1", "--model.n-heads", "1", "--data.n-eval", "32",
+              "--train.steps", "400",
               "--train.batch-size", "16", "--train.eval-every", "0", *TRAIN]
-ICGP = ["pretrain", "icgp", "--data.n-games", "2", "--data.episodes", "10", "--model.d-model",
-        "16", "--model.n-layers", "1", "--model.n-heads", "2", "--data.val-games", "0",
-        "--train.stream-workers", "2", "--train.steps", "300", "--train.batch-size", "4", *TRAIN]
+GAMES_DATA = ["--n-games", "2", "--episodes", "10", "--val-games", "0"]
+
+
+@pytest.fixture(scope="module")
+def games_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "games"
+    ok("generate", "games", "--out-dir", str(out), *GAMES_DATA)
+    return out
+
+
+def icgp_command(data: Path) -> list[str]:
+    return ["pretrain", "icgp", "--data", str(data), "--model.d-model", "16", "--model.n-layers",
+            "1", "--model.n-heads", "2", "--train.stream-workers", "2", "--train.steps", "300",
+            "--train.batch-size", "4", *TRAIN]
 
 
 # ------------------------------------------------------------------- kill -9, then --resume
@@ -54,14 +66,18 @@ def test_pretrain_regression_resumes_after_kill(tmp_path):
     kill_and_resume_journey(tmp_path, REGRESSION)
 
 
-def test_pretrain_icgp_with_stream_workers_resumes_after_kill(tmp_path):
+def test_pretrain_icgp_with_stream_workers_resumes_after_kill(tmp_path, games_data):
     """Two spawned stream workers: the kill of the icarena process takes them down too
     (checked in the journey), and a stream without a checkpoint yet starts from step 0.
-    Then, on the finished run: a refused resume leaves icgp.json (and everything else) as it
-    was, and evaluate writes only RUN/eval."""
-    run = kill_and_resume_journey(tmp_path, ICGP)
+    Then, on the finished run: a refused resume (another dataset) leaves icgp.json (and
+    everything else) as it was, and evaluate writes only RUN/eval."""
+    command = icgp_command(games_data)
+    run = kill_and_resume_journey(tmp_path, command)
+    other = tmp_path / "other-data"
+    ok("generate", "games", "--out-dir", str(other), *GAMES_DATA, "--A", "4")
     before = snapshot(tmp_path)
-    assert "icgp.json differs" in refused(*ICGP, "--data.A", "4", "--out-dir", str(run), "--resume")
+    assert "icgp.json differs" in refused(*icgp_command(other), "--out-dir", str(run),
+                                          "--resume")
     assert snapshot(tmp_path) == before
     hashes = file_hashes(run)
     ok("evaluate", "icgp", "--run-dir", str(run), "--eval.n-games", "2", "--eval.episodes", "3")
@@ -218,14 +234,17 @@ EXPERIMENTS = {
                          "--data.context-options", "mwu_iters", "5",
                          "--model.read-out-options", "hidden", "8", "head_dim", "4",
                          "--train.steps", "300", "--train.batch-size", "4", *TRAIN],
-    "backbones": ["--backbones", "gpt", "--tasks", "regression", "--no-isolate",
-                  "--regression.steps", "400", "--regression.d-model", "16",
-                  "--regression.n-layers", "1", "--regression.n-eval", "32", "--threads", "1"],
+    "backbones": ["--model.backbones", "gpt", "--data.tasks", "regression",
+                  "--train.no-isolate", "--train.regression.steps", "400",
+                  "--model.regression.d-model", "16", "--model.regression.n-layers", "1",
+                  "--eval.regression.n-eval", "32", "--train.threads", "1"],
 }
-SEARCH = ["search", "--d", "2", "--k", "4", "--d-model", "16", "--n-layers", "2", "--n-heads", "2",
-          "--head-dim", "8", "--train-steps", "400", "--n-val", "16", "--n-test", "16",
-          "--population", "4", "--top-k", "2", "--n-mutations", "1", "--n-crossovers", "1",
-          "--generations", "1", "--threads", "1", "--retrain-steps", "40"]
+SEARCH = ["search", "--data.d", "2", "--data.k", "4", "--model.d-model", "16",
+          "--model.n-layers", "2", "--model.n-heads", "2", "--model.head-dim", "8",
+          "--train.steps", "400", "--eval.n-val", "16", "--eval.n-test", "16",
+          "--search.population", "4", "--search.top-k", "2", "--search.n-mutations", "1",
+          "--search.n-crossovers", "1", "--search.generations", "1", "--train.threads", "1",
+          "--train.retrain-steps", "40"]
 
 
 @pytest.mark.slow

@@ -135,8 +135,9 @@ def test_plugin_is_listed_trains_and_runs(tmp_path):
     assert "toy-experiment" in out and "Toy plugin experiment: writes one metric." in out
     run_dir = tmp_path / "run"
     trained = icarena_cli(root, "pretrain", "regression", "--out-dir", str(run_dir),
-                          "--backbone", "toy_mlp", "--d", "2", "--k", "3", "--d-model", "8",
-                          "--n-layers", "1", "--n-heads", "1", "--n-eval", "8",
+                          "--model.backbone", "toy_mlp", "--data.d", "2", "--data.k", "3",
+                          "--model.d-model", "8", "--model.n-layers", "1", "--model.n-heads",
+                          "1", "--data.n-eval", "8",
                           "--train.steps", "3", "--train.batch-size", "4",
                           "--train.warmup-steps", "1", "--train.device", "cpu")
     assert trained.returncode == 0, trained.stderr

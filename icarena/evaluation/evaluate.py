@@ -12,4 +12,5 @@ EVALUATORS: dict[str, tuple[str, str]] = {
     "path": ("icarena.evaluation.path_eval", "Path validity by degree vs BFS / random walk"),
     "icgp": ("icarena.evaluation.icgp", "Nash gap of in-context game players"),
     "regression": ("icarena.evaluation.regression", "Error vs in-context examples vs baselines"),
+    "search": ("icarena.evaluation.search", "S3 evolutionary search on a trained supernet"),
 }

@@ -47,7 +47,13 @@ from icarena.evaluation.report import (
     write_report,
 )
 from icarena.lifecycle import atomic_write_json, check_run_target, claim_run, eval_out_dir
-from icarena.pretraining.game_lm import context_records, eval_games, read_meta
+from icarena.pretraining.game_lm import (
+    context_records,
+    eval_games,
+    load_games_dataset,
+    read_meta,
+    recorded_dataset,
+)
 
 
 def evaluate_players(
@@ -59,6 +65,7 @@ def evaluate_players(
     seed: int = 0,
     query: str = "episode",
     device: str = "cpu",
+    data: Mapping[str, str | os.PathLike] | None = None,
 ) -> dict[str, Any]:
     """Play every run and the context algorithm on the same held-out games; return the curves.
 
@@ -70,6 +77,8 @@ def evaluate_players(
         seed: seed of the random draws during play (same for every method).
         query: the in-context player's query mode ("episode" or "step").
         device: torch device of the forward passes.
+        data: label -> the dataset a run was trained on, where it is not the path the run
+            recorded (its manifest hash is checked either way: :func:`check_run_dataset`).
     Returns:
         ``{"meta", "K", "gaps": {method: {"last": (G, K), "avg": (G, K)[, "cert"]}},
         "uniform": (G,), "context": name}``.
@@ -79,6 +88,8 @@ def evaluate_players(
     check(len(run_dirs) >= 1, "give at least one run dir to evaluate")
     check(n_games >= 1, f"n_games must be >= 1, got {n_games}")
     metas = {label: read_meta(d) for label, d in run_dirs.items()}
+    for label, d in run_dirs.items():
+        check_run_dataset(d, (data or {}).get(label))
     ref = next(iter(metas.values()))
     keys = ("setting", "H", "S", "A", "B", "context", "transition")
     for label, m in metas.items():
@@ -88,8 +99,9 @@ def evaluate_players(
     H, S, A, B = (int(ref[k]) for k in "HSAB")
     K = int(ref["episodes"]) if episodes is None else int(episodes)
     check(K >= 1, f"episodes must be >= 1, got {K}")
-    games = eval_games(H, S, A, B, n_games, eval_seed, transition=ref.get("transition",
-                                                                            "dirichlet"))
+    games = eval_games(H, S, A, B, n_games, eval_seed,
+                       transition=ref.get("transition", "dirichlet"),
+                       initial=ref.get("initial", "fixed"))
     gaps: dict[str, dict[str, np.ndarray]] = {}
     for label, d in run_dirs.items():
         player = InContextGamePlayer.load(d, device=device)
@@ -99,6 +111,33 @@ def evaluate_players(
     gaps[ctx] = record_gap_curves(games, rec)
     return {"meta": ref, "K": K, "H": H, "gaps": gaps, "uniform": uniform_gap(games),
             "context": ctx, "n_games": n_games, "eval_seed": eval_seed, "seed": seed}
+
+
+def check_run_dataset(run_dir: str | os.PathLike,
+                      data: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """Check that the games dataset ``run_dir`` recorded (or ``data``) is the one it was trained
+    on: same manifest SHA-256, and settings that match the run's ``icgp.json``. Returns the
+    dataset's settings (None for a run made before runs recorded their dataset and no ``data``).
+    ConfigError naming the fix when the dataset is missing, replaced or another one."""
+    recorded = recorded_dataset(run_dir)
+    if recorded is None and not data:
+        return None
+    path = Path(data) if data else Path(str(recorded.get("path", "")))
+    check(path.exists(), f"cannot find the dataset {run_dir} was trained on (looked at {path}); "
+          "pass it with --data")
+    ds, settings = load_games_dataset(path, verify=False)
+    if recorded is not None:
+        check(recorded.get("manifest_sha256") == ds.manifest_sha256,
+              f"{run_dir} was trained on another dataset than {path} (manifest hashes differ: "
+              "it was replaced or regenerated); pass --data with the dataset the run was "
+              "trained on, or pretrain again")
+    meta = read_meta(run_dir)
+    diff = [k for k, m in (("setting", "setting"), ("H", "H"), ("S", "S"), ("A", "A"),
+                           ("B", "B"), ("episodes", "episodes"), ("algorithm", "context"))
+            if settings[k] != meta.get(m)]
+    check(not diff, f"the dataset {path} does not fit the run {run_dir} (they differ in {diff});"
+          " pass --data with the dataset the run was trained on")
+    return settings
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +251,9 @@ class EvalConfig:
 
     run_dir: str = ""
     """ICGP run dir (icgp.json + max/ min/ or joint/); several: comma-separated."""
+    data: str = ""
+    """The games dataset the run was trained on ('' = the one its config.json recorded; its
+    manifest hash is checked either way). Only with one run dir."""
     out_dir: str = ""
     """Where to write metrics.json, report.md, PNGs and TensorBoard events ('' = run_dir/eval
     for one run dir; required for several). The runs' own files are never changed."""
@@ -230,6 +272,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     run_dirs = dict(zip(names if len(set(names)) == len(names) else dirs, dirs, strict=True))
     if not cfg.out_dir and len(dirs) > 1:
         raise ConfigError("several run dirs need --out-dir for the evaluation's files")
+    check(not cfg.data or len(dirs) == 1, "--data goes with one --run-dir (several runs are "
+          "checked against the datasets they recorded)")
     ev = cfg.eval
     ev.validate()
     out = eval_out_dir(dirs[0], cfg.out_dir)
@@ -238,7 +282,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         read_meta(dirs[0]).get("seed", 0))
     res = evaluate_players(run_dirs, n_games=ev.n_games, eval_seed=ev.seed,
                            episodes=ev.episodes or None, seed=play_seed, query=ev.query,
-                           device=ev.device or "cpu")
+                           device=ev.device or "cpu",
+                           data={next(iter(run_dirs)): cfg.data} if cfg.data else None)
     summary = summarize(res)
     with claim_run(out, overwrite=cfg.overwrite, resumable=False):
         write_outputs(out, res, summary)
@@ -254,5 +299,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                                             for r in summary["rows"]]}
 
 
-__all__ = ["EvalConfig", "GamesEval", "evaluate", "evaluate_players", "summarize",
+__all__ = ["EvalConfig", "GamesEval", "check_run_dataset", "evaluate", "evaluate_players",
+           "summarize",
            "table_markdown", "write_outputs"]

@@ -22,14 +22,12 @@ from icarena.evaluation.planning import (
     LABELS,
     PathDataset,
     degrees,
+    evaluate_planners,
     load_path_dataset,
-    per_degree_accuracy,
-    score_completions,
 )
 from icarena.evaluation.report import markdown_table, write_metrics, write_report
 from icarena.lifecycle import atomic_write_bytes, claim_run, eval_out_dir
 from icarena.pretraining.model import SequenceModel, load_model
-from icarena.pretraining.path_lm import sample_completions
 
 DEGREES = ("0", "1", "2", ">=3")
 
@@ -62,16 +60,6 @@ def draw_prompts(data: PathDataset, opts: PathEval, seed: int) -> np.ndarray:
     return np.repeat(data.test_pairs[idx], opts.samples_per_prompt, axis=0)
 
 
-def score_planner(
-    name: str, data: PathDataset, pairs: np.ndarray, rows: np.ndarray, degree: np.ndarray
-) -> dict[str, Any]:
-    """Summary + per-degree accuracy of token rows ``s t path \\n`` on ``pairs``."""
-    scores = score_completions(data.adjacency, pairs, rows)
-    out = {"planner": name, **scores.summary(),
-           "per_degree": per_degree_accuracy(scores.path_valid, degree)}
-    return out, scores
-
-
 def failures_jsonl(
     data: PathDataset, pairs: np.ndarray, rows: np.ndarray, scores, limit: int = 10_000
 ) -> bytes:
@@ -90,26 +78,26 @@ def failures_jsonl(
 def evaluate_path_model(
     model: SequenceModel, data: PathDataset, opts: PathEval, seed: int, out_dir: Path,
 ) -> dict[str, Any]:
-    """Sample completions for drawn test pairs, score them and the baselines on the same pairs.
+    """Sample completions for drawn test pairs, score them and the baselines on the same pairs
+    (through :func:`icarena.evaluation.evaluate_planners`, as a Python user would).
 
     Writes ``failures.jsonl`` (every failed model completion with its first invalid step).
     """
+    from icarena.pretraining.planner import PathPlanner
+
     opts.validate()
     pairs = draw_prompts(data, opts, seed)
     A_obs, R_obs = data.observed()
     degree = degrees(A_obs, R_obs, pairs)
-    max_new = min(data.block_size, model.backbone.config.max_len) - 2
-    rows = sample_completions(model, pairs + 2, max_new, temperature=opts.temperature,
-                              greedy=opts.greedy, seed=seed)
-    model_summary, scores = score_planner("transformer", data, pairs, rows, degree)
-    atomic_write_bytes(out_dir / "failures.jsonl", failures_jsonl(data, pairs, rows, scores))
-    width = rows.shape[1]
-    bfs, _ = score_planner("BFS", data, pairs, BFSPlanner(data.graph).complete(pairs, width),
-                           degree)
-    walk_rows = RandomWalkPlanner(data.graph, seed=seed).complete(pairs, max(width, data.n + 3))
-    walk, _ = score_planner("random walk", data, pairs, walk_rows, degree)
-    return {"transformer": model_summary, "bfs": bfs, "random_walk": walk,
-            "n_trials": len(pairs)}
+    planners = {"transformer": PathPlanner(model, data.graph),
+                "BFS": BFSPlanner(data.graph),
+                "random walk": RandomWalkPlanner(data.graph, seed=seed)}
+    res = evaluate_planners(data.graph, pairs, planners, greedy=opts.greedy,
+                            temperature=opts.temperature, seed=seed, degree=degree)
+    atomic_write_bytes(out_dir / "failures.jsonl", failures_jsonl(
+        data, pairs, res.rows["transformer"], res.scores["transformer"]))
+    return {"transformer": res.summary["transformer"], "bfs": res.summary["BFS"],
+            "random_walk": res.summary["random walk"], "n_trials": len(pairs)}
 
 
 def degree_table(results: dict[str, dict[str, Any]]) -> str:

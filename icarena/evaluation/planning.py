@@ -34,7 +34,7 @@ import numpy as np
 
 from icarena.envs.planning.dag import adjacency, graph_from_edges, num_nodes
 from icarena.envs.planning.tokens import NEWLINE, NODE_OFFSET, PAD, line_lengths, vocab_size
-from icarena.errors import DatasetError, check
+from icarena.errors import ConfigError, DatasetError, check
 
 #: Error labels of :func:`path_error` / :func:`score_completions` (index = code).
 LABELS = ("ok", "syntax", "wrong_start", "non_edge", "wrong_end")
@@ -67,16 +67,21 @@ def _as_path(path: Any) -> list:
     return arr
 
 
-def path_error(graph: nx.DiGraph, source: Any, target: Any, path: Sequence) -> PathError:
+def path_error(graph: nx.DiGraph, source: Any, target: Any,
+               path: Sequence | None) -> PathError:
     """Check a node path from ``source`` to ``target``; report the first invalid step.
 
     Labels: ``ok``; ``syntax`` (fewer than 2 nodes, or a node not in the graph; step = its
     index); ``wrong_start`` (step 0); ``non_edge`` (step i: ``(path[i-1], path[i])`` is not an
     edge); ``wrong_end`` (every step is an edge but the last node is not the target; step =
-    ``len(path)``). Unknown ``source``/``target`` or a malformed path raise ConfigError.
+    ``len(path)``). ``path=None`` (what :meth:`~icarena.agents.planning.BFSPlanner.plan`
+    returns for an unreachable pair, a planner's "no path") is invalid: label ``syntax``,
+    step 0. Unknown ``source``/``target`` or a malformed path raise ConfigError.
     """
     _check_node(graph, source, "source")
     _check_node(graph, target, "target")
+    if path is None:
+        return PathError(False, 0, "syntax", "no path (None)")
     nodes = _as_path(path)
     for i, v in enumerate(nodes):
         if v not in graph:
@@ -95,9 +100,10 @@ def path_error(graph: nx.DiGraph, source: Any, target: Any, path: Sequence) -> P
     return PathError(True, -1, "ok", "valid path")
 
 
-def path_is_valid(graph: nx.DiGraph, source: Any, target: Any, path: Sequence) -> bool:
+def path_is_valid(graph: nx.DiGraph, source: Any, target: Any, path: Sequence | None) -> bool:
     """True iff ``path`` has >= 2 nodes, starts at ``source``, ends at ``target`` and each
-    consecutive pair is an edge of ``graph`` (the validity rule used everywhere in icarena)."""
+    consecutive pair is an edge of ``graph`` (the validity rule used everywhere in icarena);
+    False for ``path=None`` (no path, e.g. BFS on an unreachable pair)."""
     return path_error(graph, source, target, path).valid
 
 
@@ -287,6 +293,152 @@ def per_degree_accuracy(valid: np.ndarray, degree: np.ndarray) -> dict[str, dict
 
 
 @dataclass
+class PlannerScores:
+    """Scores of several planners on the same (source, target) pairs
+    (:func:`evaluate_planners`).
+
+    ``pairs`` int (M, 2) are the scored trials (each requested pair repeated
+    ``samples_per_pair`` times); per planner name: ``rows[name]`` the token rows it produced,
+    ``scores[name]`` their :class:`CompletionScores`, ``summary[name]`` the mean metrics
+    (``path_valid`` = accuracy, error-label fractions, and ``per_degree`` when degrees were
+    given). ``distance`` (M,) is each pair's shortest-path hop count (``inf``: unreachable);
+    :meth:`accuracy_by_distance` is the accuracy curve over it.
+    """
+
+    pairs: np.ndarray
+    distance: np.ndarray
+    rows: dict[str, np.ndarray]
+    scores: dict[str, CompletionScores]
+    summary: dict[str, dict[str, Any]]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.summary)
+
+    def accuracy_by_distance(self) -> dict[str, dict[str, float]]:
+        """``{planner: {"1": acc, "2": acc, ..., "unreachable": acc}}``: path validity by the
+        pair's shortest-path hop distance (keys in increasing distance; only distances
+        present)."""
+        d = self.distance
+        keys = [(str(int(v)), d == v) for v in np.unique(d[np.isfinite(d)])]
+        if (~np.isfinite(d)).any():
+            keys.append(("unreachable", ~np.isfinite(d)))
+        return {name: {k: float(s.path_valid[m].mean()) for k, m in keys}
+                for name, s in self.scores.items()}
+
+    def table(self, digits: int = 3) -> str:
+        """Markdown table: planner x (accuracy, accuracy at each shortest-path distance)."""
+        from icarena.evaluation.report import markdown_table
+
+        curves = self.accuracy_by_distance()
+        cols = list(next(iter(curves.values()))) if curves else []
+        counts = {k: int((self.distance == float(k)).sum()) if k != "unreachable"
+                  else int((~np.isfinite(self.distance)).sum()) for k in cols}
+        headers = ["planner", "path valid"] + [
+            f"{'dist ' + k if k != 'unreachable' else k} (n={counts[k]})" for k in cols]
+        rows = [[name, self.summary[name]["path_valid"]] + [curves[name][k] for k in cols]
+                for name in self.names]
+        return markdown_table(headers, rows, digits=digits)
+
+
+def _planner_rows(planner: Any, pairs: np.ndarray, n: int, *, greedy: bool,
+                  temperature: float, seed: int, name: str) -> np.ndarray:
+    """Token rows ``s t path \\n`` of one planner on ``pairs`` (M, 2)."""
+    from icarena.agents.planning.planners import RandomWalkPlanner
+    from icarena.pretraining.planner import PathPlanner
+
+    if isinstance(planner, PathPlanner):
+        check(planner.n == n, f"planner {name!r} plans on a graph of {planner.n} nodes, not "
+                              f"{n}", fields="planners")
+        return planner.complete(pairs, greedy=greedy, temperature=temperature, seed=seed)
+    if isinstance(planner, RandomWalkPlanner):
+        return planner.complete(pairs, max(planner.max_steps + 4, 4))
+    if hasattr(planner, "complete"):
+        return np.asarray(planner.complete(pairs))
+    if not callable(planner):
+        raise ConfigError(f"planner {name!r} is a {type(planner).__name__}: pass a PathPlanner, "
+                          "BFSPlanner, RandomWalkPlanner or a callable (source, target) -> "
+                          "list of nodes or None", fields="planners")
+    paths = [planner(int(s), int(t)) for s, t in pairs.tolist()]
+    width = 3 + max((len(p) for p in paths if p is not None), default=0)
+    rows = np.zeros((len(pairs), width), dtype=np.int64)
+    rows[:, :2] = pairs + NODE_OFFSET
+    for i, p in enumerate(paths):
+        nodes = [] if p is None else list(p)
+        ok = all(isinstance(v, int | np.integer) and 0 <= int(v) < n for v in nodes)
+        check(ok, f"planner {name!r} returned {nodes!r} for {tuple(pairs[i])}: a path must be "
+                  f"a list of node ids in 0..{n - 1} (or None)", fields="planners")
+        rows[i, 2:2 + len(nodes)] = np.asarray(nodes, dtype=np.int64) + NODE_OFFSET
+        rows[i, 2 + len(nodes)] = NEWLINE
+    return rows
+
+
+def evaluate_planners(
+    graph: nx.DiGraph,
+    pairs: np.ndarray,
+    planners: dict[str, Any],
+    *,
+    samples_per_pair: int = 1,
+    greedy: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    degree: np.ndarray | None = None,
+) -> PlannerScores:
+    """Score any mix of planners on the same (source, target) pairs by path validity.
+
+    Args:
+        graph: DiGraph on ``0..n-1``.
+        pairs: int (M, 2) (source, target) pairs (repeats allowed; e.g. held-out pairs).
+        planners: name -> a trained :class:`icarena.pretraining.PathPlanner` (sampled at
+            ``temperature``, or greedy), a :class:`icarena.agents.planning.BFSPlanner` /
+            :class:`~icarena.agents.planning.RandomWalkPlanner`, any object with
+            ``complete(pairs) -> token rows``, or a plain callable ``(source, target) -> list
+            of nodes or None`` (None: no path, scored invalid).
+        samples_per_pair: trials per pair (ALPINE: 10 samples at temperature 1).
+        greedy / temperature / seed: how trained planners sample (same seed, same scores).
+        degree: optional int (M,) ALPINE degree of each pair
+            (:func:`icarena.evaluation.planning.degrees`, needs the training lines): adds a
+            ``per_degree`` breakdown to each summary.
+
+    Returns:
+        :class:`PlannerScores` (``.summary``, ``.accuracy_by_distance()``, ``.table()``).
+    """
+    from icarena.envs.planning.dag import distances
+
+    n = num_nodes(graph)
+    check(isinstance(planners, dict) and len(planners) > 0,
+          "planners must be a non-empty dict name -> planner", fields="planners")
+    check(isinstance(samples_per_pair, int) and samples_per_pair >= 1,
+          f"samples_per_pair must be an int >= 1, got {samples_per_pair!r}",
+          fields="samples_per_pair")
+    pairs = np.asarray(pairs)
+    check(pairs.ndim == 2 and pairs.shape[1] == 2 and len(pairs) > 0
+          and np.issubdtype(pairs.dtype, np.integer),
+          f"pairs must be a non-empty int (M, 2) array, got {pairs.shape} {pairs.dtype}",
+          fields="pairs")
+    check(int(pairs.min()) >= 0 and int(pairs.max()) < n,
+          f"pairs name unknown nodes; node ids must lie in 0..{n - 1}", fields="pairs")
+    pairs = np.repeat(pairs.astype(np.int64), samples_per_pair, axis=0)
+    if degree is not None:
+        degree = np.repeat(np.asarray(degree), samples_per_pair)
+        check(degree.shape == (len(pairs),), "degree must hold one value per pair",
+              fields="degree")
+    A = adjacency(graph)
+    rows, scores, summary = {}, {}, {}
+    for name, planner in planners.items():
+        r = _planner_rows(planner, pairs, n, greedy=greedy, temperature=temperature, seed=seed,
+                          name=str(name))
+        s = score_completions(A, pairs, r)
+        rows[name], scores[name] = r, s
+        summary[name] = {"planner": str(name), **s.summary()}
+        if degree is not None:
+            summary[name]["per_degree"] = per_degree_accuracy(s.path_valid, degree)
+    D = distances(graph)
+    return PlannerScores(pairs=pairs, distance=D[pairs[:, 0], pairs[:, 1]], rows=rows,
+                         scores=scores, summary=summary)
+
+
+@dataclass
 class PathDataset:
     """A loaded ALPINE-format dataset (``icarena generate alpine|blocksworld``)."""
 
@@ -342,7 +494,8 @@ def evaluate_completions(
 
 
 __all__ = [
-    "LABELS", "CompletionScores", "PathDataset", "PathError", "accuracy", "degree_matrix",
-    "degrees", "evaluate_completions", "load_path_dataset", "observed_matrices", "path_error",
-    "path_is_valid", "per_degree_accuracy", "score_completions",
+    "LABELS", "CompletionScores", "PathDataset", "PathError", "PlannerScores", "accuracy",
+    "degree_matrix", "degrees", "evaluate_completions", "evaluate_planners",
+    "load_path_dataset", "observed_matrices", "path_error", "path_is_valid",
+    "per_degree_accuracy", "score_completions",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from icarena.errors import check
+from icarena.errors import ConfigError, check
 from icarena.evaluation.report import (
     bootstrap_ci,
     line_plot,
@@ -51,10 +51,108 @@ def baseline_errors(
     baselines: dict[str, tuple[str, dict[str, Any]]],
 ) -> dict[str, np.ndarray]:
     """Per-prompt normalised squared errors (P, k) of each baseline on prompts (x, y)."""
-    from icarena.agents.regression import prefix_predictions
+    return {label: (_prefix_errors(spec, x, y, label) - y) ** 2 / normaliser
+            for label, spec in baselines.items()}
 
-    return {label: (prefix_predictions(name, x, y, **opts) - y) ** 2 / normaliser
-            for label, (name, opts) in baselines.items()}
+
+@dataclass
+class RegressionCurves:
+    """Error vs number of in-context examples of several regressors on the same prompts
+    (:func:`evaluate_regressors`).
+
+    ``errors[name]``: (P, k) per-prompt squared errors / ``normaliser`` (column i: prediction
+    of y_i from the i points before it); ``curves[name]``: their mean, std and bootstrap 90%
+    interval per i (:func:`curve_stats`, lists of length k).
+    """
+
+    errors: dict[str, np.ndarray]
+    curves: dict[str, dict[str, list[float]]]
+    normaliser: float
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.errors)
+
+    def mean(self, name: str) -> np.ndarray:
+        """The mean error curve (k,) of ``name``."""
+        return np.asarray(self.curves[name]["mean"])
+
+    def table(self, digits: int = 4) -> str:
+        """Markdown table: in-context examples i x regressor (mean normalised error)."""
+        names = self.names
+        k = len(self.curves[names[0]]["mean"])
+        return markdown_table(["k", *names], [[i] + [self.curves[n]["mean"][i] for n in names]
+                                              for i in range(k)], digits=digits)
+
+
+def _prefix_errors(reg: Any, x: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
+    """Predictions (P, k) of one regressor on every prefix of the prompts."""
+    from icarena.agents.regression import BASELINES, prefix_predictions
+    from icarena.pretraining.regressor import InContextRegressor
+
+    if isinstance(reg, InContextRegressor):
+        return reg.predict_prefixes(x, y)
+    if isinstance(reg, str):
+        check(reg in BASELINES, f"regressor {name!r}: unknown baseline {reg!r}; choose one of "
+                                f"{', '.join(BASELINES)}", fields="regressors")
+        return prefix_predictions(reg, x, y)
+    if isinstance(reg, tuple) and len(reg) == 2 and isinstance(reg[0], str):
+        check(reg[0] in BASELINES, f"regressor {name!r}: unknown baseline {reg[0]!r}; choose "
+                                   f"one of {', '.join(BASELINES)}", fields="regressors")
+        return prefix_predictions(reg[0], x, y, **dict(reg[1]))
+    if not callable(reg):
+        raise ConfigError(f"regressor {name!r} is a {type(reg).__name__}: pass an "
+                          "InContextRegressor, a baseline name ('least_squares', 'ridge', "
+                          "'knn', 'averaging', ...), a (name, options) pair or a callable "
+                          "(xs, ys, x_query) -> predictions", fields="regressors")
+    out = np.asarray(prefix_predictions(reg, x, y), dtype=np.float64)
+    return out
+
+
+def evaluate_regressors(
+    x: np.ndarray,
+    y: np.ndarray,
+    regressors: dict[str, Any],
+    *,
+    normaliser: float = 1.0,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> RegressionCurves:
+    """Error vs number of in-context examples of any mix of regressors on the user's prompts.
+
+    Args:
+        x: (P, k, d) prompt inputs; y: (P, k) labels (e.g. ``sample_prompts(family, rng, P,
+            k)``'s ``.x`` and ``.y``, or one's own data).
+        regressors: name -> a trained :class:`icarena.pretraining.InContextRegressor`, a
+            baseline name of :mod:`icarena.agents.regression` (``"least_squares"``,
+            ``"ridge"``, ``"knn"``, ``"averaging"``, ...), a ``(name, options)`` pair (e.g.
+            ``("ridge", {"lam": 0.1})``) or a callable ``(xs (P, n, d), ys (P, n),
+            x_query (P, m, d)) -> (P, m)``. Every one predicts y_i from the first i points of
+            each prompt (a baseline's prediction from 0 points is 0).
+        normaliser: divide squared errors by this (Garg et al.: d for linear functions;
+            ``family.normaliser``).
+        n_boot / seed: bootstrap resamples and seed of the 90% intervals.
+
+    Returns:
+        :class:`RegressionCurves` (``.errors``, ``.curves``, ``.mean(name)``, ``.table()``).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    check(x.ndim == 3 and y.shape == x.shape[:2] and x.shape[0] >= 2,
+          f"x must be (P >= 2, k, d) and y (P, k); got {x.shape} and {y.shape}", fields="x")
+    check(isinstance(regressors, dict) and len(regressors) > 0,
+          "regressors must be a non-empty dict name -> regressor", fields="regressors")
+    check(normaliser > 0, f"normaliser must be > 0, got {normaliser}", fields="normaliser")
+    check(isinstance(n_boot, int) and n_boot >= 1, f"n_boot must be >= 1, got {n_boot!r}",
+          fields="n_boot")
+    errors = {}
+    for name, reg in regressors.items():
+        pred = _prefix_errors(reg, x, y, str(name))
+        check(pred.shape == y.shape, f"regressor {name!r} gave predictions of shape "
+                                     f"{pred.shape}, expected {y.shape}", fields="regressors")
+        errors[name] = (pred - y) ** 2 / normaliser
+    curves = {name: curve_stats(e, n_boot, seed) for name, e in errors.items()}
+    return RegressionCurves(errors=errors, curves=curves, normaliser=float(normaliser))
 
 
 @dataclass
@@ -89,29 +187,31 @@ class EvalConfig:
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """``icarena evaluate regression``: curves of the model and the family's baselines."""
-    from icarena.envs.regression import make_family
+    """``icarena evaluate regression``: curves of the model and the family's baselines
+    (through :func:`evaluate_regressors`, as a Python user would)."""
     from icarena.pretraining.data.regression import RegressionTask
-    from icarena.pretraining.model import load_model
+    from icarena.pretraining.regressor import InContextRegressor, run_family
 
     cfg.eval.validate()
     ev = cfg.eval
-    model, config = load_model(cfg.run_dir)
-    task_cfg = config.get("task", {})
-    check("family" in task_cfg and "k" in task_cfg,
-          f"{cfg.run_dir} is not a regression run (its config.json has no task family); train "
-          "one with `icarena pretrain regression` or `icarena run regression-linear`")
-    fam = dict(task_cfg["family"])
-    family = make_family(fam.pop("name"), fam.pop("d"), **fam)
+    reg = InContextRegressor.load(cfg.run_dir)
+    task_cfg = reg.config.get("task", {})
+    check("k" in task_cfg and ("family" in task_cfg or "sampler" in task_cfg),
+          f"{cfg.run_dir} is not a regression run (its config.json has no task); train one "
+          "with `icarena pretrain regression` or `icarena run regression-linear`")
+    family = run_family(reg.config)
+    check(family is not None,
+          f"{cfg.run_dir} was trained on a Python sampler ({task_cfg.get('sampler')}), which "
+          "the command line cannot draw; evaluate it from Python with "
+          "icarena.evaluation.evaluate_regressors on your own prompts")
     k = int(task_cfg["k"])
     out = eval_out_dir(cfg.run_dir, cfg.out_dir)
     with claim_run(out, overwrite=cfg.overwrite, resumable=False):
         task = RegressionTask(family, k, n_eval=ev.n_prompts, eval_seed=ev.seed)
         p = task.eval_prompts
-        errors = {"transformer": (task.predict(model, p.x, p.y) - p.y) ** 2 / family.normaliser}
-        errors.update(baseline_errors(p.x, p.y, family.normaliser,
-                                      FAMILY_BASELINES[family.name]))
-        stats = {name: curve_stats(e, ev.n_boot, ev.seed) for name, e in errors.items()}
+        res = evaluate_regressors(p.x, p.y, {"transformer": reg, **FAMILY_BASELINES[family.name]},
+                                  normaliser=family.normaliser, n_boot=ev.n_boot, seed=ev.seed)
+        stats = res.curves
         write_metrics(out, {"run_dir": str(cfg.run_dir), "family": family.to_dict(), "k": k,
                             "n_prompts": ev.n_prompts, "seed": ev.seed, "curves": stats})
         ks = np.arange(k)

@@ -43,6 +43,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "ALPINE on the 4-block Blocksworld graph, widths 30/60/120, plan validity.",
     ),
     "backbones": ("icarena.experiments.backbones", "Every backbone x regression/ALPINE/ICGP"),
+    "search": ("icarena.experiments.search", "S3-style evolutionary search over the supernet"),
 }
 
 

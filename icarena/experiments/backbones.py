@@ -34,7 +34,7 @@ Choices the spec leaves open (documented here):
   with ``causal=True``. Backbones without a native causal mode use what they offer: BiXT runs its
   exact ``prefix_reencode`` mode (every prefix encoded on its own), which costs O(T^2) per
   sequence instead of O(T) -- it gets the same step budget and its ms/step column shows the
-  price; ``--exclude bixt`` skips it. ``local_global`` (bidirectional by default) is masked.
+  price; ``--model.exclude bixt`` skips it. ``local_global`` (bidirectional by default) is masked.
 * **Supernet.** ``supernet`` trained like a plain network would always run its max
   sub-network, i.e. exactly ``gpt`` (same parameter names, same init). It is therefore trained
   the S3/AutoFormer way, uniform single-path (a random sub-network each step,
@@ -58,8 +58,8 @@ ends).
 
 Cost and budget: BiXT's exact prefix re-encoding costs many times GPT's step, and ``linear`` on
 ALPINE (one head of width 120) materialises its (B, T, 120, 120) running key-value sums, which
-also makes its sampling evaluation slow; ``--exclude bixt`` removes most of the time. The default
-budget is a *cost* comparison more than a converged one: at its steps no backbone leaves the
+also makes its sampling evaluation slow; ``--model.exclude bixt`` removes most of the time. The
+default budget is a *cost* comparison more than a converged one: at its steps no backbone leaves the
 in-context-regression plateau and ALPINE's path validity stays near zero; ``regression-linear``'s
 budget is what GPT needs to pass its bar. Measured ms/step per task and backbone, and what the
 budget reaches: ``docs/results/backbones.md``.
@@ -82,8 +82,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from icarena.errors import CheckpointError, ConfigError, check
+from icarena.errors import check
 from icarena.lifecycle import writes_run
+from icarena.pretraining.model import Options
 
 TASKS: tuple[str, ...] = ("regression", "alpine", "icgp")
 """Tasks of the comparison, in report order."""
@@ -96,28 +97,127 @@ METRICS: dict[str, tuple[str, str]] = {
 
 
 # ----------------------------------------------------------------------------------- config
+# The user sets the comparison in the four groups every experiment has (--data.*, --model.*,
+# --train.*, --eval.*), each with one section per task (e.g. --train.regression.steps); a cell
+# sees its task's settings merged into one flat spec (RegressionSpec, AlpineSpec, IcgpSpec).
 @dataclass
-class RegressionSpec:
-    """Budget and setting of the ``regression`` task (Garg et al. linear regression)."""
+class Budget:
+    """Optimisation budget of one task (the same for every backbone)."""
 
     steps: int = 500
-    """Training steps (same for every backbone)."""
+    """Training steps."""
     batch_size: int = 32
-    """Prompts per step."""
+    """Sequences per step."""
     lr: float = 1e-3
-    """Peak AdamW learning rate (warm-up, then cosine to 0)."""
+    """Peak AdamW learning rate (warm-up, then cosine decay)."""
     warmup_steps: int = 50
     """Linear warm-up steps."""
+
+
+@dataclass
+class Size:
+    """Backbone size of one task (the same for every backbone)."""
+
     d_model: int = 64
     """Backbone width."""
     n_layers: int = 3
     """Backbone depth."""
     n_heads: int = 2
     """Attention heads."""
+
+
+@dataclass
+class RegressionData:
+    """Garg et al. linear regression: fresh prompts every step."""
+
     d: int = 5
     """Input dimension."""
     k: int = 11
     """Points per prompt (must exceed 2d: the metric reads k = 2d)."""
+
+
+@dataclass
+class AlpineData:
+    """ALPINE random DAG (written once to out_dir/data/alpine)."""
+
+    nodes: int = 100
+    """Graph nodes n."""
+    p: float = 0.1
+    """Edge probability of the random DAG."""
+    paths_per_pair: int = 20
+    """Random-walk training lines per train pair."""
+
+
+@dataclass
+class IcgpData:
+    """Centralized ICGP: VI-ULCB trajectories on H=2, S=4, A=B=5 games (out_dir/data/icgp)."""
+
+    episodes: int = 20
+    """K episodes per trajectory (T = K·H tokens)."""
+    n_games: int = 20
+    """Pretraining games."""
+    trajectories_per_game: int = 2
+    """VI-ULCB runs per pretraining game."""
+    context_options: Options = field(default_factory=lambda: {"mwu_iters": 50})
+    """VI-ULCB options, e.g. --data.icgp.context-options mwu_iters 50 c 0.02."""
+
+
+@dataclass
+class Data:
+    """Which tasks, and each task's data."""
+
+    tasks: tuple[str, ...] = ()
+    """Tasks: regression, alpine, icgp (empty: all)."""
+    regression: RegressionData = field(default_factory=RegressionData)
+    """regression prompts."""
+    alpine: AlpineData = field(default_factory=AlpineData)
+    """alpine dataset."""
+    icgp: IcgpData = field(default_factory=IcgpData)
+    """icgp trajectories."""
+
+
+@dataclass
+class Model:
+    """Which backbones, their extra options and each task's size."""
+
+    backbones: tuple[str, ...] = ()
+    """Backbones to compare (empty: every registered one)."""
+    exclude: tuple[str, ...] = ()
+    """Backbones to leave out, e.g. 'bixt' (its exact causal mode costs O(T^2) per sequence)."""
+    options: Options = field(default_factory=dict)
+    """Extra options of one backbone as BACKBONE.OPTION VALUE pairs, e.g.
+    --model.options bixt.n_latents 16 sympformer.momentum 0.5."""
+    regression: Size = field(default_factory=lambda: Size(64, 3, 2))
+    """regression model size."""
+    alpine: Size = field(default_factory=lambda: Size(120, 1, 1))
+    """alpine model size (ALPINE's analysed model: width 120, 1 layer, 1 head)."""
+    icgp: Size = field(default_factory=lambda: Size(32, 2, 4))
+    """icgp model size."""
+
+
+@dataclass
+class Train:
+    """Each task's budget, and where the cells run."""
+
+    regression: Budget = field(default_factory=lambda: Budget(500, 32, 1e-3, 50))
+    """regression budget (cosine to 0)."""
+    alpine: Budget = field(default_factory=lambda: Budget(300, 64, 1e-3, 30))
+    """alpine budget (cosine to lr / 10)."""
+    icgp: Budget = field(default_factory=lambda: Budget(200, 16, 2e-3, 20))
+    """icgp budget (cosine to lr / 10)."""
+    isolate: bool = True
+    """Run each cell in a fresh subprocess (honest per-cell peak memory; costs the process start
+    and imports of each cell)."""
+    threads: int = 0
+    """torch CPU threads per cell (0: torch's default)."""
+    device: str = "cpu"
+    """'cpu', 'cuda' or 'auto'."""
+
+
+@dataclass
+class RegressionEval:
+    """Held-out regression prompts."""
+
     n_eval: int = 640
     """Held-out prompts."""
     eval_seed: int = 1234
@@ -125,29 +225,9 @@ class RegressionSpec:
 
 
 @dataclass
-class AlpineSpec:
-    """Budget and setting of the ``alpine`` task (ALPINE path finding, n = 100)."""
+class AlpineEval:
+    """Sampled completions on test pairs."""
 
-    steps: int = 300
-    """Training steps (same for every backbone)."""
-    batch_size: int = 64
-    """Path lines per step."""
-    lr: float = 1e-3
-    """Peak AdamW learning rate (warm-up, then cosine to lr / 10)."""
-    warmup_steps: int = 30
-    """Linear warm-up steps."""
-    d_model: int = 120
-    """Backbone width (ALPINE: 120)."""
-    n_layers: int = 1
-    """Backbone depth (ALPINE's analysed model: 1)."""
-    n_heads: int = 1
-    """Attention heads (ALPINE's analysed model: 1)."""
-    nodes: int = 100
-    """Graph nodes n."""
-    p: float = 0.1
-    """Edge probability of the random DAG."""
-    paths_per_pair: int = 20
-    """Random-walk training lines per train pair."""
     n_prompts: int = 200
     """Test pairs drawn (with replacement) for the path-validity metric."""
     samples_per_prompt: int = 5
@@ -155,35 +235,45 @@ class AlpineSpec:
 
 
 @dataclass
-class IcgpSpec:
-    """Budget and setting of the ``icgp`` task (centralized in-context VI-ULCB player)."""
+class IcgpEval:
+    """Held-out games."""
 
-    steps: int = 200
-    """Training steps (same for every backbone)."""
-    batch_size: int = 16
-    """Trajectories per step."""
-    lr: float = 2e-3
-    """Peak AdamW learning rate (warm-up, then cosine to lr / 10)."""
-    warmup_steps: int = 20
-    """Linear warm-up steps."""
-    d_model: int = 32
-    """Backbone width."""
-    n_layers: int = 2
-    """Backbone depth."""
-    n_heads: int = 4
-    """Attention heads."""
-    episodes: int = 20
-    """K episodes per trajectory (T = K·H tokens)."""
-    n_games: int = 20
-    """Pretraining games."""
-    trajectories_per_game: int = 2
-    """VI-ULCB runs per pretraining game."""
     eval_games: int = 10
     """Held-out games for the Nash gap."""
     eval_seed: int = 1000
     """Seed of the held-out games."""
-    context_cfg: str = '{"mwu_iters": 50}'
-    """VI-ULCB options as a JSON object."""
+
+
+@dataclass
+class Eval:
+    """Each task's held-out data, and the report's curves."""
+
+    regression: RegressionEval = field(default_factory=RegressionEval)
+    """regression evaluation."""
+    alpine: AlpineEval = field(default_factory=AlpineEval)
+    """alpine evaluation."""
+    icgp: IcgpEval = field(default_factory=IcgpEval)
+    """icgp evaluation."""
+    smoothing: float = 0.95
+    """EMA factor of the plotted training-loss curves (0: raw)."""
+
+
+@dataclass
+class RegressionSpec(Budget, Size, RegressionData, RegressionEval):
+    """Everything a regression cell uses (merged from the four groups)."""
+
+
+@dataclass
+class AlpineSpec(Budget, Size, AlpineData, AlpineEval):
+    """Everything an alpine cell uses (merged from the four groups)."""
+
+
+@dataclass
+class IcgpSpec(Budget, Size, IcgpData, IcgpEval):
+    """Everything an icgp cell uses (merged from the four groups)."""
+
+
+SPECS = {"regression": RegressionSpec, "alpine": AlpineSpec, "icgp": IcgpSpec}
 
 
 @dataclass
@@ -194,47 +284,68 @@ class Config:
     """Run directory (report, metrics, plots, data/, cells/<task>/<backbone>/)."""
     seed: int = 0
     """Seed of the datasets, inits, batches and sampling (same for every backbone)."""
-    backbones: tuple[str, ...] = ()
-    """Backbones to compare (empty: every registered one)."""
-    exclude: tuple[str, ...] = ()
-    """Backbones to leave out, e.g. 'bixt' (its exact causal mode costs O(T^2) per sequence)."""
-    tasks: tuple[str, ...] = ()
-    """Tasks: regression, alpine, icgp (empty: all)."""
-    backbone_options: str = ""
-    """Extra per-backbone options as JSON, e.g. '{"bixt": {"n_latents": 16}}'."""
-    regression: RegressionSpec = field(default_factory=RegressionSpec)
-    """regression budget and setting."""
-    alpine: AlpineSpec = field(default_factory=AlpineSpec)
-    """alpine budget and setting."""
-    icgp: IcgpSpec = field(default_factory=IcgpSpec)
-    """icgp budget and setting."""
-    smoothing: float = 0.95
-    """EMA factor of the plotted training-loss curves (0: raw)."""
-    isolate: bool = True
-    """Run each cell in a fresh subprocess (honest per-cell peak memory; costs the process start
-    and imports of each cell)."""
-    threads: int = 0
-    """torch CPU threads per cell (0: torch's default)."""
-    device: str = "cpu"
-    """'cpu', 'cuda' or 'auto'."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir: finished cells are kept, the others resume or start."""
+    data: Data = field(default_factory=Data)
+    """Tasks and their data."""
+    model: Model = field(default_factory=Model)
+    """Backbones and each task's model size."""
+    train: Train = field(default_factory=Train)
+    """Each task's budget and the cells' device."""
+    eval: Eval = field(default_factory=Eval)
+    """Each task's held-out data."""
+
+    def spec(self, task: str) -> RegressionSpec | AlpineSpec | IcgpSpec:
+        """The flat settings of ``task``'s cells, gathered from the four groups."""
+        parts = {}
+        for group in (self.data, self.model, self.train, self.eval):
+            parts.update(dataclasses.asdict(getattr(group, task)))
+        return SPECS[task](**parts)
+
+    @property
+    def regression(self) -> RegressionSpec:
+        return self.spec("regression")
+
+    @property
+    def alpine(self) -> AlpineSpec:
+        return self.spec("alpine")
+
+    @property
+    def icgp(self) -> IcgpSpec:
+        return self.spec("icgp")
 
 
 def quick_config(out_dir: str) -> Config:
     """A tiny comparison (every backbone, every task, a few steps)."""
     return Config(
-        out_dir=out_dir, isolate=False,
-        regression=RegressionSpec(steps=8, batch_size=8, warmup_steps=2, d_model=16,
-                                  n_layers=1, n_heads=2, d=2, k=5, n_eval=32),
-        alpine=AlpineSpec(steps=6, batch_size=8, warmup_steps=2, d_model=16, nodes=12, p=0.3,
-                          paths_per_pair=2, n_prompts=10, samples_per_prompt=1),
-        icgp=IcgpSpec(steps=6, batch_size=4, warmup_steps=2, d_model=16, n_layers=1,
-                      n_heads=2, episodes=3, n_games=2, trajectories_per_game=1,
-                      eval_games=2, context_cfg='{"mwu_iters": 5}'),
+        out_dir=out_dir,
+        data=Data(regression=RegressionData(d=2, k=5),
+                  alpine=AlpineData(nodes=12, p=0.3, paths_per_pair=2),
+                  icgp=IcgpData(episodes=3, n_games=2, trajectories_per_game=1,
+                                context_options={"mwu_iters": 5})),
+        model=Model(regression=Size(16, 1, 2), alpine=Size(16, 1, 1), icgp=Size(16, 1, 2)),
+        train=Train(regression=Budget(8, 8, 1e-3, 2), alpine=Budget(6, 8, 1e-3, 2),
+                    icgp=Budget(6, 4, 2e-3, 2), isolate=False),
+        eval=Eval(regression=RegressionEval(n_eval=32),
+                  alpine=AlpineEval(n_prompts=10, samples_per_prompt=1),
+                  icgp=IcgpEval(eval_games=2)),
     )
+
+
+def backbone_options(options: dict[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
+    """``{"bixt.n_latents": 16}`` -> ``{"bixt": {"n_latents": 16}}``, checked against the
+    registered backbone ``names``."""
+    extra: dict[str, dict[str, Any]] = {}
+    for key, value in options.items():
+        b, dot, opt = str(key).partition(".")
+        check(dot and b and opt, f"model.options key {key!r} must be BACKBONE.OPTION, e.g. "
+              "--model.options bixt.n_latents 16")
+        check(b in names, f"model.options names unknown backbone {b!r}; available: "
+              f"{', '.join(names)}")
+        extra.setdefault(b, {})[opt] = value
+    return extra
 
 
 def resolve(cfg: Config) -> tuple[list[str], list[str], dict[str, dict[str, Any]]]:
@@ -242,43 +353,41 @@ def resolve(cfg: Config) -> tuple[list[str], list[str], dict[str, dict[str, Any]
     from icarena.pretraining import backbones as registry
 
     names = registry.available()
-    chosen = list(cfg.backbones) or names
-    unknown = sorted(set(chosen) - set(names)) + sorted(set(cfg.exclude) - set(names))
+    m = cfg.model
+    chosen = list(m.backbones) or names
+    unknown = sorted(set(chosen) - set(names)) + sorted(set(m.exclude) - set(names))
     check(not unknown, f"unknown backbone(s) {unknown}; available: {', '.join(names)}")
-    chosen = [b for b in chosen if b not in cfg.exclude]
-    check(len(chosen) >= 1, "no backbone left to train; drop some names from --exclude")
+    chosen = [b for b in chosen if b not in m.exclude]
+    check(len(chosen) >= 1, "no backbone left to train; drop some names from --model.exclude")
     check(len(set(chosen)) == len(chosen), f"backbones listed twice: {chosen}")
-    tasks = list(cfg.tasks) or list(TASKS)
+    tasks = list(cfg.data.tasks) or list(TASKS)
     bad = sorted(set(tasks) - set(TASKS))
-    check(not bad, f"unknown task(s) {bad}; choose from {', '.join(TASKS)}")
+    check(not bad, f"unknown task(s) {bad}; choose from {', '.join(TASKS)} (--data.tasks)")
     check(len(set(tasks)) == len(tasks), f"tasks listed twice: {tasks}")
-    try:
-        extra = json.loads(cfg.backbone_options) if cfg.backbone_options.strip() else {}
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"backbone_options must be JSON like '{{\"bixt\": {{\"n_latents\": "
-                          f"16}}}}' ({e})") from e
-    check(isinstance(extra, dict) and all(isinstance(v, dict) for v in extra.values()),
-          "backbone_options must map backbone names to JSON objects of options")
-    check(not sorted(set(extra) - set(names)),
-          f"backbone_options names unknown backbone(s) {sorted(set(extra) - set(names))}")
+    check(isinstance(m.options, dict), f"model.options must be a dict, got {m.options!r}")
+    extra = backbone_options(m.options, names)
     reserved = {"d_model", "n_layers", "n_heads", "causal", "max_len"}
     for b, opts in extra.items():
-        clash = sorted(reserved & set(opts))
-        check(not clash, f"backbone_options[{b!r}] sets {clash}: these are the shared budget; "
-              "set them per task (--regression.d-model ...) instead")
-    for name in ("regression", "alpine", "icgp"):
-        spec = getattr(cfg, name)
-        for f in ("steps", "batch_size", "d_model", "n_layers", "n_heads"):
-            v = getattr(spec, f)
-            check(isinstance(v, int) and v >= 1, f"{name}.{f} must be an int >= 1, got {v!r}")
-        check(spec.lr > 0, f"{name}.lr must be > 0, got {spec.lr}")
-        check(spec.warmup_steps >= 0, f"{name}.warmup_steps must be >= 0")
-    check(cfg.regression.k > 2 * cfg.regression.d,
-          f"regression.k ({cfg.regression.k}) must exceed 2d = {2 * cfg.regression.d}: the "
-          "metric is the error at k = 2d in-context examples")
-    check(0.0 <= cfg.smoothing < 1.0, f"smoothing must be in [0, 1), got {cfg.smoothing}")
-    check(cfg.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got "
-          f"{cfg.device!r}")
+        clash = [f"{b}.{o}" for o in sorted(reserved & set(opts))]
+        check(not clash, f"model.options sets {', '.join(clash)}: size is the shared budget; "
+              "set it per task (--model.regression.d-model ...) instead")
+    for name in TASKS:
+        for group, fields in (("model", ("d_model", "n_layers", "n_heads")),
+                              ("train", ("steps", "batch_size"))):
+            for f in fields:
+                v = getattr(getattr(getattr(cfg, group), name), f)
+                check(isinstance(v, int) and v >= 1,
+                      f"{group}.{name}.{f} must be an int >= 1, got {v!r}")
+        budget = getattr(cfg.train, name)
+        check(budget.lr > 0, f"train.{name}.lr must be > 0, got {budget.lr}")
+        check(budget.warmup_steps >= 0, f"train.{name}.warmup_steps must be >= 0")
+    d, k = cfg.data.regression.d, cfg.data.regression.k
+    check(k > 2 * d, f"data.regression.k ({k}) must exceed 2d = {2 * d}: the metric is the "
+          "error at k = 2d in-context examples")
+    check(0.0 <= cfg.eval.smoothing < 1.0,
+          f"eval.smoothing must be in [0, 1), got {cfg.eval.smoothing}")
+    check(cfg.train.device in ("auto", "cpu", "cuda"), f"train.device must be auto, cpu or "
+          f"cuda, got {cfg.train.device!r}")
     return chosen, tasks, {b: extra.get(b, {}) for b in chosen}
 
 
@@ -341,16 +450,16 @@ def _alpine(cell: dict[str, Any]):
     return mcfg, task, metric, {"data": cell["data"]}, 0.1
 
 
-def _icgp_pretrain_config(s: dict[str, Any], backbone: str, seed: int):
-    from icarena.pretraining.game_lm import GameModel, PretrainConfig, PretrainData, json_object
+def _icgp_games_config(s: dict[str, Any], seed: int, out_dir: str = ""):
+    """The ``icarena generate games`` config of the icgp cells' shared data (centralized
+    H=2, S=4, A=B=5 games, VI-ULCB, no validation split)."""
+    from icarena.pretraining.data.games import Config, resolve
 
-    data = PretrainData(setting="centralized", H=2, S=4, A=5, B=5, episodes=s["episodes"],
-                        n_games=s["n_games"], trajectories_per_game=s["trajectories_per_game"],
-                        context="viulcb", val_games=0,
-                        context_options=json_object(s["context_cfg"], "context_cfg"))
-    model = GameModel(backbone=backbone, d_model=s["d_model"], n_layers=s["n_layers"],
-                      n_heads=s["n_heads"])
-    return PretrainConfig(seed=seed, data=data, model=model)
+    return resolve(Config(out_dir=out_dir, seed=seed, setting="centralized", H=2, S=4, A=5, B=5,
+                          episodes=s["episodes"], n_games=s["n_games"],
+                          trajectories_per_game=s["trajectories_per_game"], val_games=0,
+                          algorithm="viulcb",
+                          context_options=dict(s["context_options"])))
 
 
 def _icgp(cell: dict[str, Any]):
@@ -360,36 +469,47 @@ def _icgp(cell: dict[str, Any]):
     :class:`~icarena.pretraining.game_player.InContextGamePlayer` loads and plays it.
     """
     from icarena.evaluation.nash import record_gap_curves
-    from icarena.pretraining.data.store import atomic_write_json, load_dataset
+    from icarena.pretraining.data.games import split_columns
+    from icarena.pretraining.data.store import atomic_write_json, dataset_identity
     from icarena.pretraining.game_lm import (
         META_FILE,
+        GameModel,
         GamePolicyTask,
         eval_games,
         icgp_meta,
         icgp_model_config,
+        load_games_dataset,
+        policy_targets,
+        step_tokens,
     )
     from icarena.pretraining.game_player import InContextGamePlayer
 
     s = cell["spec"]
-    ds = load_dataset(cell["data"], generator="backbones-icgp")
-    pcfg = _icgp_pretrain_config(s, cell["backbone"], cell["seed"])
-    T = s["episodes"] * pcfg.data.H
-    mcfg = icgp_model_config("joint", pcfg.dims, T, backbone=cell["backbone"],
+    ds, settings = load_games_dataset(cell["data"])
+    H, S, A, B = (int(settings[k]) for k in "HSAB")
+    spec = GameModel(backbone=cell["backbone"], d_model=s["d_model"], n_layers=s["n_layers"],
+                     n_heads=s["n_heads"])
+    meta = icgp_meta(settings, spec, seed=cell["seed"])
+    T = s["episodes"] * H
+    mcfg = icgp_model_config("joint", (H, S, A, B), T, backbone=cell["backbone"],
                              d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"],
                              backbone_cfg=dict(cell["options"]))
-    task = GamePolicyTask(np.asarray(ds["tokens"]), np.asarray(ds["targets"]), labels="soft")
+    rec = {k: np.array(v) for k, v in split_columns(ds, "train").items()}
+    task = GamePolicyTask(step_tokens(rec, "joint", H, S, A, B, spec.embedding),
+                          policy_targets(rec, "joint"), labels="soft")
     Path(cell["out_dir"]).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(Path(cell["out_dir"]) / META_FILE, icgp_meta(pcfg))
+    atomic_write_json(Path(cell["out_dir"]) / META_FILE, meta)
 
     def metric(model, out_dir: Path) -> dict[str, Any]:
         player = InContextGamePlayer.load(out_dir)
-        games = eval_games(*pcfg.dims, s["eval_games"], s["eval_seed"])
+        games = eval_games(H, S, A, B, s["eval_games"], s["eval_seed"])
         gaps = record_gap_curves(games, player.play(games, s["episodes"], seed=cell["seed"]))
         return {"metric": float(gaps["avg"][:, -1].mean()),
                 "gap_last": float(gaps["last"][:, -1].mean()),
                 "curve": gaps["avg"].mean(0).tolist()}
 
-    return mcfg, task, metric, {"icgp": icgp_meta(pcfg)}, 0.1
+    return mcfg, task, metric, {"icgp": meta, "dataset": {**dataset_identity(ds),
+                                                           "path": str(cell["data"])}}, 0.1
 
 
 BUILDERS: dict[str, Callable[[dict[str, Any]], tuple]] = {
@@ -539,41 +659,12 @@ def prepare_alpine(spec: AlpineSpec, out: Path, seed: int) -> Path:
 
 
 def prepare_icgp(spec: IcgpSpec, out: Path, seed: int) -> Path:
-    """Generate (or reuse) the shared VI-ULCB pretraining trajectories at ``out``.
+    """Generate (or, on a resume, reuse) the shared VI-ULCB pretraining data at ``out``: a
+    ``games`` dataset (``icarena generate games --setting centralized``, no validation split;
+    the trajectories ``icarena pretrain icgp`` trains on), tokenized by each cell."""
+    from icarena.experiments.icgp_decentralized import prepare_games
 
-    Arrays ``tokens`` (M, T, D) float32 (joint-stream step tokens, ``slot`` embedding) and
-    ``targets`` (M, T, H, S, A·B) (VI-ULCB's per-step joint policy), M = N games x trajectories,
-    drawn exactly as ``icarena pretrain icgp --setting centralized`` draws them.
-    """
-    from icarena.pretraining.data.store import load_dataset, write_dataset
-    from icarena.pretraining.game_lm import (
-        _seed_int,
-        context_records,
-        policy_targets,
-        pretraining_games,
-        step_tokens,
-    )
-
-    pcfg = _icgp_pretrain_config(dataclasses.asdict(spec), "gpt", seed)
-    config = {k: getattr(pcfg.data, k) for k in ("H", "S", "A", "B", "episodes", "n_games",
-                                                 "trajectories_per_game", "context")}
-    config.update(context_cfg=spec.context_cfg, transition=pcfg.data.transition,
-                  embedding=pcfg.model.embedding)  # the manifest's keys of earlier datasets
-    if out.exists():  # a resume: reuse the trajectories made before
-        existing = load_dataset(out, generator="backbones-icgp")
-        if existing.config == config and existing.manifest.get("seed") == seed:
-            return out
-        raise CheckpointError(f"{out} holds trajectories made with other settings; resume with "
-                              "the same settings, or pass --overwrite to start again")
-    H, S, A, B = pcfg.dims
-    games = pretraining_games(H, S, A, B, pcfg.data.n_games, seed,
-                              transition=pcfg.data.transition)
-    rec = context_records(games, "viulcb", pcfg.data.episodes, pcfg.data.trajectories_per_game,
-                          seed=_seed_int(seed, 11),
-                          algo_kwargs=dict(pcfg.data.context_options))
-    arrays = {"tokens": step_tokens(rec, "joint", H, S, A, B, pcfg.model.embedding),
-              "targets": policy_targets(rec, "joint")}
-    return Path(write_dataset(out, arrays, generator="backbones-icgp", config=config, seed=seed))
+    return Path(prepare_games(_icgp_games_config(dataclasses.asdict(spec), seed, str(out))))
 
 
 def references(cfg: Config, tasks: list[str]) -> list[dict[str, Any]]:
@@ -593,13 +684,13 @@ def references(cfg: Config, tasks: list[str]) -> list[dict[str, Any]]:
                      "metric": float(err.mean(0)[2 * s.d])})
     if "icgp" in tasks:
         from icarena.evaluation.nash import record_gap_curves, uniform_gap
-        from icarena.pretraining.game_lm import context_records, eval_games, json_object
+        from icarena.pretraining.game_lm import context_records, eval_games
 
         s = cfg.icgp
-        pcfg = _icgp_pretrain_config(dataclasses.asdict(s), "gpt", cfg.seed)
-        games = eval_games(*pcfg.dims, s.eval_games, s.eval_seed)
+        g = _icgp_games_config(dataclasses.asdict(s), cfg.seed)
+        games = eval_games(g.H, g.S, g.A, g.B, s.eval_games, s.eval_seed)
         rec = context_records(games, "viulcb", s.episodes, 1, seed=cfg.seed,
-                              algo_kwargs=json_object(s.context_cfg, "context_cfg"))
+                              algo_kwargs=dict(s.context_options))
         rows.append({"task": "icgp", "backbone": "VI-ULCB (context algorithm)",
                      "metric": float(record_gap_curves(games, rec)["avg"][:, -1].mean())})
         rows.append({"task": "icgp", "backbone": "uniform play",
@@ -658,17 +749,17 @@ def run(cfg: Config) -> dict[str, Any]:
     for task in tasks:
         for b in names:
             cell = {"task": task, "backbone": b, "options": extra[b],
-                    "spec": dataclasses.asdict(getattr(cfg, task)), "data": data[task],
+                    "spec": dataclasses.asdict(cfg.spec(task)), "data": data[task],
                     "out_dir": str(out / "cells" / task / b), "seed": cfg.seed,
-                    "threads": cfg.threads, "device": cfg.device,
+                    "threads": cfg.train.threads, "device": cfg.train.device,
                     "resume": cfg.resume and Path(out / "cells" / task / b).exists(),
-                    "isolated": cfg.isolate}
+                    "isolated": cfg.train.isolate}
             done = Path(cell["out_dir"]) / "cell.json"
             if cfg.resume and done.is_file():  # finished before the run was stopped
                 cells.append(json.loads(done.read_text()))
                 continue
             print(f"[backbones] {task} / {b} ...", flush=True)
-            res = _run_isolated(cell) if cfg.isolate else run_cell(cell)
+            res = _run_isolated(cell) if cfg.train.isolate else run_cell(cell)
             atomic_write_json(Path(cell["out_dir"]) / "cell.json", res)  # partial results
             print(f"[backbones] {task} / {b}: {METRICS[task][0]} = {res['metric']:.4f}, "
                   f"{res['ms_per_step']:.1f} ms/step, {res['train_s']:.1f} s", flush=True)
@@ -682,9 +773,9 @@ def run(cfg: Config) -> dict[str, Any]:
     if "gpt" in reg and "sympformer" in reg:
         steps = np.arange(1, len(reg["gpt"]["losses"]) + 1)
         line_plot(out / "sympformer_vs_gpt.png", steps,
-                  {f"{b} ({reg[b]['params']:,} params)": ema(reg[b]["losses"], cfg.smoothing)
+                  {f"{b} ({reg[b]['params']:,} params)": ema(reg[b]["losses"], cfg.eval.smoothing)
                    for b in ("gpt", "sympformer")},
-                  xlabel="training step", ylabel=f"training MSE (EMA {cfg.smoothing})",
+                  xlabel="training step", ylabel=f"training MSE (EMA {cfg.eval.smoothing})",
                   title="SympFormer vs GPT, in-context linear regression", logy=True)
         plots.append("sympformer_vs_gpt.png")
         s = cfg.regression
@@ -700,7 +791,7 @@ def run(cfg: Config) -> dict[str, Any]:
     if "regression" in tasks and len(reg) >= 2:
         steps = np.arange(1, len(next(iter(reg.values()))["losses"]) + 1)
         line_plot(out / "regression_loss_all.png", steps,
-                  {b: ema(c["losses"], cfg.smoothing) for b, c in reg.items()},
+                  {b: ema(c["losses"], cfg.eval.smoothing) for b, c in reg.items()},
                   xlabel="training step", ylabel="training MSE (EMA)",
                   title="all backbones, regression", logy=True)
         plots.append("regression_loss_all.png")
@@ -713,16 +804,16 @@ def run(cfg: Config) -> dict[str, Any]:
     table_rows += [[r["task"], r["backbone"], r["metric"]] + ["-"] * 8 for r in refs]
     budget_lines = "\n".join(
         f"- **{t}** ({METRICS[t][1]}): " + ", ".join(
-            f"{k} {v}" for k, v in dataclasses.asdict(getattr(cfg, t)).items())
+            f"{k} {v}" for k, v in dataclasses.asdict(cfg.spec(t)).items())
         for t in tasks)
     mem_note = ("Peak memory: each cell ran in its own process; `peak mem` is its max RSS "
                 "(CPU) or max CUDA allocation, `peak growth` the rise of the peak during "
-                "training + evaluation." if cfg.isolate else
+                "training + evaluation." if cfg.train.isolate else
                 "Peak memory: not measured (isolate=False: the cells shared one process, whose "
                 "max RSS never decreases).")
-    threads = cfg.threads or torch.get_num_threads()
+    threads = cfg.train.threads or torch.get_num_threads()
     sections = [
-        f"{len(names)} backbones x {len(tasks)} tasks, seed {cfg.seed}, device {cfg.device}, "
+        f"{len(names)} backbones x {len(tasks)} tasks, seed {cfg.seed}, device {cfg.train.device}, "
         f"{threads} torch thread(s) per cell; total {total_s:.0f} s. Every backbone is built "
         "causal (BiXT: exact prefix re-encoding, O(T^2) per sequence; supernet: uniform "
         "single-path training, scored at its max sub-network).",

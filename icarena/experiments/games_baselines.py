@@ -53,7 +53,7 @@ CHECKPOINTS = (1, 10, 30, 100, 300, 1000, 3000, 10000)
 
 @dataclass
 class BaselinesData:
-    """The games and the algorithms' settings (``--data.*``)."""
+    """The games (``--data.*``)."""
 
     A: int = 5
     """Max-player actions (both settings)."""
@@ -63,6 +63,12 @@ class BaselinesData:
     """Horizon of the Markov games."""
     S: int = 4
     """States of the Markov games."""
+
+
+@dataclass
+class BaselinesModel:
+    """The players: the classical algorithms' settings (``--model.*``)."""
+
     exp3_eta: float | None = None
     """EXP3 learning rate (None: √(2 ln A / (A K)))."""
     exp3_gamma: float = 0.0
@@ -95,9 +101,9 @@ class BaselinesEval:
 class Config:
     """Nash gap vs episode of EXP3, V-learning and VI-ULCB on held-out zero-sum games.
 
-    Only the ``data`` and ``eval`` groups of the experiments' shape: this experiment trains
-    nothing, so it has no ``model`` or ``train`` group, and no ``resume`` (a rerun recomputes
-    everything; ``--overwrite`` replaces an earlier run).
+    The ``data``, ``model`` (here: the classical players' settings) and ``eval`` groups of the
+    experiments' shape: this experiment trains nothing, so it has no ``train`` group and no
+    ``resume`` (a rerun recomputes everything; ``--overwrite`` replaces an earlier run).
     """
 
     out_dir: str = "runs/games-baselines"
@@ -107,14 +113,16 @@ class Config:
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     data: BaselinesData = field(default_factory=BaselinesData)
-    """The games and the algorithms' settings."""
+    """The games."""
+    model: BaselinesModel = field(default_factory=BaselinesModel)
+    """The algorithms' settings."""
     eval: BaselinesEval = field(default_factory=BaselinesEval)
     """Held-out games and episodes of play."""
 
 
 def quick_config(out_dir: str) -> Config:
     """A tiny version (3 games, K = 300 / 30, 50 MWU rounds): a few seconds."""
-    return Config(out_dir=out_dir, data=BaselinesData(mwu_iters=50),
+    return Config(out_dir=out_dir, model=BaselinesModel(mwu_iters=50),
                   eval=BaselinesEval(n_games=3, matrix_episodes=300, markov_episodes=30))
 
 
@@ -138,19 +146,19 @@ def _table(name: str, curves: dict[str, np.ndarray], K: int,
 @writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Run the baselines and write the report; returns ``{"report": path, "rows": [...]}``."""
-    d, ev = cfg.data, cfg.eval
+    d, m, ev = cfg.data, cfg.model, cfg.eval
     for group, name in (("eval", "n_games"), ("data", "A"), ("data", "B"),
                         ("eval", "matrix_episodes"), ("eval", "markov_episodes"), ("data", "H"),
-                        ("data", "S"), ("data", "mwu_iters")):
+                        ("data", "S"), ("model", "mwu_iters")):
         v = getattr(getattr(cfg, group), name)
         check(isinstance(v, int) and v >= 1, f"{group}.{name} must be an int >= 1, got {v!r}")
     # EXP3 / V-learning: A x B per episode; VI-ULCB: an MWU solve of A x B per (h, s) plus the
     # S-wide backups, every episode; for every held-out game
     limits.require_work(
         ev.n_games * (2 * ev.matrix_episodes * d.A * d.B
-                      + ev.markov_episodes * d.H * d.S * d.A * d.B * (d.S + d.mwu_iters)),
+                      + ev.markov_episodes * d.H * d.S * d.A * d.B * (d.S + cfg.model.mwu_iters)),
         f"playing {ev.n_games} games for {ev.matrix_episodes} / {ev.markov_episodes} episodes",
-        "--eval.n-games, --eval.matrix-episodes, --eval.markov-episodes or --data.mwu-iters")
+        "--eval.n-games, --eval.matrix-episodes, --eval.markov-episodes or --model.mwu-iters")
     out = Path(cfg.out_dir)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     ss_games = np.random.SeedSequence(ev.seed).spawn(2)
@@ -161,12 +169,12 @@ def run(cfg: Config) -> dict[str, Any]:
     K1 = ev.matrix_episodes
     mg = TabularGame.random(1, 1, d.A, d.B, seed=ss_games[0], n_games=ev.n_games)
     t0 = time.perf_counter()
-    exp3 = record_gap_curves(mg, run_exp3(mg, K1, cfg=EXP3Config(d.exp3_eta, d.exp3_gamma),
+    exp3 = record_gap_curves(mg, run_exp3(mg, K1, cfg=EXP3Config(m.exp3_eta, m.exp3_gamma),
                                           seed=ss_algo[0]))
     timings["exp3_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     vl = record_gap_curves(mg, run_vlearning(mg, K1, cfg=VLearningConfig(
-        schedule=d.vlearning_schedule), seed=ss_algo[1]))
+        schedule=m.vlearning_schedule), seed=ss_algo[1]))
     timings["vlearning_s"] = time.perf_counter() - t0
     uni_m = np.repeat(uniform_gap(mg)[:, None], K1, axis=1)
     matrix_curves = {
@@ -180,7 +188,7 @@ def run(cfg: Config) -> dict[str, Any]:
     kg = TabularGame.random(d.H, d.S, d.A, d.B, seed=ss_games[1], n_games=ev.n_games)
     t0 = time.perf_counter()
     vi = record_gap_curves(kg, run_viulcb(kg, K2, cfg=VIULCBConfig(
-        c=d.viulcb_c, eq=d.viulcb_eq, mwu_iters=d.mwu_iters), seed=ss_algo[2]))
+        c=m.viulcb_c, eq=m.viulcb_eq, mwu_iters=m.mwu_iters), seed=ss_algo[2]))
     timings["viulcb_s"] = time.perf_counter() - t0
     uni_k = np.repeat(uniform_gap(kg)[:, None], K2, axis=1)
     markov_curves = {"VI-ULCB (avg)": vi["avg"], "VI-ULCB (last)": vi["last"], "uniform": uni_k}
@@ -213,7 +221,7 @@ def run(cfg: Config) -> dict[str, Any]:
         f"## Decentralized: {d.A}x{d.B} truncated-normal matrix games\n\n{t_matrix}\n\n"
         "![matrix](matrix_games.png)",
         f"## Centralized: Markov games (H={d.H}, S={d.S}), VI-ULCB with MWU-CCE "
-        f"(c={d.viulcb_c}, M={d.mwu_iters})\n\nRaw gap:\n\n{t_markov}\n\n"
+        f"(c={m.viulcb_c}, M={m.mwu_iters})\n\nRaw gap:\n\n{t_markov}\n\n"
         f"gap / H:\n\n{t_markov_h}\n\n![markov](markov_games.png)",
         "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
     ])

@@ -14,8 +14,8 @@ The default here is **K = 300** (T = 300), a 3-layer width-32 GPT (4 heads), sof
 action and reward; :mod:`icarena.pretraining.game_lm`), 5 EXP3 trajectories per pretraining
 game, N ∈ (10, 20, 100) and 1,500 AdamW steps of batch 16 per model, the max and min models
 trained side by side (``--train.stream-workers 2``, one core each), a budget sized for 2 CPU cores.
-The paper's K is one flag away: ``--data.episodes 3000`` (about 10× the time per step; use a
-GPU, ``--train.device cuda``).
+``--preset paper`` is the paper's scale (K = 3000, N = 10 and 20, batch 32, lr 5e-4, 100 epochs;
+settings given explicitly win); its cost: ``docs/results/icgp-decentralized.md``.
 
 Why the own-probability feature: with the plain ``slot`` token the models concentrated in closed
 loop as much as EXP3, but on the wrong actions. On EXP3's own trajectories an action's past
@@ -28,8 +28,10 @@ trajectories are memorised, and the gap falls with N as the paper reports. Measu
 ratios at the defaults (two seeds), the variants that chose the defaults, and the probe of the
 shortcut, with commands and machines: ``docs/results/icgp-decentralized.md``.
 
-The pipeline chains the stages: :func:`icarena.pretraining.game_lm.pretrain` into
-``out_dir/N<n>/`` (one run dir per N, each with ``max/`` and ``min/`` Trainer runs),
+The pipeline chains the stages, per N: ``icarena generate games`` into ``out_dir/data/N<n>/``
+(:func:`icarena.pretraining.data.games.generate`; reused by ``--resume``), then
+:func:`icarena.pretraining.game_lm.pretrain` on that dataset into ``out_dir/N<n>/`` (one run dir
+per N, each with ``max/`` and ``min/`` Trainer runs),
 :func:`icarena.evaluation.icgp.evaluate_players` on the held-out games, then ``metrics.json``,
 ``report.md``, ``gap_last.png``, ``gap_avg.png`` and TensorBoard scalars (``tb_icgp/``).
 
@@ -46,9 +48,9 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from icarena.errors import check
+from icarena.errors import CheckpointError, check
 from icarena.evaluation.icgp import (
     GamesEval,
     evaluate_players,
@@ -58,17 +60,23 @@ from icarena.evaluation.icgp import (
 )
 from icarena.evaluation.report import summary_metrics, write_metrics, write_report
 from icarena.lifecycle import atomic_write_json, writes_run
+from icarena.pretraining.data import games as games_data
+from icarena.pretraining.data.store import load_dataset
 from icarena.pretraining.game_lm import (
+    PAPER_EPOCHS,
+    PAPER_TRAIN,
     GameData,
     GameModel,
     GameTrainConfig,
     PretrainConfig,
-    PretrainData,
     pretrain,
 )
 from icarena.pretraining.train import resolve_device
 
 RATIO_BAR = 1.1
+PRESET_NAMES = ("cpu", "paper")
+# The paper's N (Shi et al. 2024, arXiv 2410.09701, §5: N = 10 and 20 pretraining games).
+PAPER_N_VALUES = (10, 20)
 
 
 @dataclass
@@ -108,6 +116,10 @@ class Config:
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished): every model from its checkpoint."""
+    preset: Literal["cpu", "paper"] = "cpu"
+    """'cpu' (the defaults below) or 'paper' (Shi et al. 2024's scale: K = 3000 episodes
+    decentralized / 300 centralized, N = 10 and 20, batch 32, lr 5e-4, 100 epochs of the largest
+    N's trajectories); fills the settings left at their CPU defaults (explicit flags win)."""
     data: IcgpData = field(default_factory=_data)
     """Games (5×5 matrix games), context algorithm ('exp3': fixed η, practical; 'vlearning':
     theory schedule), K, trajectories per game and the values of N."""
@@ -138,11 +150,55 @@ def quick_config(out_dir: str) -> Config:
 @writes_run
 def run(cfg: Config) -> dict[str, Any]:
     """Pretrain one model (pair) per N, evaluate all on the held-out games, write the report."""
+    cfg = apply_preset(cfg, Config(), games_data.PAPER_EPISODES[SETTING])
     return run_icgp(cfg, SETTING, title="ICGP decentralized: in-context players of matrix games")
 
 
+def apply_preset(cfg: Any, cpu: Any, paper_episodes: int) -> Any:
+    """``cfg`` with the settings of its ``preset`` filled in: 'paper' sets K =
+    ``paper_episodes``, N = 10 and 20, batch 32, lr 5e-4 (min_lr 5e-5) and 100 epochs of the
+    largest N's trajectories (steps = ⌈100 · N · trajectories per game / batch⌉) wherever ``cfg``
+    still holds the value of ``cpu`` (the experiment's CPU default config): a setting given
+    explicitly wins (one given with the CPU default's own value counts as unset)."""
+    check(cfg.preset in PRESET_NAMES,
+              f"preset must be one of {PRESET_NAMES}, got {cfg.preset!r}")
+    if cfg.preset == "cpu":
+        return cfg
+    data, train = cfg.data, cfg.train
+    dchanges: dict[str, Any] = {}
+    if data.episodes == cpu.data.episodes:
+        dchanges["episodes"] = paper_episodes
+    if tuple(data.n_values) == tuple(cpu.data.n_values):
+        dchanges["n_values"] = PAPER_N_VALUES
+    data = dataclasses.replace(data, **dchanges)
+    tchanges: dict[str, Any] = {k: v for k, v in PAPER_TRAIN.items()
+                                if getattr(train, k) == getattr(cpu.train, k)}
+    if train.steps == cpu.train.steps:
+        batch = tchanges.get("batch_size", train.batch_size)
+        rows = max(data.n_values) * data.trajectories_per_game
+        tchanges["steps"] = max(1, -(-PAPER_EPOCHS * rows // batch))
+    return dataclasses.replace(cfg, data=data, train=dataclasses.replace(train, **tchanges))
+
+
+def prepare_games(gen: games_data.Config) -> Path:
+    """Generate the games dataset ``gen`` describes, or reuse the one already at
+    ``gen.out_dir`` (an experiment's resume) when it was made with the same settings."""
+    out = Path(gen.out_dir)
+    if not out.exists():
+        return games_data.generate(gen)
+    existing = load_dataset(out, generator=games_data.GENERATOR, verify=False)
+    want = games_data.manifest_config(gen)
+    differ = sorted(k for k, v in want.items() if existing.config.get(k) != v)
+    check(not differ and existing.seed == gen.seed,
+          f"{out} holds a dataset made with other settings ({', '.join(differ) or 'seed'}); "
+          "resume with the same settings, or pass --overwrite to start again", CheckpointError)
+    return out
+
+
 def run_icgp(cfg: Any, setting: str, *, title: str) -> dict[str, Any]:
-    """Shared driver of both ICGP experiments (``cfg`` is either experiment's Config)."""
+    """Shared driver of both ICGP experiments (``cfg`` is either experiment's Config, its preset
+    already applied): per N, ``icarena generate games`` into ``out_dir/data/N<n>``, then
+    ``icarena pretrain icgp --data`` it into ``out_dir/N<n>``; then evaluate every N."""
     data, spec, ev = cfg.data, cfg.model, cfg.eval
     check(len(data.n_values) >= 1 and all(n >= 1 for n in data.n_values),
           f"data.n_values must be one or more ints >= 1, got {data.n_values}")
@@ -151,13 +207,14 @@ def run_icgp(cfg: Any, setting: str, *, title: str) -> dict[str, Any]:
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     t0 = time.perf_counter()
     run_dirs, train_rows, timings = {}, [], {}
-    shared = {f.name: getattr(data, f.name) for f in dataclasses.fields(GameData)}
     for n in data.n_values:
+        t1 = time.perf_counter()
+        dpath = prepare_games(data.games_config(setting, n, cfg.seed, str(out / "data" / f"N{n}")))
+        timings[f"data_N{n}_s"] = time.perf_counter() - t1
         pcfg = PretrainConfig(
             out_dir=str(out / f"N{n}"), seed=cfg.seed,
             resume=cfg.resume and (out / f"N{n}").exists(),
-            data=PretrainData(**shared, setting=setting, n_games=n),
-            model=spec, train=cfg.train)
+            data=str(dpath), model=spec, train=cfg.train)
         t1 = time.perf_counter()
         res = pretrain(pcfg)
         timings[f"pretrain_N{n}_s"] = time.perf_counter() - t1
@@ -215,4 +272,5 @@ def acceptance_checks(summary: dict[str, Any], labels: list[str]) -> dict[str, A
     }
 
 
-__all__ = ["Config", "IcgpData", "acceptance_checks", "quick_config", "run", "run_icgp"]
+__all__ = ["Config", "IcgpData", "acceptance_checks", "apply_preset", "prepare_games",
+           "quick_config", "run", "run_icgp"]

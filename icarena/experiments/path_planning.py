@@ -40,8 +40,8 @@ from icarena.evaluation.report import (
 from icarena.lifecycle import recorded_config
 from icarena.pretraining.data.store import atomic_write_json, load_dataset
 from icarena.pretraining.model import ModelSpec, SequenceModel
-from icarena.pretraining.path_lm import PathLMTask, path_model_config
-from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
+from icarena.pretraining.path_lm import fit_path_model
+from icarena.pretraining.train import TrainConfig, TrainResult
 
 
 @dataclass
@@ -80,17 +80,15 @@ def train_path_model(
     data: PathDataset, model_spec: ModelSpec, train_cfg: TrainConfig, out_dir: Path,
     config: dict[str, Any], probe_state: ProbeState | None, *, resume: bool = False,
 ) -> tuple[SequenceModel, TrainResult]:
-    """Train a path model on ``data.train_tokens`` into run dir ``out_dir``."""
-    seed_everything(train_cfg.seed)
-    mcfg = path_model_config(model_spec, data.n + 2, data.block_size)
-    model = SequenceModel(mcfg)
-    task = PathLMTask(np.asarray(data.train_tokens), evaluate_fn=probe_state,
-                      val_tokens=np.asarray(data.test_tokens))
-    full = dict(config)
-    full["model"] = dataclasses.asdict(mcfg)
-    full["dataset"] = data.identity
-    result = train(model, task, train_cfg, out_dir, config=full, resume=resume)
-    return model, result
+    """Train a path model on ``data.train_tokens`` into run dir ``out_dir`` (the recipe of
+    :func:`icarena.pretraining.train_planner`: :func:`fit_path_model`)."""
+    from icarena.pretraining.planner import graph_record
+
+    return fit_path_model(
+        np.asarray(data.train_tokens), data.n, data.block_size, model=model_spec,
+        train=train_cfg, seed=train_cfg.seed, out_dir=out_dir,
+        val_tokens=np.asarray(data.test_tokens), evaluate_fn=probe_state, resume=resume,
+        config={**config, "dataset": data.identity, "graph": graph_record(data.graph)})
 
 
 def probe_history(result: TrainResult) -> dict[str, list[float]]:

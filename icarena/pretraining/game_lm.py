@@ -4,7 +4,7 @@ Shi, Yang, Yang, Shen 2024, "Transformers as Game Players" (arXiv 2410.09701), �
 causal sequence model reads a context algorithm's trajectory D_t and predicts the
 algorithm's policy for the next step at **every** (h, s) at once.
 
-Streams (``stream``; ``--data.setting``), one model each:
+Streams (``stream``; the dataset's setting), one model each:
 
 * decentralized: ``"max"`` and ``"min"`` -- one model per player that sees only its **own**
   stream (s, own action, own reward); the opponent's actions never enter its tokens;
@@ -78,12 +78,16 @@ for unvisited states too, Lin–Bai–Mei 2023):
   step, from the trainer's seeded generator) and the usual cross-entropy: the paper's loss
   Σ_t Σ_s log TF_θ(a_t^s | D_{t−1}, s).
 
-Data (``--data.*``). ``pretrain`` draws N = ``--data.n-games`` pretraining games from the ICGP
-prior (seed branch ``[seed, 1]``), runs the context algorithm ``--data.trajectories-per-game``
-times on each (different random draws, one batched run) and a separate validation set of
-``--data.val-games`` games (branch ``[seed, 2]``); held-out evaluation games use the branch
-``[eval_seed, 3]`` (:func:`eval_games`), so training never sees them. A batch is
-``--train.batch-size`` whole trajectories drawn uniformly with replacement.
+Data (``--data D``). ``pretrain`` reads only the dataset D written by ``icarena generate games``
+(:mod:`icarena.pretraining.data.games`, the one producer of game data): its manifest fixes the
+setting, H, S, A, B, K and the context algorithm (not flags); its train split (N games from the
+ICGP prior, seed branch ``[seed, 1]``, ``trajectories_per_game`` runs of the context algorithm on
+each) is trained on and its val split (branch ``[seed, 2]``) gives eval/val_kl and eval/val_tv.
+Held-out evaluation games use the branch ``[eval_seed, 3]`` (:func:`eval_games`), so training
+never sees them. The run records D's manifest SHA-256 in ``config.json`` (``dataset``), which a
+``--resume`` and ``icarena evaluate icgp`` check. A batch is ``--train.batch-size`` whole
+trajectories drawn uniformly with replacement. ``--preset paper`` sets the paper's optimisation
+(batch 32, lr 5e-4, 100 epochs of D's trajectories) where the ``--train`` flags were not given.
 ``--train.stream-workers 2`` trains the max and min models side by side in two spawned processes
 (same results as one after the other at the same thread count; roughly halves the wall time on
 two cores).
@@ -110,7 +114,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -118,8 +122,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from icarena.errors import CheckpointError, ConfigError, check
-from icarena.lifecycle import writes_run
-from icarena.pretraining.model import ModelConfig, ModelSpec, Option, SequenceModel
+from icarena.lifecycle import atomic_write_json, writes_run
+from icarena.pretraining.data import games as games_data
+from icarena.pretraining.data.games import (
+    algorithm_config,
+    check_options,
+    dataset_settings,
+    derived_seed,
+    has_split,
+    run_trajectories,
+    split_columns,
+)
+from icarena.pretraining.model import ModelConfig, ModelSpec, Options, SequenceModel
 from icarena.pretraining.readouts import READ_OUTS
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
 
@@ -385,62 +399,36 @@ def policy_divergences(p: np.ndarray, q: np.ndarray) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------- data
 def pretraining_games(H: int, S: int, A: int, B: int, n_games: int, seed: int, *,
-                      branch: int = 1, transition: str = "dirichlet"):
-    """N games from the ICGP prior on seed branch ``[seed, branch]`` (1: train, 2: validation)."""
+                      branch: int = 1, transition: str = "dirichlet", initial: str = "fixed"):
+    """N games from the ICGP prior on seed branch ``[seed, branch]`` (1: train, 2: validation:
+    the games of ``icarena generate games``)."""
     from icarena.envs.games import TabularGame
 
     return TabularGame.random(H, S, A, B, seed=np.random.SeedSequence([seed, branch]),
-                              n_games=n_games, transition=transition)
+                              n_games=n_games, transition=transition, initial=initial)
 
 
 def eval_games(H: int, S: int, A: int, B: int, n_games: int, eval_seed: int, *,
-               transition: str = "dirichlet"):
+               transition: str = "dirichlet", initial: str = "fixed"):
     """Held-out evaluation games: seed branch ``[eval_seed, 3]``, disjoint from training draws."""
-    return pretraining_games(H, S, A, B, n_games, eval_seed, branch=3, transition=transition)
+    return pretraining_games(H, S, A, B, n_games, eval_seed, branch=3, transition=transition,
+                             initial=initial)
 
 
 def context_records(game, algorithm: str, episodes: int, trajectories: int, seed: int,
                     algo_kwargs: dict[str, Any] | None = None,
                     workers: int = 1) -> dict[str, np.ndarray]:
-    """Run the context algorithm ``trajectories`` times on each of the G games (one batched run).
+    """Run the context algorithm ``trajectories`` times on each of the G games (the context
+    algorithm's play in evaluation; pretraining data come from ``icarena generate games``).
 
-    Returns the record with M = G·trajectories rows, trajectory j of game g at row j·G + g.
-    ``workers > 1`` splits the M rows into that many contiguous chunks run in spawned processes,
-    chunk c drawing from seed branch [seed, c]: deterministic for a fixed ``workers``, but not
-    the same draws as ``workers = 1`` (one batched generator).
+    Returns the record with M = G·trajectories rows, trajectory j of game g at row j·G + g,
+    drawn by :func:`icarena.pretraining.data.games.run_trajectories` in ``workers`` parts (part c
+    from seed branch [seed, c]; one part: ``seed`` itself).
     """
-    from icarena.envs.games import TabularGame
-
-    G = len(game)
     check(isinstance(workers, int) and workers >= 1,
           f"workers must be an int >= 1, got {workers!r}")
-    if trajectories > 1:
-        rep = TabularGame(np.tile(game.rewards, (trajectories, 1, 1, 1, 1)),
-                          np.tile(game.transitions, (trajectories, 1, 1, 1, 1, 1)),
-                          np.tile(game.initial, (trajectories, 1)))
-    else:
-        rep = game
-    cfg = _algo_config(algorithm, algo_kwargs)
-    M = G * trajectories
-    workers = min(workers, M)
-    if workers == 1:
-        rec = _run_chunk((algorithm, rep, episodes, cfg, seed))
-    else:
-        bounds = np.linspace(0, M, workers + 1).astype(int)
-        jobs = [(algorithm, TabularGame(rep.rewards[a:b], rep.transitions[a:b], rep.initial[a:b]),
-                 episodes, cfg, np.random.SeedSequence([seed, c]))
-                for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
-        parts = _spawn_map(_run_chunk, jobs, workers)
-        rec = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    assert rec["traj/h"].shape[0] == M, "unexpected record size"  # internal invariant
-    return rec
-
-
-def _run_chunk(job: tuple) -> dict[str, np.ndarray]:
-    from icarena.agents.games import run_algorithm
-
-    algorithm, game, episodes, cfg, seed = job
-    return run_algorithm(algorithm, game, episodes, cfg=cfg, seed=seed)
+    return run_trajectories(game, algorithm, episodes, trajectories, seed, options=algo_kwargs,
+                            chunks=workers, workers=workers)
 
 
 def _spawn_map(fn, jobs: list[tuple], workers: int) -> list:
@@ -452,56 +440,17 @@ def _spawn_map(fn, jobs: list[tuple], workers: int) -> list:
         return list(pool.map(fn, jobs))
 
 
-def _algo_config(algorithm: str, kwargs: dict[str, Any] | None):
-    from icarena.agents import games as ag
-
-    cls = {"exp3": ag.EXP3Config, "vlearning": ag.VLearningConfig,
-           "viulcb": ag.VIULCBConfig}.get(algorithm)
-    check(cls is not None, f"unknown context algorithm {algorithm!r}; choose exp3, vlearning "
-          "or viulcb")
-    kwargs = dict(kwargs or {})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(kwargs) - names)
-    check(not unknown, f"{algorithm} has no option(s) {unknown}; valid: {sorted(names)}")
-    return cls(**kwargs)
+_algo_config = algorithm_config
+_seed_int = derived_seed
+_check_options = check_options
 
 
 # --------------------------------------------------------------------------- pretrain entry
-def _option_value(text: str) -> Option:
-    """A command-line option value: int, else float, else True / False, else the string (the
-    order tyro tries ``int | float | bool | str`` in)."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text == "True" if text in ("True", "False") else text
-
-
-def _options_from_args(args: list[str]) -> dict[str, Option]:
-    if len(args) % 2:
-        raise ValueError(f"options come as KEY VALUE pairs, got {' '.join(args)!r}")
-    return {k: _option_value(v) for k, v in zip(args[::2], args[1::2], strict=True)}
-
-
-try:  # parse `--x.y-options KEY VALUE ...` as one dict even when the default is not empty
-    from typing import Annotated
-
-    from tyro.constructors import PrimitiveConstructorSpec
-
-    Options = Annotated[dict[str, Option], PrimitiveConstructorSpec(
-        nargs="*", metavar="KEY VALUE ...", instance_from_str=_options_from_args,
-        is_instance=lambda x: isinstance(x, dict),
-        str_from_instance=lambda d: [t for k, v in d.items() for t in (str(k), str(v))])]
-except ImportError:  # tyro < 0.9: a non-empty default fixes the keys (--x.y-options.KEY VALUE)
-    Options = dict[str, Option]  # type: ignore[misc]
-
-
 @dataclass
 class GameData:
-    """Pretraining data of in-context game players (``--data.*``): games drawn from the ICGP prior
-    and the context algorithm's trajectories on them (shared by ``icarena pretrain icgp`` and the
-    icgp-* experiments)."""
+    """The data of an ICGP experiment (``--data.*``; made by ``icarena generate games``, one
+    dataset per N): games drawn from the ICGP prior and the context algorithm's trajectories on
+    them."""
 
     H: int = 1
     """Episode horizon (matrix games: H = S = 1)."""
@@ -525,45 +474,26 @@ class GameData:
     val_games: int = 4
     """Validation games (seed branch [seed, 2], same prior and context algorithm) for
     eval/val_kl and eval/val_tv (0: none)."""
+    chunks: int = 1
+    """Parts the trajectories of a dataset are generated in (part c from seed branch [s, c];
+    part of the seed protocol, see icarena.pretraining.data.games)."""
     workers: int = 1
-    """Processes generating the trajectories (>1: chunk c of the games draws from seed branch
-    [seed, c], so the data differ from 1's; for thousands of VI-ULCB games)."""
+    """Processes generating the parts side by side (the data do not depend on it)."""
 
     @property
     def dims(self) -> tuple[int, int, int, int]:
         return (self.H, self.S, self.A, self.B)
 
-    def validate(self, setting: str) -> None:
-        for name in ("H", "S", "A", "B", "episodes", "trajectories_per_game", "workers"):
-            v = getattr(self, name)
-            check(isinstance(v, int) and v >= 1, f"data.{name} must be an int >= 1, got {v!r}")
-        check(self.val_games >= 0, f"data.val_games must be >= 0, got {self.val_games}")
-        ok = CONTEXT_ALGORITHMS[setting]
-        check(self.context in ok, f"context algorithm {self.context!r} does not fit the "
-              f"{setting} setting; choose one of {ok} (--data.context)")
-        if self.context == "exp3":
-            check(self.H == 1 and self.S == 1, "EXP3 needs matrix games (H = S = 1); use "
-                  "--data.context vlearning for Markov games")
-        _check_options(self.context_options, "data.context_options")
-        _algo_config(self.context, self.context_options)
-
-
-@dataclass
-class PretrainData(GameData):
-    """What ``icarena pretrain icgp`` trains on (``--data.*``): the setting, N pretraining games
-    from the ICGP prior (seed branch [seed, 1]) and the context algorithm's trajectories."""
-
-    setting: str = "decentralized"
-    """'decentralized' (one model per player, own stream) or 'centralized' (one joint model)."""
-    n_games: int = 20
-    """N pretraining games drawn from the prior."""
-
-    def validate(self, setting: str | None = None) -> None:
-        check(self.setting in SETTINGS,
-              f"data.setting must be one of {SETTINGS}, got {self.setting!r}")
-        check(isinstance(self.n_games, int) and self.n_games >= 1,
-              f"data.n_games must be an int >= 1, got {self.n_games!r}")
-        super().validate(self.setting)
+    def games_config(self, setting: str, n_games: int, seed: int, out_dir: str,
+                     **changes: Any) -> games_data.Config:
+        """The ``icarena generate games`` config of N = ``n_games`` pretraining games."""
+        check(setting in SETTINGS, f"setting must be one of {SETTINGS}, got {setting!r}")
+        return dataclasses.replace(games_data.Config(
+            out_dir=out_dir, seed=seed, setting=setting, n_games=n_games,
+            trajectories_per_game=self.trajectories_per_game, val_games=self.val_games,
+            episodes=self.episodes, H=self.H, S=self.S, A=self.A, B=self.B,
+            algorithm=self.context, context_options=dict(self.context_options),
+            transition=self.transition, chunks=self.chunks, workers=self.workers), **changes)
 
 
 @dataclass
@@ -624,10 +554,6 @@ class GameTrainConfig(TrainConfig):
                                    **changes)
 
 
-def _default_data() -> PretrainData:
-    return PretrainData()
-
-
 def _default_model() -> GameModel:
     return GameModel(d_model=32, n_layers=4, n_heads=4)
 
@@ -637,44 +563,69 @@ def _default_train() -> GameTrainConfig:
                            weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25)
 
 
+PRESET_NAMES = ("cpu", "paper")
+PAPER_TRAIN = {"batch_size": 32, "lr": 5e-4, "min_lr": 5e-5}
+PAPER_EPOCHS = 100
+
+
 @dataclass
 class PretrainConfig:
-    """Pretrain in-context game player(s) on context-algorithm trajectories (ICGP)."""
+    """Pretrain in-context game player(s) on a games dataset (ICGP): one model per stream."""
 
     out_dir: str = "runs/icgp"
     """Run dir (gets icgp.json and one Trainer run dir per stream: max/ min/ or joint/)."""
     seed: int = 0
-    """Seed of the pretraining games, trajectories, model init and batches."""
+    """Seed of the model inits and the batches."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished): every stream from its checkpoint, a
-    stream without one from the start; the settings must be the same."""
-    data: PretrainData = field(default_factory=_default_data)
-    """The games, the context algorithm and its trajectories."""
+    stream without one from the start; the settings and the dataset must be the same."""
+    preset: Literal["cpu", "paper"] = "cpu"
+    """'cpu' or 'paper' (Shi et al. 2024: batch 32, lr 5e-4, 100 epochs of the dataset's
+    trajectories); fills the --train settings left at their CPU defaults."""
+    data: str = "data/games"
+    """Dataset dir from `icarena generate games`: its manifest fixes the setting, H, S, A, B, K
+    and the context algorithm; its train split is trained on, its val split gives eval/val_kl."""
     model: GameModel = field(default_factory=_default_model)
     """The model of each stream (the size of DPT, arXiv 2306.14892, and Lin, Bai & Mei 2023)."""
     train: GameTrainConfig = field(default_factory=_default_train)
     """Optimisation settings (per stream), the loss and the stream workers."""
 
     def validate(self) -> None:
-        self.data.validate()
+        check(self.preset in PRESET_NAMES,
+              f"preset must be one of {PRESET_NAMES}, got {self.preset!r}")
         self.model.validate()
         self.train.validate()
 
-    @property
-    def dims(self) -> tuple[int, int, int, int]:
-        return self.data.dims
 
-    @property
-    def streams(self) -> tuple[str, ...]:
-        return STREAMS[self.data.setting]
+def apply_paper_preset(train: GameTrainConfig, n_trajectories: int,
+                       cpu: GameTrainConfig | None = None) -> GameTrainConfig:
+    """``train`` with the paper's optimisation (batch 32, lr 5e-4 (min_lr lr / 10), 100 epochs
+    of the ``n_trajectories`` training trajectories) wherever it still holds the CPU default
+    ``cpu`` (a setting given explicitly wins; one equal to the CPU default counts as unset)."""
+    cpu = cpu or _default_train()
+    changes: dict[str, Any] = {k: v for k, v in PAPER_TRAIN.items()
+                               if getattr(train, k) == getattr(cpu, k)}
+    if train.steps == cpu.steps:
+        batch = changes.get("batch_size", train.batch_size)
+        changes["steps"] = max(1, -(-PAPER_EPOCHS * n_trajectories // batch))
+    return dataclasses.replace(train, **changes)
 
 
-def _check_options(options: Any, name: str) -> None:
-    check(isinstance(options, dict) and all(isinstance(k, str) for k in options),
-          f"{name} must be a dict of named options (--{name.replace('_', '-')} KEY VALUE ...), "
-          f"got {options!r}")
+def load_games_dataset(path: str | os.PathLike, *, verify: bool = True):
+    """Load a games dataset and its settings: ``(Dataset, settings)`` (DatasetError when the
+    directory is not a dataset of ``icarena generate games``, with the fix; ``verify``: check
+    every shard's checksum)."""
+    from icarena.pretraining.data.store import load_dataset
+
+    ds = load_dataset(path, verify=verify)
+    settings = dataset_settings(ds)
+    check(settings["setting"] in SETTINGS, f"{path}: unknown setting {settings['setting']!r}")
+    for stream in STREAMS[settings["setting"]]:
+        check(POLICY_COLUMNS[stream] in ds, f"{path} has no {POLICY_COLUMNS[stream]!r} column "
+              f"for the {stream} stream; regenerate it with `icarena generate games`")
+    return ds, settings
 
 
 def json_object(text: str | dict[str, Any], name: str) -> dict[str, Any]:
@@ -693,17 +644,28 @@ def json_object(text: str | dict[str, Any], name: str) -> dict[str, Any]:
 
 @writes_run
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
-    """Generate the pretraining data and train one model per stream; write the run dir.
+    """Train one model per stream on the games dataset ``cfg.data``; write the run dir.
 
-    Returns ``{"run_dir": str, "results": {stream: TrainResult}, "rows": [...]}`` (rows: final
-    training loss and validation KL/TV per stream, printed by the CLI).
+    Reads only that dataset (its train split; its val split, when present, for eval/val_kl and
+    eval/val_tv) and records its identity (manifest SHA-256) in ``config.json``'s ``dataset``
+    section, which ``icarena evaluate icgp`` checks. Returns ``{"run_dir": str, "results":
+    {stream: TrainResult}, "rows": [...]}`` (rows: final training loss and validation KL/TV per
+    stream, printed by the CLI).
     """
+    from icarena.pretraining.data.store import dataset_identity
+
     cfg.validate()
     out = Path(cfg.out_dir)
-    data, spec = cfg.data, cfg.model
-    H, S, A, B = cfg.dims
-    T = data.episodes * H
-    meta = icgp_meta(cfg)
+    ds, settings = load_games_dataset(cfg.data)
+    spec = cfg.model
+    train_cfg = cfg.train
+    if cfg.preset == "paper":
+        train_cfg = apply_paper_preset(train_cfg, int(ds["traj/game"].shape[0]))
+    setting = settings["setting"]
+    H, S, A, B = (int(settings[k]) for k in "HSAB")
+    T = int(settings["episodes"]) * H
+    meta = icgp_meta(settings, spec, labels=train_cfg.labels, seed=cfg.seed)
+    identity = {**dataset_identity(ds), "path": str(Path(cfg.data).resolve())}
     if cfg.resume and (out / META_FILE).exists():
         saved = read_meta(out)
         diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in meta.items() if saved.get(k) != v]
@@ -711,45 +673,57 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             raise CheckpointError(f"cannot resume {out}: its icgp.json differs ({'; '.join(diff)})"
                                   "; resume with the same settings, or start a new run in "
                                   "another --out-dir")
-    from icarena.lifecycle import atomic_write_json
-
+        before = recorded_dataset(out)
+        if before is not None and before.get("manifest_sha256") != identity["manifest_sha256"]:
+            raise CheckpointError(f"cannot resume {out}: it was trained on another dataset than "
+                                  f"{cfg.data} (manifest hashes differ); resume with the same "
+                                  "--data, or start a new run in another --out-dir")
     atomic_write_json(out / META_FILE, meta)
-    atomic_write_json(out / "config.json", {"pretrain": dataclasses.asdict(cfg)})
-    games = pretraining_games(H, S, A, B, data.n_games, cfg.seed, transition=data.transition)
-    rec = context_records(games, data.context, data.episodes, data.trajectories_per_game,
-                          seed=_seed_int(cfg.seed, 11), algo_kwargs=dict(data.context_options),
-                          workers=data.workers)
-    val = None
-    if data.val_games:
-        vg = pretraining_games(H, S, A, B, data.val_games, cfg.seed, branch=2,
-                               transition=data.transition)
-        val = context_records(vg, data.context, data.episodes, 1, seed=_seed_int(cfg.seed, 12),
-                              algo_kwargs=dict(data.context_options))
+    atomic_write_json(out / "config.json", {"pretrain": dataclasses.asdict(cfg),
+                                            "train_resolved": dataclasses.asdict(train_cfg),
+                                            "dataset": identity})
+    rec = {k: np.array(v) for k, v in split_columns(ds, "train").items()}
+    val = ({k: np.array(v) for k, v in split_columns(ds, "val").items()}
+           if has_split(ds, "val") else None)
     jobs = []
-    for i, stream in enumerate(cfg.streams):
+    for i, stream in enumerate(STREAMS[setting]):
         task = GamePolicyTask(
             step_tokens(rec, stream, H, S, A, B, spec.embedding), policy_targets(rec, stream),
-            labels=cfg.train.labels,
+            labels=train_cfg.labels,
             val_tokens=None if val is None else step_tokens(val, stream, H, S, A, B,
                                                             spec.embedding),
             val_targets=None if val is None else policy_targets(val, stream),
         )
-        mcfg = icgp_model_config(stream, cfg.dims, T, backbone=spec.backbone,
+        mcfg = icgp_model_config(stream, (H, S, A, B), T, backbone=spec.backbone,
                                  d_model=spec.d_model, n_layers=spec.n_layers,
                                  n_heads=spec.n_heads, backbone_cfg=dict(spec.options),
                                  embedding=spec.embedding, read_out=spec.read_out,
                                  read_out_cfg=dict(spec.read_out_options))
-        seed_everything(_seed_int(cfg.seed, 20 + i))
+        seed_everything(derived_seed(cfg.seed, 20 + i))
         model = SequenceModel(mcfg)
-        tcfg = cfg.train.trainer_config(seed=_seed_int(cfg.train.seed, cfg.seed, i))
+        tcfg = train_cfg.trainer_config(seed=derived_seed(train_cfg.seed, cfg.seed, i))
         run_config = {"stream": stream, "icgp": meta, "model": dataclasses.asdict(mcfg),
-                      "task": {"name": "icgp", "stream": stream, "icgp": meta,
-                               "data_workers": data.workers}}
+                      "task": {"name": "icgp", "stream": stream, "icgp": meta},
+                      "dataset": identity}
         jobs.append((model, task, tcfg, out / stream, run_config, cfg.resume))
-    results = dict(zip(cfg.streams, _train_streams(jobs, cfg.train.stream_workers), strict=True))
+    streams = STREAMS[setting]
+    results = dict(zip(streams, _train_streams(jobs, train_cfg.stream_workers), strict=True))
     rows = [{"stream": stream, "final_loss": res.losses[-1] if res.losses else float("nan"),
              **res.final_eval, "seconds": res.seconds} for stream, res in results.items()]
     return {"run_dir": str(out), "results": results, "rows": rows}
+
+
+def recorded_dataset(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``dataset`` section (manifest_sha256, generator, path) a run's ``config.json``
+    recorded, or None for a run made before runs recorded their dataset."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        section = json.loads(path.read_text()).get("dataset")
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise CheckpointError(f"{path} is not a valid run config ({e})") from e
+    return section if isinstance(section, dict) else None
 
 
 def _train_job(job: tuple) -> TrainResult:
@@ -769,18 +743,23 @@ def _train_streams(jobs: list[tuple], workers: int) -> list[TrainResult]:
     return _spawn_map(_train_job, jobs, workers)
 
 
-def icgp_meta(cfg: PretrainConfig) -> dict[str, Any]:
-    """The run's ``icgp.json``: what an in-context player needs to tokenize and read out (its
-    keys predate the config groups and stay as they are, so earlier run dirs keep loading)."""
-    data, spec = cfg.data, cfg.model
+def icgp_meta(settings: dict[str, Any], spec: GameModel, *, labels: str = "soft",
+              seed: int = 0) -> dict[str, Any]:
+    """The run's ``icgp.json``: what an in-context player needs to tokenize and read out, from
+    the dataset's settings (:func:`icarena.pretraining.data.games.dataset_settings`) and the
+    model (its keys predate datasets and stay as they are, so earlier run dirs keep loading)."""
+    setting = settings["setting"]
     return {
-        "schema": SCHEMA, "setting": data.setting, "H": data.H, "S": data.S, "A": data.A,
-        "B": data.B, "episodes": data.episodes, "streams": list(cfg.streams),
-        "context": data.context, "context_cfg": dict(data.context_options),
-        "n_games": data.n_games,
-        "trajectories_per_game": data.trajectories_per_game, "transition": data.transition,
-        "labels": cfg.train.labels, "embedding": spec.embedding, "read_out": spec.read_out,
-        "read_out_cfg": dict(spec.read_out_options), "seed": cfg.seed,
+        "schema": SCHEMA, "setting": setting, "H": settings["H"], "S": settings["S"],
+        "A": settings["A"], "B": settings["B"], "episodes": settings["episodes"],
+        "streams": list(STREAMS[setting]), "context": settings["algorithm"],
+        "context_cfg": dict(settings.get("context_options") or {}),
+        "n_games": settings["n_games"],
+        "trajectories_per_game": settings["trajectories_per_game"],
+        "transition": settings.get("transition", "dirichlet"),
+        "initial": settings.get("initial", "fixed"),
+        "labels": labels, "embedding": spec.embedding, "read_out": spec.read_out,
+        "read_out_cfg": dict(spec.read_out_options), "seed": seed,
         "backbone": spec.backbone,
     }
 
@@ -802,11 +781,6 @@ def read_meta(run_dir: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def _seed_int(*parts: int) -> int:
-    """A 31-bit seed derived from integer parts (stable across runs and platforms)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] >> 1)
-
-
 __all__ = [
     "CONTEXT_ALGORITHMS",
     "EMBEDDINGS",
@@ -816,7 +790,9 @@ __all__ = [
     "GameTrainConfig",
     "LABELS",
     "PretrainConfig",
-    "PretrainData",
+    "apply_paper_preset",
+    "load_games_dataset",
+    "recorded_dataset",
     "SETTINGS",
     "STREAMS",
     "context_records",

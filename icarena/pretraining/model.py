@@ -26,9 +26,8 @@ from torch import nn
 from icarena import limits
 from icarena.errors import CheckpointError, ConfigError, check
 from icarena.pretraining import backbones
+from icarena.pretraining.options import Option, Options  # noqa: F401  (re-exported)
 from icarena.pretraining.readouts import READ_OUTS, build_read_out
-
-Option = int | float | bool | str
 
 
 @dataclass
@@ -44,7 +43,7 @@ class ModelSpec:
     """Backbone blocks."""
     n_heads: int = 2
     """Attention heads."""
-    options: dict[str, Option] = field(default_factory=dict)
+    options: Options = field(default_factory=dict)
     """Extra backbone options, overriding the above (e.g. --model.options mlp_ratio 2)."""
 
     def backbone_cfg(self, **task: Any) -> dict[str, Any]:

@@ -18,7 +18,9 @@ within rounding of a category boundary (or a greedy near-tie) may differ.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,14 +30,58 @@ from torch import nn
 from icarena.envs.planning.tokens import NEWLINE, PAD
 from icarena.errors import check
 from icarena.lifecycle import writes_run
-from icarena.pretraining.model import ModelConfig, ModelSpec
-from icarena.pretraining.train import TrainConfig
+from icarena.pretraining.model import ModelConfig, ModelSpec, SequenceModel
+from icarena.pretraining.train import TrainConfig, TrainResult
 
 
 def alpine_model() -> ModelSpec:
     """The model ALPINE analyses: 1 layer, 1 head, width 120 (the path track's ``--model.*``
     defaults)."""
     return ModelSpec(d_model=120, n_layers=1, n_heads=1)
+
+
+def path_train_config() -> TrainConfig:
+    """The path track's recommended optimisation (``icarena pretrain path``'s ``--train.*``
+    defaults, used by :func:`icarena.pretraining.train_planner` unless told otherwise): 3,000
+    steps of batch 256, lr 1e-3 with 150 warm-up steps and cosine decay to 1e-4, weight decay
+    0.1, AdamW betas (0.9, 0.95) -- nanoGPT's settings in ALPINE's code (Wang et al. 2024,
+    arXiv 2405.09220) with a CPU-sized budget (the paper: 10k iterations of batch 1024, lr
+    5e-4). A fresh object on every call."""
+    return TrainConfig(steps=3000, batch_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=150,
+                       weight_decay=0.1, beta2=0.95, ckpt_every=500, log_every=25)
+
+
+def fit_path_model(
+    train_tokens: np.ndarray, n: int, block_size: int, *, model: ModelSpec | None = None,
+    train: TrainConfig | None = None, seed: int = 0, out_dir: str | os.PathLike | None = None,
+    val_tokens: np.ndarray | None = None, evaluate_fn: Any = None,
+    config: dict[str, Any] | None = None, resume: bool = False, overwrite: bool = False,
+) -> tuple[SequenceModel, TrainResult]:
+    """Build a path model (:func:`path_model_config`) for a graph on ``n`` nodes and train it
+    next-token on ``train_tokens`` (uint16/int (L, block_size + 1) ALPINE rows): the one
+    training recipe behind :func:`icarena.pretraining.train_planner`, ``icarena pretrain
+    path`` and the alpine / blocksworld experiments.
+
+    ``seed`` seeds the initialisation and the batches (it replaces ``train.seed``);
+    ``out_dir=None`` trains in memory. ``config`` is recorded in the run's config.json beside
+    the model config. Returns the model (eval mode) and the Trainer's result.
+    """
+    from icarena.pretraining.model import SequenceModel
+    from icarena.pretraining.train import seed_everything
+    from icarena.pretraining.train import train as run_train
+
+    spec = alpine_model() if model is None else model
+    train_cfg = dataclasses.replace(path_train_config() if train is None else train, seed=seed)
+    train_cfg.validate()
+    seed_everything(seed)
+    mcfg = path_model_config(spec, n + 2, block_size)
+    net = SequenceModel(mcfg)
+    task = PathLMTask(np.asarray(train_tokens), evaluate_fn=evaluate_fn,
+                      val_tokens=None if val_tokens is None else np.asarray(val_tokens))
+    full = {**(config or {}), "model": dataclasses.asdict(mcfg)}
+    result = run_train(net, task, train_cfg, out_dir, config=full, resume=resume,
+                       overwrite=overwrite)
+    return net.eval(), result
 
 
 def path_model_config(spec: ModelSpec, vocab: int, block_size: int) -> ModelConfig:
@@ -209,32 +255,31 @@ class PretrainConfig:
     model: ModelSpec = field(default_factory=alpine_model)
     """The model (ALPINE: 1 layer, 1 head, width 120; up to 6 layers / heads), built causal over
     the dataset's block size with tied embeddings and no biases."""
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=3000, batch_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=150, weight_decay=0.1,
-        beta2=0.95, ckpt_every=500, log_every=25))
+    train: TrainConfig = field(default_factory=path_train_config)
     """Optimisation (ALPINE's code: lr 5e-4, batch 1024, 10k iterations)."""
 
 
 @writes_run
 def pretrain(cfg: PretrainConfig) -> dict:
-    """``icarena pretrain path``: train on ``train/tokens`` and write the run dir."""
+    """``icarena pretrain path``: train on ``train/tokens`` and write the run dir (through
+    :func:`fit_path_model`, as :func:`icarena.pretraining.train_planner` does); the run records
+    the graph, so :meth:`icarena.pretraining.PathPlanner.load` reads it without the dataset."""
+    from icarena.envs.planning.dag import graph_from_edges
     from icarena.pretraining.data.store import dataset_identity, load_dataset
-    from icarena.pretraining.model import SequenceModel
-    from icarena.pretraining.train import seed_everything, train
+    from icarena.pretraining.planner import graph_record
 
     ds = load_dataset(cfg.data)
     check(ds.generator in ("alpine", "blocksworld"),
-          f"{cfg.data} was made by {ds.generator!r}; pass an alpine or blocksworld dataset")
+          f"{cfg.data} was made by {ds.generator!r}; pass an alpine or blocksworld dataset as "
+          "{data}", fields="data")
     n, block = int(ds.config["n"]), int(ds.config["block_size"])
-    train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed)
-    seed_everything(cfg.seed)
-    mcfg = path_model_config(cfg.model, n + 2, block)
-    model = SequenceModel(mcfg)
-    task = PathLMTask(np.asarray(ds["train/tokens"]), val_tokens=np.asarray(ds["test/tokens"]))
-    result = train(model, task, train_cfg, cfg.out_dir, resume=cfg.resume,
-                   config={"pretrain": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg),
-                           "dataset": dataset_identity(ds)})
-    return {"report": "", "rows": [{"steps": train_cfg.steps,
+    graph = graph_from_edges(n, np.asarray(ds["graph/edges"]))
+    _, result = fit_path_model(
+        np.asarray(ds["train/tokens"]), n, block, model=cfg.model, train=cfg.train,
+        seed=cfg.seed, out_dir=cfg.out_dir, val_tokens=np.asarray(ds["test/tokens"]),
+        resume=cfg.resume, config={"pretrain": dataclasses.asdict(cfg),
+                                   "dataset": dataset_identity(ds), "graph": graph_record(graph)})
+    return {"report": "", "rows": [{"steps": cfg.train.steps,
                                     "final loss": round(float(np.mean(result.losses[-50:])), 4),
                                     **{k: round(v, 4) for k, v in result.final_eval.items()},
                                     "run dir": cfg.out_dir}]}

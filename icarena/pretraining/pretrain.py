@@ -13,4 +13,5 @@ PRETRAINERS: dict[str, tuple[str, str]] = {
     "regression": ("icarena.pretraining.data.regression", "In-context regression (Garg et al.)"),
     "path": ("icarena.pretraining.path_lm", "Next-token training on ALPINE path lines"),
     "icgp": ("icarena.pretraining.game_lm", "ICGP: imitate EXP3/V-learning/VI-ULCB in context"),
+    "supernet": ("icarena.pretraining.search", "S3 weight-sharing supernet on regression prompts"),
 }

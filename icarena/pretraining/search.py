@@ -43,7 +43,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,12 @@ from torch import nn
 
 from icarena.envs.regression.families import make_family, sample_prompts
 from icarena.errors import ConfigError, check
-from icarena.lifecycle import atomic_write_bytes, atomic_write_json, writes_run
+from icarena.lifecycle import (
+    atomic_write_bytes,
+    atomic_write_json,
+    recorded_config,
+    writes_run,
+)
 from icarena.pretraining.backbones.supernet import SubnetConfig, SuperTransformer
 from icarena.pretraining.data.regression import RegressionTask, tokenize
 from icarena.pretraining.model import ModelConfig, SequenceModel
@@ -63,32 +68,22 @@ _VAL_STREAM = 0x5EA4C4  # seed-sequence word of the validation prompts (distinct
 
 
 @dataclass
-class SearchConfig:
-    """S3-style search: train a weight-sharing supernet, evolve sub-networks, extract the best."""
+class SearchData:
+    """The in-context regression task the sub-networks are searched on (Garg et al. prompts)."""
 
-    out_dir: str = "runs/search"
-    """Output directory (supernet run dir, winner run dir, search.json, report.md)."""
-    seed: int = 0
-    """Seed of everything (init, training batches, sub-network sampling, evolution)."""
-    overwrite: bool = False
-    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
-    resume: bool = False
-    """Continue the search in out_dir (killed or finished): the supernet (and the winner's
-    retraining) from their checkpoints; the search itself is deterministic and runs again."""
-    # ---- task
     family: str = "linear"
     """Regression function family (linear, sparse_linear, relu_2nn, decision_tree, holder, ...)."""
     d: int = 5
     """Input dimension."""
     k: int = 11
     """Points per prompt."""
-    n_val: int = 512
-    """Validation prompts (fitness)."""
-    n_test: int = 1280
-    """Held-out test prompts (reported for the winners only)."""
-    test_seed: int = 1234
-    """Seed of the test prompts."""
-    # ---- supernet (maxima and space; empty choices = the toy space scaled to the maxima)
+
+
+@dataclass
+class SearchModel:
+    """The supernet: its maxima and its space (empty choices = the toy space scaled to the
+    maxima)."""
+
     d_model: int = 64
     """Max embed width."""
     n_layers: int = 6
@@ -109,9 +104,14 @@ class SearchConfig:
     """Per-layer MLP ratio choices (empty: {2,3,4} at the defaults)."""
     causal: bool = True
     """Causal supernet (the regression prompts are read causally at x-token positions)."""
-    # ---- supernet training
-    train_steps: int = 2000
-    """Supernet training steps (one sampled sub-network per step)."""
+
+
+@dataclass
+class SearchTrain:
+    """Supernet training (one sampled sub-network per step) and the winner's retraining."""
+
+    steps: int = 2000
+    """Supernet training steps."""
     batch_size: int = 64
     """Prompts per step."""
     lr: float = 1e-3
@@ -120,7 +120,26 @@ class SearchConfig:
     """Linear warm-up steps."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
-    # ---- evolution
+    retrain_steps: int = 0
+    """Steps to retrain the extracted winner from its inherited weights (0: none)."""
+
+
+@dataclass
+class SearchEval:
+    """The prompts sub-networks are scored on."""
+
+    n_val: int = 512
+    """Validation prompts (the search's fitness)."""
+    n_test: int = 1280
+    """Held-out test prompts (reported for the winners only)."""
+    test_seed: int = 1234
+    """Seed of the test prompts."""
+
+
+@dataclass
+class Evolution:
+    """The evolutionary search over sub-networks (and the random-search control)."""
+
     population: int = 16
     """Population size."""
     top_k: int = 4
@@ -141,39 +160,74 @@ class SearchConfig:
     """Smallest legal backbone sub-network (parameters)."""
     param_max: int = 150_000
     """Largest legal backbone sub-network (parameters): the cap."""
-    retrain_steps: int = 0
-    """Steps to retrain the extracted winner from its inherited weights (0: none)."""
+
+
+@dataclass
+class SearchConfig:
+    """S3-style search: train a weight-sharing supernet, evolve sub-networks, extract the best."""
+
+    out_dir: str = "runs/search"
+    """Output directory (supernet run dir, winner run dir, search.json, report.md)."""
+    seed: int = 0
+    """Seed of everything (init, training batches, sub-network sampling, evolution)."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the search in out_dir (killed or finished): the supernet (and the winner's
+    retraining) from their checkpoints; the search itself is deterministic and runs again."""
+    data: SearchData = field(default_factory=SearchData)
+    """The regression task."""
+    model: SearchModel = field(default_factory=SearchModel)
+    """The supernet and its search space."""
+    train: SearchTrain = field(default_factory=SearchTrain)
+    """Supernet training."""
+    eval: SearchEval = field(default_factory=SearchEval)
+    """Validation (fitness) and test prompts."""
+    search: Evolution = field(default_factory=Evolution)
+    """The evolutionary search."""
 
     def validate(self) -> None:
-        for name in ("d", "k", "n_val", "n_test", "train_steps", "batch_size", "population",
-                     "top_k", "generations"):
-            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("n_mutations", "n_crossovers", "retrain_steps", "param_min", "warmup_steps"):
-            check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        check(self.top_k <= self.population,
-              f"top_k ({self.top_k}) must be <= population ({self.population})")
+        groups = {"data": ("d", "k"), "eval": ("n_val", "n_test"),
+                  "train": ("steps", "batch_size"),
+                  "search": ("population", "top_k", "generations")}
+        for group, names in groups.items():
+            for name in names:
+                v = getattr(getattr(self, group), name)
+                check(v >= 1, f"{group}.{name} must be >= 1, got {v}")
+        for group, name in (("search", "n_mutations"), ("search", "n_crossovers"),
+                            ("train", "retrain_steps"), ("search", "param_min"),
+                            ("train", "warmup_steps")):
+            v = getattr(getattr(self, group), name)
+            check(v >= 0, f"{group}.{name} must be >= 0, got {v}")
+        ev = self.search
+        check(ev.top_k <= ev.population,
+              f"search.top_k ({ev.top_k}) must be <= search.population ({ev.population})")
         for name in ("p_depth", "p_embed", "p_layer"):
-            v = getattr(self, name)
-            check(0.0 <= v <= 1.0, f"{name} must be in [0, 1], got {v}")
-        check(self.param_min <= self.param_max,
-              f"param_min ({self.param_min}) must be <= param_max ({self.param_max})")
+            v = getattr(ev, name)
+            check(0.0 <= v <= 1.0, f"search.{name} must be in [0, 1], got {v}")
+        check(ev.param_min <= ev.param_max,
+              f"search.param_min ({ev.param_min}) must be <= search.param_max ({ev.param_max})")
 
     def backbone_cfg(self) -> dict[str, Any]:
-        return {"d_model": self.d_model, "n_layers": self.n_layers, "n_heads": self.n_heads,
-                "head_dim": self.head_dim, "mlp_ratio": self.mlp_ratio,
-                "depth_choices": list(self.depth_choices),
-                "embed_choices": list(self.embed_choices),
-                "head_choices": list(self.head_choices),
-                "mlp_ratio_choices": list(self.mlp_ratio_choices),
-                "causal": self.causal, "max_len": 2 * self.k}
+        m = self.model
+        return {"d_model": m.d_model, "n_layers": m.n_layers, "n_heads": m.n_heads,
+                "head_dim": m.head_dim, "mlp_ratio": m.mlp_ratio,
+                "depth_choices": list(m.depth_choices),
+                "embed_choices": list(m.embed_choices),
+                "head_choices": list(m.head_choices),
+                "mlp_ratio_choices": list(m.mlp_ratio_choices),
+                "causal": m.causal, "max_len": 2 * self.data.k}
 
 
 def quick_config(out_dir: str) -> SearchConfig:
     """A tiny search that finishes in seconds (for quickstart and tests)."""
-    return SearchConfig(out_dir=out_dir, d=3, k=6, n_val=64, n_test=64, d_model=16, n_layers=3,
-                        n_heads=2, head_dim=8, train_steps=30, batch_size=16, warmup_steps=5,
-                        population=6, top_k=2, n_mutations=2, n_crossovers=2, generations=2,
-                        param_max=20_000, threads=1)
+    return SearchConfig(
+        out_dir=out_dir, data=SearchData(d=3, k=6),
+        model=SearchModel(d_model=16, n_layers=3, n_heads=2, head_dim=8),
+        train=SearchTrain(steps=30, batch_size=16, warmup_steps=5, threads=1),
+        eval=SearchEval(n_val=64, n_test=64),
+        search=Evolution(population=6, top_k=2, n_mutations=2, n_crossovers=2, generations=2,
+                         param_max=20_000))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,14 +343,16 @@ def _offspring(top: list[SubnetConfig], space: dict[str, tuple],
 
     def mutant() -> SubnetConfig:
         parent = top[int(rng.integers(len(top)))]
-        return mutate(parent, space, rng, cfg.p_depth, cfg.p_embed, cfg.p_layer)
+        ev = cfg.search
+        return mutate(parent, space, rng, ev.p_depth, ev.p_embed, ev.p_layer)
 
     def child() -> SubnetConfig:
         i, j = rng.integers(len(top), size=2)
         return crossover(top[int(i)], top[int(j)], rng)
 
-    return ([_draw_legal(mutant, legal, "mutant") for _ in range(cfg.n_mutations)]
-            + [_draw_legal(child, legal, "crossover child") for _ in range(cfg.n_crossovers)])
+    return ([_draw_legal(mutant, legal, "mutant") for _ in range(cfg.search.n_mutations)]
+            + [_draw_legal(child, legal, "crossover child")
+               for _ in range(cfg.search.n_crossovers)])
 
 
 def evolve(net: SuperTransformer, fitness: Callable[[SubnetConfig], float], cfg: SearchConfig,
@@ -305,7 +361,7 @@ def evolve(net: SuperTransformer, fitness: Callable[[SubnetConfig], float], cfg:
     space = net.config.space()
 
     def legal(s: SubnetConfig) -> bool:
-        return is_legal(net, s, cfg.param_min, cfg.param_max)
+        return is_legal(net, s, cfg.search.param_min, cfg.search.param_max)
 
     cache: dict[SubnetConfig, float] = {}
 
@@ -315,16 +371,16 @@ def evolve(net: SuperTransformer, fitness: Callable[[SubnetConfig], float], cfg:
         return cache[s]
 
     population = [_draw_legal(lambda: net.sample_config(rng), legal, "initial sub-network")
-                  for _ in range(cfg.population)]
+                  for _ in range(cfg.search.population)]
     history = []
     top: list[SubnetConfig] = []
-    for gen in range(cfg.generations):
+    for gen in range(cfg.search.generations):
         ranked = sorted(dict.fromkeys(population), key=lambda s: (score(s), str(s)))
-        top = ranked[: cfg.top_k]
+        top = ranked[: cfg.search.top_k]
         history.append({"generation": gen, "best_val_loss": score(top[0]),
                         "top_k_mean_val_loss": float(np.mean([score(s) for s in top])),
                         "evaluated": len(cache)})
-        if gen == cfg.generations - 1:
+        if gen == cfg.search.generations - 1:
             break
         population = top + _offspring(top, space, legal, cfg, rng)
     return {"best": top[0], "best_val_loss": score(top[0]), "history": history,
@@ -338,7 +394,7 @@ def random_search(net: SuperTransformer, fitness: Callable[[SubnetConfig], float
     misses = 0
     while len(seen) < budget and misses < 1000:
         s = _draw_legal(lambda: net.sample_config(rng),
-                        lambda c: is_legal(net, c, cfg.param_min, cfg.param_max),
+                        lambda c: is_legal(net, c, cfg.search.param_min, cfg.search.param_max),
                         "random sub-network")
         if s in seen:
             misses += 1
@@ -416,56 +472,115 @@ def _short(sub: SubnetConfig) -> str:
     return f"L{sub.depth} E{sub.embed} H[{heads}] R[{ratios}]"
 
 
-@writes_run
-def search(cfg: SearchConfig) -> dict[str, Any]:
-    """Run the whole pipeline (see the module docstring) and write its outputs."""
-    cfg.validate()
-    out = Path(cfg.out_dir)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    t0 = time.perf_counter()
-    family = make_family(cfg.family, cfg.d)
-    task = RegressionTask(family, cfg.k, n_eval=cfg.n_test, eval_seed=cfg.test_seed)
-    val = sample_prompts(family, np.random.default_rng([cfg.seed, _VAL_STREAM]), cfg.n_val, cfg.k)
-    val_tokens = tokenize(val.x, val.y)
-    val_y = torch.as_tensor(val.y, dtype=torch.float32)
+@dataclass
+class SupernetConfig:
+    """Train the weight-sharing supernet alone (``icarena pretrain supernet``); search it later
+    with ``icarena evaluate search --run-dir RUN``."""
 
-    seed_everything(cfg.seed)
-    model_cfg = ModelConfig(backbone="supernet", backbone_cfg=cfg.backbone_cfg(),
-                            input_kind="vectors", input_dim=cfg.d, output_dim=1)
-    model = SequenceModel(model_cfg)
-    net = supernet_of(model)
-    lo, hi = net.count_params(net.min_config()), net.count_params(net.max_config())
-    check(cfg.param_max >= lo and cfg.param_min <= hi,
-          f"the parameter range [{cfg.param_min}, {cfg.param_max}] misses the space, whose "
-          f"sub-networks have {lo} to {hi} backbone parameters; change param_min / param_max")
+    out_dir: str = "runs/supernet"
+    """Run dir of the supernet (config.json, model.safetensors at the max sub-network, ckpt.pt)."""
+    seed: int = 0
+    """Seed of the init, the batches, the sampled sub-networks and the validation prompts."""
+    overwrite: bool = False
+    """Replace the icarena run already in out_dir (anything else there is never deleted)."""
+    resume: bool = False
+    """Continue the run in out_dir (killed or finished) with the same settings."""
+    data: SearchData = field(default_factory=SearchData)
+    """The regression task."""
+    model: SearchModel = field(default_factory=SearchModel)
+    """The supernet and its search space."""
+    train: SearchTrain = field(default_factory=SearchTrain)
+    """Supernet training (retrain_steps is not used here)."""
+    eval: SearchEval = field(default_factory=SearchEval)
+    """Validation prompts (logged for the max / min sub-networks) and test prompts."""
+
+    def validate(self) -> None:
+        SearchConfig(**{f.name: getattr(self, f.name)
+                        for f in dataclasses.fields(self)}).validate()
+
+    backbone_cfg = SearchConfig.backbone_cfg
+
+
+class SupernetProblem:
+    """A supernet task model with its task and validation prompts, as ``cfg`` defines them."""
+
+    def __init__(self, cfg: SearchConfig | SupernetConfig, model: SequenceModel | None = None):
+        family = make_family(cfg.data.family, cfg.data.d)
+        self.task = RegressionTask(family, cfg.data.k, n_eval=cfg.eval.n_test,
+                                   eval_seed=cfg.eval.test_seed)
+        val = sample_prompts(family, np.random.default_rng([cfg.seed, _VAL_STREAM]),
+                             cfg.eval.n_val, cfg.data.k)
+        self.val_tokens = tokenize(val.x, val.y)
+        self.val_y = torch.as_tensor(val.y, dtype=torch.float32)
+        if model is None:
+            seed_everything(cfg.seed)
+            model = SequenceModel(ModelConfig(backbone="supernet",
+                                              backbone_cfg=cfg.backbone_cfg(),
+                                              input_kind="vectors", input_dim=cfg.data.d,
+                                              output_dim=1))
+        self.model = model
+        self.net = supernet_of(model)
 
     @torch.no_grad()
-    def val_loss(m: nn.Module) -> float:
+    def val_loss(self, m: nn.Module) -> float:
         was = m.training
         m.eval()
-        loss = float(task.loss(m, {"tokens": val_tokens, "y": val_y}))
+        loss = float(self.task.loss(m, {"tokens": self.val_tokens, "y": self.val_y}))
         m.train(was)
         return loss
 
-    def fitness(sub: SubnetConfig) -> float:
-        net.set_active(sub)
-        return val_loss(model)
+    def fitness(self, sub: SubnetConfig) -> float:
+        self.net.set_active(sub)
+        return self.val_loss(self.model)
 
-    config = {"model": dataclasses.asdict(model_cfg), "search": dataclasses.asdict(cfg)}
-    tcfg = TrainConfig(steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                       warmup_steps=min(cfg.warmup_steps, cfg.train_steps), seed=cfg.seed,
-                       threads=cfg.threads, device="cpu",
-                       ckpt_every=max(1, cfg.train_steps // 4),
-                       log_every=max(1, cfg.train_steps // 100), progress=False)
-    sn_task = SupernetTask(task, net, val_loss)
-    trained = train(model, sn_task, tcfg, out / "supernet", config=config,
+
+def _train_config(cfg: SearchConfig | SupernetConfig, steps: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
+                       warmup_steps=min(cfg.train.warmup_steps, steps), seed=cfg.seed,
+                       threads=cfg.train.threads, device="cpu", ckpt_every=max(1, steps // 4),
+                       log_every=max(1, steps // 100), progress=False)
+
+
+def train_supernet(cfg: SearchConfig | SupernetConfig, out_dir: str | Path,
+                   config: dict[str, Any],
+                   sn: SupernetProblem | None = None) -> tuple[SupernetProblem, Any]:
+    """S3 step 1: uniform single-path training of the supernet ``sn`` (default: a fresh one
+    from ``cfg``) into the run dir ``out_dir`` (``config`` is recorded in its config.json beside
+    the model); returns (supernet, result)."""
+    sn = sn or SupernetProblem(cfg)
+    config = {"model": dataclasses.asdict(sn.model.cfg), **config}
+    trained = train(sn.model, SupernetTask(sn.task, sn.net, sn.val_loss),
+                    _train_config(cfg, cfg.train.steps), out_dir, config=config,
                     resume=cfg.resume)
-    model.eval()
+    sn.model.eval()
+    return sn, trained
 
-    rng = np.random.default_rng([cfg.seed, 1])
-    evo = evolve(net, fitness, cfg, rng)
-    rnd = random_search(net, fitness, len(evo["evaluated"]), cfg, np.random.default_rng(
+
+@writes_run
+def pretrain_supernet(cfg: SupernetConfig) -> dict[str, Any]:
+    """``icarena pretrain supernet``: train the supernet into ``cfg.out_dir``."""
+    cfg.validate()
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    _, trained = train_supernet(cfg, cfg.out_dir, {"pretrain": recorded_config(cfg)})
+    return {"run_dir": cfg.out_dir, "rows": [{"final_loss": trained.losses[-1],
+                                              **trained.final_eval}]}
+
+
+def search_trained(sn: SupernetProblem, cfg: SearchConfig, out: Path,
+                   supernet_dir: str | Path) -> dict[str, Any]:
+    """S3 steps 2-5 on a trained supernet: evolution and the random-search control with
+    inherited weights, extraction (and optional retraining) of the winner into ``out/winner``;
+    writes ``out/search.json`` and ``out/report.md`` and returns the results."""
+    t0 = time.perf_counter()
+    net, model = sn.net, sn.model
+    lo, hi = net.count_params(net.min_config()), net.count_params(net.max_config())
+    check(cfg.search.param_max >= lo and cfg.search.param_min <= hi,
+          f"the parameter range [{cfg.search.param_min}, {cfg.search.param_max}] misses the "
+          f"space, whose sub-networks have {lo} to {hi} backbone parameters; change "
+          "--search.param-min / --search.param-max")
+    evo = evolve(net, sn.fitness, cfg, np.random.default_rng([cfg.seed, 1]))
+    rnd = random_search(net, sn.fitness, len(evo["evaluated"]), cfg, np.random.default_rng(
         [cfg.seed, 2]))
 
     # the winner, standalone; its outputs must equal the supernet's at that config
@@ -473,17 +588,15 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
     winner = extract_model(model, best).eval()
     net.set_active(best)
     with torch.no_grad():
-        diff = float((winner(val_tokens[:64]) - model(val_tokens[:64])).abs().max())
+        diff = float((winner(sn.val_tokens[:64]) - model(sn.val_tokens[:64])).abs().max())
     if diff > 1e-5:  # an internal invariant (tested), not a user error
         raise RuntimeError(f"extracted winner differs from the supernet by {diff}")
     winner_dir = out / "winner"
     extra = {"search": dataclasses.asdict(cfg), "subnet": best.to_dict()}
-    if cfg.retrain_steps > 0:
-        rcfg = dataclasses.replace(tcfg, steps=cfg.retrain_steps,
-                                   warmup_steps=min(cfg.warmup_steps, cfg.retrain_steps),
-                                   ckpt_every=max(1, cfg.retrain_steps // 4))
-        train(winner.train(), task, rcfg, winner_dir, resume=cfg.resume,
-              config={"model": dataclasses.asdict(winner.cfg), **extra})
+    retrain = cfg.train.retrain_steps
+    if retrain > 0:
+        train(winner.train(), sn.task, _train_config(cfg, retrain), winner_dir,
+              resume=cfg.resume, config={"model": dataclasses.asdict(winner.cfg), **extra})
         winner.eval()
     else:
         save_model_dir(winner, winner_dir, extra)
@@ -492,9 +605,9 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
     test_err = {}
     for name, sub in (("evolution", best), ("random", rnd["best"])):
         net.set_active(sub)
-        test_err[name] = task.evaluate(model)["err_mean"]
-    if cfg.retrain_steps > 0:
-        test_err["evolution (retrained)"] = task.evaluate(winner)["err_mean"]
+        test_err[name] = sn.task.evaluate(model)["err_mean"]
+    if retrain > 0:
+        test_err["evolution (retrained)"] = sn.task.evaluate(winner)["err_mean"]
     net.set_active(net.max_config())
 
     rows = [
@@ -510,15 +623,44 @@ def search(cfg: SearchConfig) -> dict[str, Any]:
         "random_best": rnd["best"].to_dict(), "random_val_loss": rnd["best_val_loss"],
         "random_params": net.count_params(rnd["best"]),
         "n_evaluations": len(evo["evaluated"]), "history": evo["history"],
-        "test_err": test_err, "param_range": [cfg.param_min, cfg.param_max],
-        "supernet_final_loss": trained.losses[-1], "supernet_eval": trained.final_eval,
-        "extract_max_abs_diff": diff, "supernet_dir": str(out / "supernet"),
-        "winner_dir": str(winner_dir), "seconds": time.perf_counter() - t0, "rows": rows,
+        "test_err": test_err, "param_range": [cfg.search.param_min, cfg.search.param_max],
+        "extract_max_abs_diff": diff, "supernet_dir": str(supernet_dir),
+        "winner_dir": str(winner_dir), "search_seconds": time.perf_counter() - t0,
+        "rows": rows,
         "columns": list(rows[0]),  # the table order for `icarena report` (keys are sorted on disk)
     }
-    atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "search.json", results)
     report = out / "report.md"
     atomic_write_bytes(report, _report(results).encode())
     results["report"] = str(report)
     return results
+
+
+@writes_run
+def search(cfg: SearchConfig) -> dict[str, Any]:
+    """Run the whole pipeline (see the module docstring) and write its outputs."""
+    cfg.validate()
+    out = Path(cfg.out_dir)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    t0 = time.perf_counter()
+    sn = SupernetProblem(cfg)
+    lo, hi = sn.net.count_params(sn.net.min_config()), sn.net.count_params(sn.net.max_config())
+    check(cfg.search.param_max >= lo and cfg.search.param_min <= hi,  # before any training
+          f"the parameter range [{cfg.search.param_min}, {cfg.search.param_max}] misses the "
+          f"space, whose sub-networks have {lo} to {hi} backbone parameters; change "
+          "--search.param-min / --search.param-max")
+    config = {"search": dataclasses.asdict(cfg)}
+    sn, trained = train_supernet(cfg, out / "supernet", config, sn)
+    results = search_trained(sn, cfg, out, out / "supernet")
+    results.update(supernet_final_loss=trained.losses[-1], supernet_eval=trained.final_eval,
+                   seconds=time.perf_counter() - t0)
+    atomic_write_json(out / "config.json", {"model": dataclasses.asdict(sn.model.cfg),
+                                            **config})
+    atomic_write_json(out / "search.json", {k: v for k, v in results.items() if k != "report"})
+    return results
+
+
+# the names `icarena pretrain supernet` looks up (icarena.pretraining.pretrain)
+PretrainConfig = SupernetConfig
+pretrain = pretrain_supernet

@@ -1,6 +1,7 @@
 """Trainer: AdamW + warm-up/cosine schedule + clipping, TensorBoard, checkpoints, resume, DDP.
 
-``train(model, task, cfg, out_dir, config=...)`` runs ``cfg.steps`` optimisation steps. The
+``train(model, task, cfg, out_dir, config=...)`` runs ``cfg.steps`` optimisation steps
+(``out_dir=None``: in memory, nothing written). The
 batch of step ``i`` on rank ``r`` is ``task.sample_batch(np.random.default_rng([seed, r, i]),
 batch_size)``, so the data stream is a pure function of (seed, rank, step): a resumed run sees
 exactly the batches an uninterrupted run would, and reaches the same weights.
@@ -125,35 +126,50 @@ class TrainConfig:
     compile: bool = False
     """Run the model through torch.compile (the weights written are the same module's)."""
 
-    def validate(self) -> None:
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied and checked, e.g.
+        ``path_train_config().replace(steps=500)`` (a task's recommended settings, shorter)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        check(not unknown, f"unknown TrainConfig field(s) {unknown}; valid: {sorted(names)}",
+              fields="train")
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    def validate(self, prefix: str = "train") -> None:
+        """Raise a ConfigError naming the field (``train.lr`` in Python, ``--train.lr`` on the
+        command line) of the first invalid setting."""
+        def need(ok: bool, name: str, rule: str) -> None:
+            path = f"{prefix}.{name}" if prefix else name
+            check(ok, f"{{{path}}} {rule}, got {getattr(self, name)!r}", fields=path)
+
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.type in ("int", int):
-                check(isinstance(v, int) and not isinstance(v, bool),
-                      f"--train.{f.name.replace('_', '-')} must be an integer, got {v!r}")
+                need(isinstance(v, int) and not isinstance(v, bool), f.name, "must be an integer")
             elif f.type in ("float", float):
-                check(isinstance(v, int | float) and not isinstance(v, bool)
-                      and math.isfinite(v) and abs(v) <= FLOAT32_MAX,
-                      f"--train.{f.name.replace('_', '-')} must be a finite number that fits "
-                      f"float32, got {v!r}")
-        check(0 <= self.threads <= MAX_THREADS, f"--train.threads must be in 0..{MAX_THREADS} "
-              f"(0: torch's default), got {self.threads}")
-        check(self.seed >= 0, f"--train.seed must be >= 0, got {self.seed}")
-        check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
-        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
-        check(0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}")
-        check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
-        check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
-        check(self.ckpt_every >= 1, f"ckpt_every must be >= 1, got {self.ckpt_every}")
-        check(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
-        check(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
-        check(self.device in ("auto", "cpu", "cuda"),
-              f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        check(self.precision in ("fp32", "bf16"),
-              f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+                need(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                     and abs(v) <= FLOAT32_MAX, f.name, "must be a finite number that fits "
+                     "float32")
+        need(0 <= self.threads <= MAX_THREADS, "threads",
+             f"must be in 0..{MAX_THREADS} (0: torch's default)")
+        need(self.seed >= 0, "seed", "must be >= 0")
+
+        need(self.steps >= 1, "steps", "must be >= 1")
+        need(self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(self.lr > 0 and math.isfinite(self.lr), "lr", "must be > 0")
+        need(0 <= self.min_lr <= self.lr, "min_lr", "must be in [0, lr]")
+        need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(0 <= self.beta1 < 1, "beta1", "must be in [0, 1)")
+        need(0 <= self.beta2 < 1, "beta2", "must be in [0, 1)")
+        need(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 disables clipping)")
+        need(self.ckpt_every >= 1, "ckpt_every", "must be >= 1")
+        need(self.log_every >= 1, "log_every", "must be >= 1")
+        need(self.eval_every >= 0, "eval_every", "must be >= 0 (0: only at the end)")
+        need(self.device in ("auto", "cpu", "cuda"), "device", "must be 'auto', 'cpu' or 'cuda'")
+        need(self.precision in ("fp32", "bf16"), "precision", "must be 'fp32' or 'bf16'")
 
 
 @dataclass
@@ -170,6 +186,9 @@ class TrainResult:
     """Peak memory: CUDA max allocated, or the process's max RSS on CPU."""
     seconds: float = 0.0
     out_dir: Path | None = None
+    """The run dir (None for an in-memory run)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The run's full config (what config.json holds, also for an in-memory run)."""
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -228,8 +247,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise IcarenaError("device 'cuda' was requested but this machine has no CUDA "
-                               "device; use --train.device cpu (or auto)")
+            raise IcarenaError("device='cuda' but no CUDA device is available; set "
+                               "{train.device} to 'cpu' or 'auto'", fields="train.device")
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
@@ -424,7 +443,7 @@ def train(
     model: nn.Module,
     task: Task,
     cfg: TrainConfig,
-    out_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None,
     *,
     config: dict[str, Any] | None = None,
     resume: bool = False,
@@ -437,8 +456,12 @@ def train(
         task: object implementing the Task protocol.
         cfg: optimisation settings.
         out_dir: the run directory (:mod:`icarena.lifecycle`: created, refused if it holds
-            anything else, locked while training).
-        config: the caller's resolved config, saved in config.json together with ``train``. Its
+            anything else, locked while training); None trains in memory and writes nothing
+            (no run dir, checkpoints or TensorBoard events; ``resume`` must then be False).
+        config: the caller's resolved config, saved in config.json together with ``train``
+            (and, when it has no ``model`` section and ``model`` is a
+            :class:`~icarena.pretraining.model.SequenceModel`, with the model's config, so that
+            :func:`~icarena.pretraining.model.load_model` rebuilds it from the run dir). Its
             ``model``, ``task`` and ``dataset`` sections and the optimiser / schedule settings
             define the run (:func:`run_identity`): a resume refuses a checkpoint that differs in
             them and names the keys.
@@ -450,13 +473,17 @@ def train(
     """
     cfg.validate()
     require_training_fits(model, task, cfg)
+    if out_dir is None:
+        check(not resume, "resume=True needs an out_dir holding the run to continue",
+              fields="resume")
+        return _train(model, task, cfg, None, config, resume=False)
     out_dir = Path(out_dir)
     with claim_run(out_dir, overwrite=overwrite, resume=resume, require_existing=False) as mode:
         return _train(model, task, cfg, out_dir, config, resume=mode == "resume")
 
 
 def _train(
-    model: nn.Module, task: Task, cfg: TrainConfig, out_dir: Path,
+    model: nn.Module, task: Task, cfg: TrainConfig, out_dir: Path | None,
     config: dict[str, Any] | None, *, resume: bool,
 ) -> TrainResult:
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
@@ -464,9 +491,14 @@ def _train(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     full_config = dict(config or {})
+    from icarena.pretraining.model import SequenceModel
+
+    if "model" not in full_config and isinstance(model, SequenceModel):
+        full_config["model"] = dataclasses.asdict(model.cfg)  # load_model rebuilds it from this
     full_config["train"] = dataclasses.asdict(cfg)
     full_config["provenance"] = provenance(device)
-    ckpt_path = out_dir / "ckpt.pt"
+    write = info.is_main and out_dir is not None  # rank 0 of a run with a run dir writes files
+    ckpt_path = out_dir / "ckpt.pt" if out_dir is not None else None
 
     start_step, losses, eval_history = 0, [], []
     state = None
@@ -479,10 +511,11 @@ def _train(
                 f"checkpoint's ({'; '.join(diff)}); resume with the same settings, or start a "
                 "new run in another --out-dir"
             )
-    elif not resume and (ckpt_path.exists() or (out_dir / "model.safetensors").exists()):
+    elif not resume and ckpt_path is not None and (
+            ckpt_path.exists() or (out_dir / "model.safetensors").exists()):
         raise CheckpointError(
-            f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to "
-            "replace it, or choose another --out-dir"
+            f"{out_dir} already holds a run; pass {{resume}} to continue it, {{overwrite}} to "
+            "replace it, or choose another {out_dir}", fields=("resume", "overwrite", "out_dir")
         )
 
     model.to(device)
@@ -520,7 +553,7 @@ def _train(
         model = torch.compile(model)
 
     writer = None
-    if info.is_main:
+    if write:
         out_dir.mkdir(parents=True, exist_ok=True)
         from torch.utils.tensorboard import SummaryWriter
 
@@ -555,9 +588,9 @@ def _train(
                 raise IcarenaError(
                     f"training loss became {value} at step {bad}; the batches hold non-finite "
                     "values or rows with no target (check the dataset), or the optimisation "
-                    "diverged (lower --train.lr, raise --train.warmup-steps, set "
-                    "--train.grad-clip)"
-                )
+                    "diverged (lower {train.lr}, raise {train.warmup_steps}, set "
+                    "{train.grad_clip})",
+                    fields=("train.lr", "train.warmup_steps", "train.grad_clip"))
             losses.extend(values[:-1].tolist())
             pending.clear()
 
@@ -609,7 +642,7 @@ def _train(
                     bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 if eval_now and info.is_main:
                     run_eval(done)
-                if info.is_main and ckpt_now:
+                if write and ckpt_now:
                     if not config_written:  # config.json is written with the first weights
                         atomic_write_json(out_dir / "config.json", full_config)
                         config_written = True
@@ -638,12 +671,12 @@ def _train(
                 writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in final_eval.items()},
                                    run_name=".")
                 writer.close()
-            if info.is_main and not config_written:  # a resumed run that had no steps left
+            if write and not config_written:  # a resumed run that had no steps left
                 atomic_write_json(out_dir / "config.json", full_config)
-            if info.is_main and final_eval:
+            if write and final_eval:
                 _save_checkpoint(ckpt_path, inner, opt, sched, cfg.steps, losses, eval_history,
                                  full_config, task)
-            if info.is_main:
+            if write:
                 _write_train_metrics(out_dir / "metrics.json", {
                     "tokens_per_s": tps, "steps": cfg.steps, "steps_timed": steps_timed,
                     "train_seconds": train_seconds, "final_loss": losses[-1] if losses else None,
@@ -654,6 +687,7 @@ def _train(
         return TrainResult(
             losses=losses, eval_history=eval_history, final_eval=final_eval, tokens_per_s=tps,
             peak_mem_bytes=peak, seconds=time.perf_counter() - t_start, out_dir=out_dir,
+            config=full_config,
         )
     finally:  # the event writer's thread must not outlive a failed run (nor its directory)
         if writer is not None:

@@ -13,9 +13,24 @@ from icarena.experiments import backbones as bb
 from icarena.pretraining import backbones as registry
 
 
-def _tiny(tmp_path, **kw) -> bb.Config:
+def _tiny(tmp_path, **groups) -> bb.Config:
+    """quick_config with ``group={"task.field": value, "field": value}`` changes."""
     cfg = bb.quick_config(str(tmp_path / "run"))
-    return dataclasses.replace(cfg, **kw)
+    return _with(cfg, **groups)
+
+
+def _with(cfg: bb.Config, **groups) -> bb.Config:
+    for group, changes in groups.items():
+        section = getattr(cfg, group)
+        for key, value in changes.items():
+            task, _, name = key.rpartition(".")
+            if task:
+                section = dataclasses.replace(section, **{task: dataclasses.replace(
+                    getattr(section, task), **{name: value})})
+            else:
+                section = dataclasses.replace(section, **{name: value})
+        cfg = dataclasses.replace(cfg, **{group: section})
+    return cfg
 
 
 def _cell(tmp_path, cfg: bb.Config, task: str, backbone: str, data=None) -> dict:
@@ -32,27 +47,36 @@ def test_registered_and_defaults_cover_every_backbone_and_task():
     names, tasks, extra = bb.resolve(bb.Config())
     assert names == registry.available() and "bixt" in names and "sympformer" in names
     assert tasks == ["regression", "alpine", "icgp"]
-    names, _, _ = bb.resolve(bb.Config(exclude=("bixt",)))
+    names, _, _ = bb.resolve(_with(bb.Config(), model={"exclude": ("bixt",)}))
     assert "bixt" not in names and len(names) == len(registry.available()) - 1
-    _, _, extra = bb.resolve(bb.Config(backbone_options='{"bixt": {"n_latents": 8}}'))
+    _, _, extra = bb.resolve(_with(bb.Config(), model={"options": {"bixt.n_latents": 8}}))
     assert extra["bixt"] == {"n_latents": 8} and extra["gpt"] == {}
 
 
+def test_each_cell_spec_gathers_its_task_from_the_four_groups():
+    cfg = _with(bb.Config(), data={"regression.d": 3}, model={"regression.d_model": 8},
+                train={"regression.steps": 7}, eval={"regression.n_eval": 9})
+    assert cfg.regression == bb.RegressionSpec(d=3, k=11, d_model=8, n_layers=3, n_heads=2,
+                                               steps=7, batch_size=32, lr=1e-3,
+                                               warmup_steps=50, n_eval=9, eval_seed=1234)
+    assert cfg.alpine == bb.Config().alpine  # the other tasks keep their settings
+
+
 @pytest.mark.parametrize("kw, needle", [
-    ({"backbones": ("gpt", "transformerxl")}, "transformerxl"),
-    ({"exclude": ("nope",)}, "nope"),
-    ({"backbones": ("gpt",), "exclude": ("gpt",)}, "no backbone left"),
-    ({"tasks": ("chess",)}, "chess"),
-    ({"backbone_options": "{not json"}, "JSON"),
-    ({"backbone_options": '{"gpt": {"d_model": 8}}'}, "shared budget"),
-    ({"backbone_options": '{"bert": {}}'}, "bert"),
-    ({"regression": bb.RegressionSpec(d=5, k=10)}, "2d"),
-    ({"alpine": bb.AlpineSpec(steps=0)}, "alpine.steps"),
-    ({"smoothing": 1.0}, "smoothing"),
+    ({"model": {"backbones": ("gpt", "transformerxl")}}, "transformerxl"),
+    ({"model": {"exclude": ("nope",)}}, "nope"),
+    ({"model": {"backbones": ("gpt",), "exclude": ("gpt",)}}, "no backbone left"),
+    ({"data": {"tasks": ("chess",)}}, "chess"),
+    ({"model": {"options": {"n_latents": 8}}}, "BACKBONE.OPTION"),
+    ({"model": {"options": {"gpt.d_model": 8}}}, "shared budget"),
+    ({"model": {"options": {"bert.x": 1}}}, "bert"),
+    ({"data": {"regression.k": 10}}, "2d"),
+    ({"train": {"alpine.steps": 0}}, "train.alpine.steps"),
+    ({"eval": {"smoothing": 1.0}}, "smoothing"),
 ])
 def test_bad_config_raises_config_error_naming_the_problem(kw, needle):
     with pytest.raises(ConfigError, match=needle):
-        bb.resolve(bb.Config(**kw))
+        bb.resolve(_with(bb.Config(), **kw))
 
 
 def test_ema_matches_closed_form_weights():
@@ -95,10 +119,8 @@ def test_regression_cell_metric_matches_independent_recomputation(tmp_path):
 def test_supernet_cell_is_single_path_trained_and_scored_at_max(tmp_path):
     from icarena.pretraining.model import load_model
 
-    cfg = _tiny(tmp_path, regression=dataclasses.replace(bb.RegressionSpec(), steps=12,
-                                                         batch_size=8, warmup_steps=2,
-                                                         d_model=16, n_layers=3, n_heads=2,
-                                                         d=2, k=5, n_eval=32))
+    cfg = _tiny(tmp_path, train={"regression.steps": 12},
+                model={"regression.n_layers": 3})
     sup = bb.run_cell(_cell(tmp_path, cfg, "regression", "supernet"))
     gpt = bb.run_cell(_cell(tmp_path, cfg, "regression", "gpt"))
     # trained on random sub-networks: the losses differ from the max network's (gpt) run
@@ -119,9 +141,9 @@ def test_alpine_cell_path_validity_matches_rescoring_with_path_is_valid(tmp_path
     from icarena.pretraining.model import load_model
     from icarena.pretraining.path_lm import sample_completions
 
-    cfg = _tiny(tmp_path, alpine=dataclasses.replace(bb.quick_config("x").alpine, steps=120,
-                                                     batch_size=32, lr=5e-3, d_model=32,
-                                                     n_prompts=30))
+    cfg = _tiny(tmp_path, train={"alpine.steps": 120, "alpine.batch_size": 32,
+                                 "alpine.lr": 5e-3},
+                model={"alpine.d_model": 32}, eval={"alpine.n_prompts": 30})
     data_dir = bb.prepare_alpine(cfg.alpine, tmp_path / "data", cfg.seed)
     res = bb.run_cell(_cell(tmp_path, cfg, "alpine", "gpt", data=str(data_dir)))
     data = load_path_dataset(data_dir)
@@ -159,7 +181,8 @@ def test_icgp_cell_dir_is_a_playable_run_and_gap_matches_evaluator(tmp_path):
 
 # ------------------------------------------------------------------------------ end to end
 def test_run_writes_table_plot_and_refuses_to_overwrite(tmp_path):
-    cfg = _tiny(tmp_path, backbones=("gpt", "sympformer", "bixt"), tasks=("regression",))
+    cfg = _tiny(tmp_path, model={"backbones": ("gpt", "sympformer", "bixt")},
+                data={"tasks": ("regression",)})
     out = bb.run(cfg)
     run = tmp_path / "run"
     for name in ("config.json", "metrics.json", "report.md", "sympformer_vs_gpt.png",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -91,6 +93,26 @@ def test_evaluate_stage_and_its_errors(tmp_path):
     assert mine[0]["method"] == "N2"
     assert mine[0]["gap_avg"] == theirs["TF N=2"]["gap_avg"]
     assert mine[0]["ratio_avg_to_context"] == theirs["TF N=2"]["ratio_avg_to_context"]
+    # the experiment chained generate -> pretrain: one games dataset per N inside out_dir, which
+    # the run recorded; pretraining that dataset by hand gives the same weights
+    from icarena.pretraining.data import load_dataset
+    from icarena.pretraining.game_lm import PretrainConfig, pretrain
+
+    ds = load_dataset(out / "data" / "N2", generator="games")
+    assert ds.config["n_games"] == 2 and ds.config["episodes"] == 4
+    recorded = json.loads((out / "N2" / "config.json").read_text())["dataset"]
+    assert recorded["manifest_sha256"] == ds.manifest_sha256
+    cfg = icgp_decentralized.Config()
+    by_hand = tmp_path / "by-hand"
+    pretrain(PretrainConfig(out_dir=str(by_hand), data=str(out / "data" / "N2"),
+                            model=dataclasses.replace(cfg.model, d_model=8, n_layers=1,
+                                                      n_heads=2),
+                            train=dataclasses.replace(cfg.train, steps=2, batch_size=2,
+                                                      warmup_steps=1, ckpt_every=2,
+                                                      log_every=1, stream_workers=1)))
+    for stream in ("max", "min"):
+        assert (by_hand / stream / "model.safetensors").read_bytes() == \
+            (out / "N2" / stream / "model.safetensors").read_bytes()
     from icarena.errors import CheckpointError, ConfigError
 
     with pytest.raises(ConfigError, match="run-dir"):
@@ -99,6 +121,29 @@ def test_evaluate_stage_and_its_errors(tmp_path):
         ev.evaluate(ev.EvalConfig(run_dir=str(tmp_path)))
     with pytest.raises(CheckpointError, match="already holds a run"):
         run_stage("run", "icgp-decentralized", ["--out-dir", str(out), *MICRO[:-1]])
+
+
+def test_paper_preset_fills_only_the_settings_left_at_the_cpu_defaults():
+    import tyro
+
+    dec, cen = icgp_decentralized, icgp_centralized
+    cpu = dec.apply_preset(dec.Config(), dec.Config(), 3000)
+    assert cpu == dec.Config()
+    paper = dec.apply_preset(dec.Config(preset="paper"), dec.Config(), 3000)
+    assert paper.data.episodes == 3000 and paper.data.n_values == (10, 20)
+    assert (paper.train.batch_size, paper.train.lr, paper.train.min_lr) == (32, 5e-4, 5e-5)
+    # 100 epochs of the largest N's trajectories: 20 games x 5 trajectories, batch 32
+    assert paper.train.steps == math.ceil(100 * 20 * 5 / 32)
+    # explicit flags win
+    cfg = tyro.cli(dec.Config, args=["--preset", "paper", "--train.steps", "7",
+                                     "--data.n-values", "30", "--train.batch-size", "8"])
+    got = dec.apply_preset(cfg, dec.Config(), 3000)
+    assert (got.train.steps, got.data.n_values, got.train.batch_size) == (7, (30,), 8)
+    assert got.data.episodes == 3000 and got.train.lr == 5e-4
+    c = cen.apply_preset(cen.Config(preset="paper"), cen.Config(), 300)
+    assert c.data.episodes == 300 and c.train.steps == math.ceil(100 * 20 / 32)
+    with pytest.raises(Exception, match="preset"):
+        dec.apply_preset(dec.Config(preset="gpu"), dec.Config(), 3000)
 
 
 def test_acceptance_checks_logic():

@@ -207,13 +207,21 @@ def test_context_records_in_worker_chunks_are_seeded_per_chunk():
         gl.context_records(games, "viulcb", 4, 1, seed=5, workers=0)
 
 
-def _tiny(tmp_path, setting="decentralized", data=None, model=None, **train):
-    dims = {"H": 1, "S": 1, "context": "exp3"} if setting == "decentralized" else \
-        {"H": 2, "S": 2, "context": "viulcb", "context_options": {"mwu_iters": 10}}
+def _games(tmp_path, setting="decentralized", **data):
+    """A tiny games dataset (``icarena generate games``) of ``setting``; returns its path."""
+    from icarena.pretraining.data.games import Config, generate
+
+    dims = {"H": 1, "S": 1, "algorithm": "exp3"} if setting == "decentralized" else \
+        {"H": 2, "S": 2, "algorithm": "viulcb", "context_options": {"mwu_iters": 10}}
+    return generate(Config(**{**dict(out_dir=str(tmp_path / f"{setting}-data"), setting=setting,
+                                     A=3, B=3, episodes=6, n_games=3, val_games=2, **dims),
+                              **data}))
+
+
+def _tiny(tmp_path, setting="decentralized", data=None, model=None, generate=True, **train):
     return gl.PretrainConfig(
         out_dir=str(tmp_path / setting),
-        data=gl.PretrainData(**{**dict(setting=setting, A=3, B=3, episodes=6, n_games=3,
-                                       val_games=2, **dims), **(data or {})}),
+        data=str(_games(tmp_path, setting, **(data or {}))) if generate else "",
         model=gl.GameModel(**{**dict(d_model=8, n_layers=1, n_heads=2), **(model or {})}),
         train=gl.GameTrainConfig(**{**dict(steps=3, batch_size=2, warmup_steps=1, ckpt_every=3,
                                            log_every=1, progress=False), **train}))
@@ -230,9 +238,16 @@ def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
     # the keys of icgp.json predate the config groups: earlier run dirs must keep loading
     assert sorted(meta) == sorted([
         "schema", "setting", "H", "S", "A", "B", "episodes", "streams", "context", "context_cfg",
-        "n_games", "trajectories_per_game", "transition", "labels", "embedding", "read_out",
-        "read_out_cfg", "seed", "backbone"])
-    assert meta["context_cfg"] == cfg.data.context_options
+        "n_games", "trajectories_per_game", "transition", "initial", "labels", "embedding",
+        "read_out", "read_out_cfg", "seed", "backbone"])
+    from icarena.pretraining.data import load_dataset
+
+    ds = load_dataset(cfg.data)
+    assert meta["context_cfg"] == ds.config["context_options"]
+    assert meta["episodes"] == ds.config["episodes"] == 6 and meta["n_games"] == 3
+    # the run records the dataset it read (the identity evaluate checks)
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"]["manifest_sha256"] == ds.manifest_sha256
     assert meta["read_out_cfg"] == cfg.model.read_out_options
     for s in gl.STREAMS[setting]:
         assert (run / s / "model.safetensors").is_file() and (run / s / "ckpt.pt").is_file()
@@ -242,7 +257,7 @@ def test_pretrain_writes_a_run_dir_per_stream(tmp_path, setting):
 
     player = InContextGamePlayer.load(run)  # the run dir alone rebuilds the models
     assert player.models[gl.STREAMS[setting][0]].cfg.read_out == meta["read_out"]
-    H, S = cfg.data.H, cfg.data.S
+    H, S = meta["H"], meta["S"]
     rec = player.play(gl.eval_games(H, S, 3, 3, 2, 7), 3, seed=0)
     assert rec["act/max"].shape == (2, 3 * H)
     with pytest.raises(CheckpointError, match="already holds"):
@@ -267,19 +282,25 @@ def test_streams_trained_side_by_side_match_one_after_the_other(tmp_path):
 
 
 def test_pretrain_config_errors(tmp_path):
-    for kw, msg in ((dict(data=dict(setting="both")), "setting"),
-                    (dict(data=dict(context="viulcb")), "does not fit"),
-                    (dict(stream_workers=0), "stream_workers"),
-                    (dict(data=dict(workers=0)), "data.workers"),
+    from icarena.pretraining.data.games import Config, resolve
+
+    for kw, msg in ((dict(setting="both"), "setting"),
+                    (dict(algorithm="viulcb"), "does not fit"),
+                    (dict(workers=0), "workers"), (dict(chunks=0), "chunks"),
+                    (dict(H=2, algorithm="exp3"), "matrix games"),
+                    (dict(context_options={"bad": 1}), "no option"),
+                    (dict(preset="gpu"), "preset")):
+        with pytest.raises(ConfigError, match=msg):
+            resolve(Config(**kw))
+    for kw, msg in ((dict(stream_workers=0), "stream_workers"),
                     (dict(model=dict(read_out="mlp")), "read_out"),
                     (dict(model=dict(read_out_options={"hidden": 8})), "--model.read-out query"),
-                    (dict(data=dict(H=2)), "matrix games"), (dict(labels="hard"), "labels"),
+                    (dict(labels="hard"), "labels"),
                     (dict(model=dict(embedding="x")), "embedding"),
                     (dict(model=dict(backbone="nope")), "unknown backbone"),
-                    (dict(model=dict(options=[1])), "dict of named options"),
-                    (dict(data=dict(context_options={"bad": 1})), "no option")):
+                    (dict(model=dict(options=[1])), "dict of named options")):
         with pytest.raises(ConfigError, match=msg):
-            _tiny(tmp_path, **kw).validate()
+            _tiny(tmp_path, generate=False, **kw).validate()
     with pytest.raises(ConfigError, match="causal"):
         gl.icgp_model_config("max", (1, 1, 3, 3), 4, backbone_cfg={"causal": False})
     with pytest.raises(ConfigError, match="groups"):
@@ -295,12 +316,13 @@ def test_option_flags_are_typed_key_value_pairs():
     import tyro
 
     from icarena.experiments import icgp_centralized
+    from icarena.pretraining.data.games import Config
 
+    data = tyro.cli(Config, args=["--context-options", "c", "0.05", "mwu_iters", "5", "eq", "lp"])
+    assert data.context_options == {"c": 0.05, "mwu_iters": 5, "eq": "lp"}
     cfg = tyro.cli(gl.PretrainConfig, args=[
-        "--data.context-options", "c", "0.05", "mwu_iters", "5", "eq", "lp",
         "--model.read-out", "query", "--model.read-out-options", "hidden", "8", "summary", "True",
         "--model.options", "mlp_ratio", "2"])
-    assert cfg.data.context_options == {"c": 0.05, "mwu_iters": 5, "eq": "lp"}
     assert cfg.model.read_out_options == {"hidden": 8, "summary": True}
     assert cfg.model.options == {"mlp_ratio": 2}
     cen = icgp_centralized.Config
@@ -310,3 +332,12 @@ def test_option_flags_are_typed_key_value_pairs():
     assert tyro.cli(cen, args=["--model.read-out-options"]).model.read_out_options == {}
     with pytest.raises(SystemExit):
         tyro.cli(cen, args=["--model.read-out-options", "hidden"])
+
+
+def test_paper_preset_of_pretrain_fills_the_train_settings_left_at_their_defaults():
+    cpu = gl.PretrainConfig().train
+    paper = gl.apply_paper_preset(cpu, 100)
+    assert (paper.batch_size, paper.lr, paper.min_lr) == (32, 5e-4, 5e-5)
+    assert paper.steps == 313  # 100 epochs of 100 trajectories in batches of 32, rounded up
+    mine = gl.apply_paper_preset(gl.GameTrainConfig(**{**vars(cpu), "steps": 9, "lr": 1e-2}), 100)
+    assert (mine.steps, mine.lr, mine.batch_size) == (9, 1e-2, 32)

@@ -14,7 +14,6 @@ from icarena.pretraining.game_lm import (
     GameModel,
     GameTrainConfig,
     PretrainConfig,
-    PretrainData,
     icgp_model_config,
     pretrain,
 )
@@ -139,9 +138,11 @@ def test_play_errors_name_the_problem():
 
 
 def test_load_from_a_pretrained_run_dir(tmp_path):
-    cfg = PretrainConfig(out_dir=str(tmp_path / "run"),
-                         data=PretrainData(H=1, S=1, A=3, B=3, episodes=5, n_games=2,
-                                           val_games=0),
+    from icarena.pretraining.data.games import Config, generate
+
+    data = generate(Config(out_dir=str(tmp_path / "data"), H=1, S=1, A=3, B=3, episodes=5,
+                           n_games=2, val_games=0))
+    cfg = PretrainConfig(out_dir=str(tmp_path / "run"), data=str(data),
                          model=GameModel(d_model=8, n_layers=1, n_heads=2),
                          train=GameTrainConfig(steps=2, batch_size=2, warmup_steps=1,
                                                ckpt_every=2, progress=False))

@@ -99,13 +99,14 @@ def test_generator_pool_roundtrip_and_determinism(tmp_path):
 
 
 def test_pretrain_entry_point_on_a_pool(tmp_path):
-    from icarena.pretraining.data.regression import PretrainConfig, pretrain
-    from icarena.pretraining.model import load_model
+    from icarena.pretraining.data.regression import PretrainConfig, RegressionData, pretrain
+    from icarena.pretraining.model import ModelSpec, load_model
     from icarena.pretraining.train import TrainConfig
 
     generate(Config(out_dir=str(tmp_path / "pool"), family="linear", d=2, k=4, n_prompts=64))
-    cfg = PretrainConfig(out_dir=str(tmp_path / "run"), data=str(tmp_path / "pool"), d_model=16,
-                         n_layers=1, n_eval=16,
+    cfg = PretrainConfig(out_dir=str(tmp_path / "run"),
+                         data=RegressionData(path=str(tmp_path / "pool"), n_eval=16),
+                         model=ModelSpec(d_model=16, n_layers=1),
                          train=TrainConfig(steps=3, batch_size=8, warmup_steps=1, progress=False))
     out = pretrain(cfg)
     assert [r["k"] for r in out["rows"]] == [0, 1, 2, 3]

@@ -134,3 +134,21 @@ def test_ddp_two_ranks_end_with_identical_weights(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file()
     init = toy_model().state_dict()
     assert any(not torch.equal(init[k], w0[k]) for k in w0)
+
+
+def test_in_memory_training_writes_nothing_and_matches_a_run_dir(tmp_path, monkeypatch):
+    """out_dir=None: no files at all; the weights equal those of the same run with a run dir,
+    whose config.json records the model config without a ``config`` argument (load_model)."""
+    monkeypatch.chdir(tmp_path)
+    mem_model = toy_model()
+    mem = train(mem_model, CountingTask(), cfg(steps=20), None)
+    assert list(tmp_path.iterdir()) == [] and mem.out_dir is None
+    assert mem.config["model"] == dataclasses.asdict(toy_model_config())
+    disk_model = toy_model()
+    disk = train(disk_model, CountingTask(), cfg(steps=20), tmp_path / "run")  # no config=
+    assert disk.losses == mem.losses
+    loaded, config = load_model(tmp_path / "run")
+    a, b = loaded.state_dict(), mem_model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(Exception, match="resume=True needs an out_dir"):
+        train(toy_model(), CountingTask(), cfg(steps=2), None, resume=True)

@@ -13,7 +13,9 @@
 
 Each context algorithm is one kernel written against :mod:`icarena.envs.games.backend`: numpy
 by default, torch on any device with ``device=`` (the same numpy-drawn uniforms, so both give
-the same record to rounding).
+the same record to rounding). With numba installed, ``device=None`` runs V-learning and the
+MWU equilibria of VI-ULCB on the compiled kernels of :mod:`~icarena.agents.games.compiled`
+(same record to rounding; the numpy kernels stay the reference and the fallback).
 """
 
 from icarena.agents.games.cce import cce_lp, cce_violation, mwu_cce, mwu_cce_bound

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 
+from icarena.agents.games import compiled
 from icarena.envs.games.backend import NUMPY, Backend, row_max, row_sum
 from icarena.errors import IcarenaError, check
 
@@ -109,9 +110,14 @@ def mwu_kernel(q_up, q_low, iters: int, eta: float, xp: Backend):
     The operations of the former implementation in the same order, so numpy gives the same
     bits: the two matrix-vector products keep their batched matmul, everything element-wise
     runs action-major on (n, M) rows over the M = prod(batch) matrices (contiguous vector
-    operations, no reduction over a short axis), and Σ_i x_i y_iᵀ accumulates in place.
+    operations, no reduction over a short axis), and Σ_i x_i y_iᵀ accumulates in place. With
+    numba installed, numpy arrays go to the compiled kernel
+    (:func:`icarena.agents.games.compiled.mwu`: the same layout in cache-sized chunks of pairs,
+    one fused pass per round between numpy's exponentials; equal to rounding).
     """
     batch, (A, B) = tuple(q_up.shape[:-2]), tuple(q_up.shape[-2:])
+    if not xp.is_torch and compiled.use(np.float64, None, max(A, B)):
+        return compiled.mwu(q_up, q_low, iters, eta)
     qu, ql = q_up.reshape(-1, A, B), q_low.reshape(-1, A, B)
     M = qu.shape[0]
     lx, ly = xp.zeros((A, M)), xp.zeros((B, M))  # log-weights, action-major

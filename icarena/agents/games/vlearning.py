@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from icarena.agents.games import compiled
 from icarena.agents.games.rollout import (
     Snapshots,
     Trace,
@@ -75,6 +76,22 @@ def alpha_weights(t: int, H: int) -> np.ndarray:
     return alpha * tail
 
 
+def schedule(H: int, S: int, n: int, K: int, cfg: VLearningConfig) -> np.ndarray:
+    """The tables (α_t, β_t, η_t) over the visit count t = 0..K, (3, K + 1) float64, of a
+    player with n actions (entry t = 0 is never read)."""
+    iota = np.log(H * S * n * K / cfg.p)
+    t = np.arange(K + 1, dtype=np.float64)
+    t[0] = 1.0  # never read
+    alpha = (H + 1.0) / (H + t)
+    if cfg.schedule == "jin2021":
+        beta = cfg.c * np.sqrt(H**3 * n * iota / t)
+        eta = np.sqrt(H * np.log(max(n, 2)) / (n * t))
+    else:
+        beta = cfg.c * np.sqrt(H**4 * n * iota / t)
+        eta = np.sqrt(np.log(max(n, 2)) / (n * t))
+    return np.stack([alpha, beta, eta])
+
+
 class _Player:
     """One V-learning copy per game, flat over (g, h, s): V, Ṽ and the visit counts N as
     vectors, and the per-(h, s) policy π, loss accumulator L and certified mixture m as one
@@ -94,17 +111,7 @@ class _Player:
         self.rows = self.st.reshape(G * H * S, 3 * n)
         # π in the record's dtype (numpy), kept in step with st: a snapshot is then a plain copy
         self.pi_rec = xp.asarray(st[:, 0], "float64" if xp.is_torch else np.dtype(dtype).name)
-        iota = np.log(H * S * n * K / cfg.p)
-        t = np.arange(K + 1, dtype=np.float64)
-        t[0] = 1.0  # never read
-        alpha = (H + 1.0) / (H + t)
-        if cfg.schedule == "jin2021":
-            beta = cfg.c * np.sqrt(H**3 * n * iota / t)
-            eta = np.sqrt(H * np.log(max(n, 2)) / (n * t))
-        else:
-            beta = cfg.c * np.sqrt(H**4 * n * iota / t)
-            eta = np.sqrt(np.log(max(n, 2)) / (n * t))
-        self.alpha, self.beta, self.eta = (xp.asarray(x) for x in (alpha, beta, eta))
+        self.alpha, self.beta, self.eta = (xp.asarray(x) for x in schedule(H, S, n, K, cfg))
         self.g = xp.arange(G)
 
     def policy(self):
@@ -165,14 +172,20 @@ def run_vlearning(
 
     The kernel keeps each player's per-(h, s) statistics flat over (game, h, s), reads the
     schedules (α_t, β_t, η_t) from tables over the visit count t, and touches one row per game
-    and player at every step.
+    and player at every step. With numba installed, ``device=None`` and a float32/float64
+    record run the compiled kernel of :mod:`icarena.agents.games.compiled` instead (same
+    record, equal to rounding).
     """
     cfg = cfg or VLearningConfig()
     cfg.validate()
     G, H, S, A, B = check_games(game)
     K = check_episodes(episodes)
-    xp = Backend(device) if device is not None else NUMPY
     rng = np.random.default_rng(seed)
+    if compiled.use(dtype, device, max(A, B)):
+        return compiled.run_vlearning(
+            game.rewards, game.transitions, np.broadcast_to(game.initial, (G, S)), K,
+            schedule(H, S, A, K, cfg), schedule(H, S, B, K, cfg), rng, dtype)
+    xp = Backend(device) if device is not None else NUMPY
     mx, mn = _Player(G, H, S, A, K, cfg, xp, dtype), _Player(G, H, S, B, K, cfg, xp, dtype)
     R = xp.asarray(game.rewards).reshape(-1)
     P = xp.asarray(game.transitions).reshape(-1, S)

@@ -169,7 +169,7 @@ def alpine_split(
     exact: bool = False,
     edges_in_train: bool = True,
     first_source_in_train: bool = True,
-    seed: int | Sequence[int] | None = None,
+    seed: int | Sequence[int] = 0,
     reach: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split the reachable pairs (s, t), s != t, into train and test (ALPINE Sec. 3.1).
@@ -185,7 +185,8 @@ def alpine_split(
        exactly ``round(train_fraction * P)`` of the P pairs (or all forced pairs, if more) - the
        ALPINE Blocksworld 80/20 split.
 
-    Unreachable pairs are never used. One ``rng.random`` draw per (s, t) of the n x n grid
+    Unreachable pairs are never used. ``seed`` (default 0) seeds ``np.random.default_rng``: the
+    same seed gives the same split. One ``rng.random`` draw per (s, t) of the n x n grid
     (``exact=False``) or one permutation of the free pairs (``exact=True``) is consumed.
 
     Returns:

@@ -117,7 +117,8 @@ def line_lengths(tokens: np.ndarray) -> np.ndarray:
 
 
 def decode_row(row: np.ndarray, n: int) -> tuple[list[int], str | None]:
-    """Decode one sampled token row to its node list.
+    """Decode one token row, prompt included, to its node list (:func:`decode_path` gives the
+    path alone).
 
     The row is cut at the first newline (the whole row if there is none). Returns
     ``(nodes, error)`` where ``error`` is None, or a message naming the first PAD or
@@ -134,6 +135,15 @@ def decode_row(row: np.ndarray, n: int) -> tuple[list[int], str | None]:
             return nodes, f"out-of-vocabulary token {tok} at position {pos} (vocab {vocab})"
         nodes.append(tok - NODE_OFFSET)
     return nodes, None
+
+
+def decode_path(row: np.ndarray, n: int, prompt_len: int = 2) -> list[int] | None:
+    """The path of one sampled row ``s t v_1 ... v_m \\n ...``: the nodes ``[v_1, ..., v_m]``
+    after the ``prompt_len``-token prompt, cut at the first newline; None if the completion
+    holds a PAD or out-of-vocabulary token before it (not a node sequence). Compare
+    :func:`decode_row`, which decodes the whole row, prompt included."""
+    nodes, err = decode_row(np.asarray(row).reshape(-1)[prompt_len:], n)
+    return None if err is not None else nodes
 
 
 def decode_rows(tokens: np.ndarray, n: int) -> list[list[int]]:

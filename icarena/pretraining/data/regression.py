@@ -23,17 +23,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from icarena import limits
-from icarena.envs.regression.families import Family, make_family, sample_prompts
+from icarena.envs.regression.families import Family, Prompts, make_family, sample_prompts
 from icarena.errors import check
 from icarena.lifecycle import writes_dataset, writes_run
 from icarena.pretraining.data.store import dataset_identity, load_dataset, write_dataset
+from icarena.pretraining.model import ModelSpec
 from icarena.pretraining.train import TrainConfig
 
 # A 2-word seed sequence cannot collide with the Trainer's 3-word (seed, rank, step) streams.
@@ -64,6 +65,20 @@ def predictions(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return model(tokens)[:, 0::2, 0]
 
 
+@torch.no_grad()
+def prefix_predictions_of(model: nn.Module, x: np.ndarray, y: np.ndarray, *,
+                          batch: int = 256) -> np.ndarray:
+    """A causal regression model's predictions (P, k) float64 on prompts x (P, k, d), y (P, k):
+    entry i is its prediction of y_i from the points before i (one forward pass per chunk of
+    ``batch`` prompts)."""
+    device = next(model.parameters()).device
+    out = []
+    for s in range(0, x.shape[0], batch):
+        tokens = tokenize(x[s : s + batch], y[s : s + batch])
+        out.append(predictions(model, tokens.to(device)).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(np.shape(y))
+
+
 def dimension_curriculum(start: int, every: int, d: int) -> tuple[int, int] | None:
     """An experiment's curriculum options as :class:`RegressionTask`'s ``curriculum``.
 
@@ -76,17 +91,44 @@ def dimension_curriculum(start: int, every: int, d: int) -> tuple[int, int] | No
     return (start, every) if start else None
 
 
+class Sampler(Protocol):
+    """A user's prompt sampler: ``sampler(rng, n, k) -> (x (n, k, d), y (n, k))``, drawing
+    every random number from ``rng`` (so a seed gives the same prompts); any function of that
+    signature is one."""
+
+    def __call__(self, rng: np.random.Generator, n: int,
+                 k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def draw_sampler(sampler: Sampler, rng: np.random.Generator, n: int, k: int) -> Prompts:
+    """``n`` prompts of ``k`` points from a user's sampler, shape-checked, as :class:`Prompts`
+    (float64; ``f`` = ``y``, no params)."""
+    out = sampler(rng, int(n), int(k))
+    ok = isinstance(out, tuple | list) and len(out) == 2
+    x, y = (np.asarray(a, dtype=np.float64) for a in out) if ok else (np.zeros(0), np.zeros(0))
+    check(ok and x.ndim == 3 and x.shape[:2] == (n, k) and y.shape == (n, k),
+          f"the sampler must return (x, y) of shapes (n={n}, k={k}, d) and (n, k) for "
+          f"sampler(rng, {n}, {k}); got {x.shape} and {y.shape}", fields="sampler")
+    check(bool(np.isfinite(x).all() and np.isfinite(y).all()),
+          "the sampler returned non-finite x or y", fields="sampler")
+    return Prompts(x=x, y=y, f=y, params={})
+
+
 class RegressionTask:
     """Trainer task: in-context regression on one function family.
 
     Args:
-        family: the function family (:func:`icarena.envs.regression.make_family`).
+        family: the function family (:func:`icarena.envs.regression.make_family`), or a
+            :data:`Sampler` ``(rng, n, k) -> (x, y)`` of one's own (then ``normaliser``
+            divides the reported errors; no curriculum, no pool).
         k: points per prompt.
         n_eval: held-out prompts for :meth:`evaluate`.
         eval_seed: seed of the held-out prompts.
         pool: optional finite prompt pool ``(x (P, k, d), y (P, k))``; each training prompt is
             then a uniformly drawn row instead of a fresh prompt.
         eval_batch: prompts per forward pass during evaluation.
+        normaliser: divide squared errors by this in :meth:`evaluate` (default: the family's
+            ``normaliser``; 1 for a sampler).
         curriculum: optional ``(start_dims, every)``: Garg et al.'s dimension curriculum --
             training prompts use ``start_dims`` active input coordinates (the rest set to 0,
             sparse supports inside them), one more every ``every`` steps up to d. Evaluation
@@ -103,9 +145,19 @@ class RegressionTask:
         pool: tuple[np.ndarray, np.ndarray] | None = None,
         eval_batch: int = 256,
         curriculum: tuple[int, int] | None = None,
+        normaliser: float | None = None,
     ) -> None:
-        check(k >= 1, f"k must be >= 1, got {k}")
-        check(n_eval >= 1, f"n_eval must be >= 1, got {n_eval}")
+        check(isinstance(k, int | np.integer) and k >= 1, f"k must be an int >= 1, got {k!r}",
+              fields="k")
+        check(n_eval >= 1, f"n_eval must be >= 1, got {n_eval}", fields="n_eval")
+        self.sampler: Sampler | None = None
+        if not isinstance(family, Family):
+            check(callable(family), "family must be a Family (icarena.envs.regression."
+                  f"make_family) or a sampler (rng, n, k) -> (x, y), got {type(family).__name__}",
+                  fields="family")
+            check(curriculum is None and pool is None,
+                  "a sampler draws its own prompts: no curriculum or pool", fields="family")
+            self.sampler = family
         if curriculum is not None:
             start, every = curriculum
             check(1 <= start <= family.d and every >= 1,
@@ -114,12 +166,22 @@ class RegressionTask:
             check(pool is None, "a dimension curriculum needs fresh prompts; drop the pool")
         self.curriculum = curriculum
         self._step = 0
-        self.family, self.k = family, int(k)
+        self.k = int(k)
         self.tokens_per_sample = 2 * self.k
         self.eval_batch = int(eval_batch)
-        self.eval_prompts = sample_prompts(
-            family, np.random.default_rng([eval_seed, _EVAL_STREAM]), n_eval, self.k
-        )
+        eval_rng = np.random.default_rng([eval_seed, _EVAL_STREAM])
+        if self.sampler is None:
+            self.family: Family | None = family
+            self.d = family.d
+            self.eval_prompts = sample_prompts(family, eval_rng, n_eval, self.k)
+        else:
+            self.family = None
+            self.eval_prompts = draw_sampler(self.sampler, eval_rng, n_eval, self.k)
+            self.d = int(self.eval_prompts.x.shape[-1])
+        default = family.normaliser if self.family is not None else 1.0
+        self.normaliser = float(default if normaliser is None else normaliser)
+        check(self.normaliser > 0, f"normaliser must be > 0, got {normaliser}",
+              fields="normaliser")
         self.pool = None
         if pool is not None:
             px, py = (np.asarray(a) for a in pool)
@@ -152,6 +214,9 @@ class RegressionTask:
         if self.pool is not None:
             rows = rng.integers(0, self.pool[0].shape[0], size=batch_size)
             x, y = self.pool[0][rows], self.pool[1][rows]
+        elif self.sampler is not None:
+            p = draw_sampler(self.sampler, rng, batch_size, self.k)
+            x, y = p.x, p.y
         else:
             p = sample_prompts(self.family, rng, batch_size, self.k,
                                active_dims=self.active_dims(self._step))
@@ -162,22 +227,17 @@ class RegressionTask:
         """Mean squared error over all k x-token positions."""
         return ((predictions(model, batch["tokens"]) - batch["y"]) ** 2).mean()
 
-    @torch.no_grad()
     def predict(self, model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Predictions (P, k) float64 of ``model`` on prompts (x, y), in chunks of eval_batch."""
-        device = next(model.parameters()).device
-        out = []
-        for s in range(0, x.shape[0], self.eval_batch):
-            tokens = tokenize(x[s : s + self.eval_batch], y[s : s + self.eval_batch])
-            out.append(predictions(model, tokens.to(device)).double().cpu().numpy())
-        return np.concatenate(out)
+        """Predictions (P, k) float64 of ``model`` on prompts (x, y), in chunks of eval_batch
+        (:func:`prefix_predictions_of`)."""
+        return prefix_predictions_of(model, x, y, batch=self.eval_batch)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Normalised squared error on the held-out prompts: ``err_k{i}`` per k and ``err_mean``."""
         was_training = model.training
         model.eval()
         p = self.eval_prompts
-        err = (self.predict(model, p.x, p.y) - p.y) ** 2 / self.family.normaliser
+        err = (self.predict(model, p.x, p.y) - p.y) ** 2 / self.normaliser
         model.train(was_training)
         curve = err.mean(axis=0)
         out = {f"err_k{i}": float(v) for i, v in enumerate(curve)}
@@ -265,8 +325,30 @@ def generate(cfg: Config) -> Path:
 # `icarena pretrain regression`: train a causal model on fresh prompts or on a prompt pool.
 
 
-def _default_train_config() -> TrainConfig:
+def regression_train_config() -> TrainConfig:
+    """The regression track's recommended optimisation (``icarena pretrain regression``'s
+    ``--train.*`` defaults, used by :func:`icarena.pretraining.train_regressor` unless told
+    otherwise): 18,000 steps of batch 64, AdamW lr 1e-3 with 200 warm-up steps and cosine
+    decay to 0, no weight decay, held-out error every 2,000 steps (Garg et al. 2022, arXiv
+    2208.01066, at a CPU budget). A fresh object on every call."""
     return TrainConfig(steps=18_000, batch_size=64, lr=1e-3, warmup_steps=200, eval_every=2000)
+
+
+@dataclass
+class RegressionData:
+    """The prompts of a regression run (``--data.*``): fresh prompts of a function family, or
+    a finite pool from ``icarena generate regression``."""
+
+    path: str = ""
+    """Prompt pool from `icarena generate regression` ('' = fresh prompts of the family below)."""
+    family: str = "linear"
+    """Function family of fresh prompts (ignored with a pool)."""
+    d: int = 5
+    """Input dimension of fresh prompts (ignored with a pool)."""
+    k: int = 11
+    """Points per fresh prompt (ignored with a pool)."""
+    n_eval: int = 1280
+    """Held-out prompts for the error logged during training."""
 
 
 @dataclass
@@ -275,59 +357,40 @@ class PretrainConfig:
 
     out_dir: str = "runs/regression"
     """Run directory."""
+    seed: int = 0
+    """Seed of the initialisation and the prompt stream."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
     """Continue the run in out_dir (killed or finished) from its checkpoint, same settings."""
-    seed: int = 0
-    """Seed of the initialisation and the prompt stream."""
-    data: str = ""
-    """Prompt pool from `icarena generate regression` ('' = fresh prompts from --family ...)."""
-    family: str = "linear"
-    """Function family of fresh prompts (ignored with --data)."""
-    d: int = 5
-    """Input dimension of fresh prompts (ignored with --data)."""
-    k: int = 11
-    """Points per fresh prompt (ignored with --data)."""
-    backbone: str = "gpt"
-    """Registered backbone name (built with causal=True)."""
-    d_model: int = 64
-    """Backbone width."""
-    n_layers: int = 3
-    """Backbone blocks."""
-    n_heads: int = 2
-    """Attention heads."""
-    n_eval: int = 1280
-    """Held-out prompts for evaluation."""
-    train: TrainConfig = field(default_factory=_default_train_config)
-    """Optimisation (TrainConfig)."""
+    data: RegressionData = field(default_factory=RegressionData)
+    """The prompts."""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    """The model (backbone built with causal=True over 2k tokens, vector read-in, scalar
+    read-out)."""
+    train: TrainConfig = field(default_factory=regression_train_config)
+    """Optimisation."""
 
 
 @writes_run
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
-    """Train a causal read-in -> backbone -> read-out model on in-context regression prompts."""
+    """``icarena pretrain regression``: a causal read-in -> backbone -> read-out model on
+    in-context regression prompts, through the recipe of
+    :func:`icarena.pretraining.train_regressor` (:func:`~icarena.pretraining.regressor.
+    fit_regression_model`)."""
     import dataclasses
 
-    from icarena.pretraining.model import ModelConfig, SequenceModel
-    from icarena.pretraining.train import seed_everything, train
+    from icarena.pretraining.regressor import fit_regression_model
 
-    if cfg.data:
-        task = RegressionTask.from_dataset(cfg.data, n_eval=cfg.n_eval)
+    data = cfg.data
+    if data.path:
+        task = RegressionTask.from_dataset(data.path, n_eval=data.n_eval)
     else:
-        task = RegressionTask(make_family(cfg.family, cfg.d), cfg.k, n_eval=cfg.n_eval)
-    fam = task.family
-    mcfg = ModelConfig(backbone=cfg.backbone,
-                       backbone_cfg={"d_model": cfg.d_model, "n_layers": cfg.n_layers,
-                                     "n_heads": cfg.n_heads, "causal": True,
-                                     "max_len": 2 * task.k},
-                       input_kind="vectors", input_dim=fam.d, output_dim=1)
-    seed_everything(cfg.seed)
-    model = SequenceModel(mcfg)
-    train_cfg = dataclasses.replace(cfg.train, seed=cfg.seed)
-    config = {"pretrain": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg),
-              "task": {"family": fam.to_dict(), "k": task.k}}
-    if cfg.data:
-        config["dataset"] = dataset_identity(load_dataset(cfg.data, verify=False))
-    result = train(model, task, train_cfg, cfg.out_dir, config=config, resume=cfg.resume)
+        task = RegressionTask(make_family(data.family, data.d), data.k, n_eval=data.n_eval)
+    config: dict[str, Any] = {"pretrain": dataclasses.asdict(cfg)}
+    if data.path:
+        config["dataset"] = dataset_identity(load_dataset(data.path, verify=False))
+    _, result = fit_regression_model(task, model=cfg.model, train=cfg.train, seed=cfg.seed,
+                                     out_dir=cfg.out_dir, config=config, resume=cfg.resume)
     return {"report": "", "rows": [{"k": i, "error / normaliser": round(
         result.final_eval[f"err_k{i}"], 4)} for i in range(task.k)]}

@@ -1,4 +1,5 @@
-"""Context-algorithm kernels: numpy = torch (CPU) = per-game reference loops; backend helpers."""
+"""Context-algorithm kernels: numpy = compiled = torch (CPU) = per-game reference loops; backend
+helpers."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from icarena.agents.games import (
     EXP3Config,
     VIULCBConfig,
     VLearningConfig,
+    compiled,
     run_exp3,
     run_viulcb,
     run_vlearning,
@@ -22,6 +24,18 @@ pytest.importorskip("torch")
 
 DTYPES = {"traj/h": np.int64, "traj/s": np.int64, "traj/s_next": np.int64, "act/max": np.int64,
           "act/min": np.int64, "rew/max": np.float64}
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def lane(request):
+    """Run the test body with ``device=None`` on the compiled kernels or on the numpy ones."""
+    if request.param == "compiled":
+        if not compiled.available():
+            pytest.skip("numba is not installed")
+        yield request.param
+    else:
+        with compiled.disabled():
+            yield request.param
 
 
 def _close(rec, ref, atol=1e-9):
@@ -61,7 +75,7 @@ def test_exp3_numpy_torch_loop(dims):
 
 @pytest.mark.parametrize("dims,init", [((2, 4, 5, 5), "fixed"), ((3, 2, 3, 9), "uniform"),
                                        ((1, 1, 4, 2), "fixed")])
-def test_vlearning_numpy_torch_loop(dims, init):
+def test_vlearning_numpy_torch_loop(lane, dims, init):
     g = TabularGame.random(*dims, seed=1, n_games=3, initial=init)
     cfg = VLearningConfig(c=0.2)
     rec = run_vlearning(g, 25, cfg=cfg, seed=3, dtype=np.float64)
@@ -76,7 +90,7 @@ def test_vlearning_numpy_torch_loop(dims, init):
 
 
 @pytest.mark.parametrize("dims,init", [((2, 3, 3, 2), "fixed"), ((2, 2, 2, 9), "uniform")])
-def test_viulcb_numpy_torch_loop(dims, init):
+def test_viulcb_numpy_torch_loop(lane, dims, init):
     g = TabularGame.random(*dims, seed=2, n_games=3, initial=init)
     cfg = VIULCBConfig(c=0.05, mwu_iters=15)
     rec = run_viulcb(g, 10, cfg=cfg, seed=4, dtype=np.float64)

@@ -37,8 +37,8 @@ def test_mutation_and_crossover_stay_in_the_space():
 
 def test_evolution_is_elitist_legal_and_seeded():
     net = _net()
-    cfg = S.SearchConfig(population=8, top_k=3, n_mutations=3, n_crossovers=2, generations=6,
-                         param_max=30_000)
+    cfg = S.SearchConfig(search=S.Evolution(population=8, top_k=3, n_mutations=3,
+                                            n_crossovers=2, generations=6, param_max=30_000))
     target = 12_000
 
     def fitness(sub):  # a synthetic landscape: be close to a parameter budget
@@ -57,14 +57,17 @@ def test_evolution_is_elitist_legal_and_seeded():
 
 def test_parameter_cap_that_admits_nothing_is_a_config_error():
     net = _net()
-    cfg = S.SearchConfig(param_max=10)
+    cfg = S.SearchConfig(search=S.Evolution(param_max=10))
     with pytest.raises(ConfigError, match="param_min, param_max"):
         S.evolve(net, lambda s: 0.0, cfg, np.random.default_rng(0))
 
 
-def _tiny(out_dir, **kw):
-    return dataclasses.replace(S.quick_config(str(out_dir)), train_steps=8, n_val=32, n_test=32,
-                               population=4, generations=2, **kw)
+def _tiny(out_dir):
+    cfg = S.quick_config(str(out_dir))
+    return dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, steps=8),
+        eval=dataclasses.replace(cfg.eval, n_val=32, n_test=32),
+        search=dataclasses.replace(cfg.search, population=4, generations=2))
 
 
 def test_search_end_to_end_extracts_an_identical_standalone_winner(tmp_path, monkeypatch):
@@ -106,11 +109,12 @@ def test_validation_prompts_are_not_the_test_prompts():
     from icarena.envs.regression.families import make_family, sample_prompts
 
     cfg = S.quick_config("unused")
-    fam = make_family(cfg.family, cfg.d)
-    task = RegressionTask(fam, cfg.k, n_eval=cfg.n_test, eval_seed=cfg.test_seed)
-    val = sample_prompts(fam, np.random.default_rng([cfg.seed, S._VAL_STREAM]), cfg.n_val, cfg.k)
-    test_rows = {r.tobytes() for r in task.eval_prompts.x.reshape(cfg.n_test, -1)}
-    assert not any(r.tobytes() in test_rows for r in val.x.reshape(cfg.n_val, -1))
+    d, k, ev = cfg.data.d, cfg.data.k, cfg.eval
+    fam = make_family(cfg.data.family, d)
+    task = RegressionTask(fam, k, n_eval=ev.n_test, eval_seed=ev.test_seed)
+    val = sample_prompts(fam, np.random.default_rng([cfg.seed, S._VAL_STREAM]), ev.n_val, k)
+    test_rows = {r.tobytes() for r in task.eval_prompts.x.reshape(ev.n_test, -1)}
+    assert not any(r.tobytes() in test_rows for r in val.x.reshape(ev.n_val, -1))
 
 
 def test_supernet_task_activates_a_sampled_subnet_per_step():
@@ -132,9 +136,10 @@ def test_supernet_task_activates_a_sampled_subnet_per_step():
 
 
 def test_config_errors():
-    with pytest.raises(ConfigError, match="top_k"):
-        S.search(S.SearchConfig(top_k=20, population=4))
+    with pytest.raises(ConfigError, match="search.top_k"):
+        S.search(S.SearchConfig(search=S.Evolution(top_k=20, population=4)))
     with pytest.raises(ConfigError, match="param_min"):
-        S.search(S.SearchConfig(param_min=10, param_max=5))
+        S.search(S.SearchConfig(search=S.Evolution(param_min=10, param_max=5)))
     with pytest.raises(ConfigError, match="misses the space"):  # refused before any training
-        S.search(dataclasses.replace(S.quick_config("unused"), param_max=10))
+        cfg = S.quick_config("unused")
+        S.search(dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, param_max=10)))

@@ -1,0 +1,76 @@
+"""The games track through the installed ``icarena`` command: ``generate games`` (the one producer
+of ICGP data, its bytes independent of --workers) -> ``pretrain icgp --data D`` (reads only D and
+records its manifest hash) -> ``evaluate icgp --run R`` (checks that hash)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from cli_helpers import TINY, ok, refused
+
+GAMES = ["--setting", "centralized", "--n-games", "3", "--episodes", "3",
+         "--trajectories-per-game", "2", "--val-games", "1", "--chunks", "3",
+         "--context-options", "mwu_iters", "5"]
+PRETRAIN = ["--model.d-model", "8", "--model.n-layers", "1", "--model.n-heads", "2",
+            "--train.steps", "4", "--train.batch-size", "2", "--train.warmup-steps", "1",
+            "--train.ckpt-every", "4", "--train.threads", "1"]
+EVAL = ["--eval.n-games", "2", "--eval.episodes", "2"]
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith(".")}
+
+
+def test_generate_games_bytes_do_not_depend_on_workers(tmp_path):
+    ok("generate", "games", *GAMES, "--out-dir", str(tmp_path / "w1"), "--workers", "1")
+    ok("generate", "games", *GAMES, "--out-dir", str(tmp_path / "w2"), "--workers", "2")
+    one, two = tree_bytes(tmp_path / "w1"), tree_bytes(tmp_path / "w2")
+    assert "manifest.json" in one and one == two
+
+
+def test_pretrain_reads_only_its_dataset_and_evaluate_checks_it(tmp_path):
+    data, run = tmp_path / "games", tmp_path / "run"
+    ok("generate", "games", *GAMES, "--out-dir", str(data))
+    ok("pretrain", "icgp", "--data", str(data), "--out-dir", str(run), *PRETRAIN)
+    manifest = json.loads((data / "manifest.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    import hashlib
+
+    sha = hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest()
+    assert config["dataset"]["manifest_sha256"] == sha
+    assert config["dataset"]["generator"] == "games"
+    # the settings that come from the data are the manifest's, not flags
+    meta = json.loads((run / "icgp.json").read_text())
+    assert (meta["setting"], meta["H"], meta["S"], meta["episodes"], meta["context"]) == (
+        "centralized", manifest["config"]["H"], manifest["config"]["S"], 3, "viulcb")
+    assert meta["context_cfg"] == {"mwu_iters": 5}
+    ok("evaluate", "icgp", "--run-dir", str(run), *EVAL)
+    # a moved dataset is found with --data; its hash is still checked
+    moved = tmp_path / "moved"
+    shutil.move(str(data), str(moved))
+    assert "cannot find the dataset" in refused("evaluate", "icgp", "--run-dir", str(run),
+                                                *EVAL, "--overwrite")
+    ok("evaluate", "icgp", "--run-dir", str(run), "--data", str(moved), *EVAL, "--overwrite")
+    # the dataset replaced by another one (another seed): evaluate refuses the run
+    ok("generate", "games", *GAMES, "--out-dir", str(moved), "--seed", "1", "--overwrite")
+    before = tree_bytes(run)
+    err = refused("evaluate", "icgp", "--run-dir", str(run), "--data", str(moved), *EVAL,
+                  "--overwrite")
+    assert "manifest hashes differ" in err and err.count("\n") <= 1
+    assert tree_bytes(run) == before
+    # and a resume on the replaced dataset is refused too
+    assert "another dataset" in refused("pretrain", "icgp", "--data", str(moved), "--out-dir",
+                                        str(run), *PRETRAIN, "--resume")
+
+
+def test_pretrain_refuses_what_is_not_a_games_dataset(tmp_path):
+    ok("generate", "alpine", *TINY["generate alpine"], "--out-dir", str(tmp_path / "alpine"))
+    err = refused("pretrain", "icgp", "--data", str(tmp_path / "alpine"), "--out-dir",
+                  str(tmp_path / "r"), *PRETRAIN)
+    assert "not 'games'" in err and err.count("\n") <= 1
+    assert "no dataset" in refused("pretrain", "icgp", "--data", str(tmp_path / "none"),
+                                   "--out-dir", str(tmp_path / "r"), *PRETRAIN)
+    assert not (tmp_path / "r").exists()
