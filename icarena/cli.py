@@ -7,6 +7,7 @@
     icarena run NAME [--flags]           a named experiment chaining the stages
     icarena search [--flags]             the same as `icarena run search`
     icarena report RUN [RUN ...]         run dirs' metrics.json -> markdown results table
+    icarena export FORMAT [--flags]      dataset -> minari dataset / learning histories
 
 Every command also takes --max-memory SIZE (default 16GiB, or ICARENA_MAX_MEMORY) and --max-work N
 (default 1e14 operations, or ICARENA_MAX_WORK): sizes above them are refused before anything runs.
@@ -34,6 +35,7 @@ STAGES: dict[str, tuple[str, str, str, str]] = {
     "pretrain": ("icarena.pretraining.pretrain", "PRETRAINERS", "PretrainConfig", "pretrain"),
     "evaluate": ("icarena.evaluation.evaluate", "EVALUATORS", "EvalConfig", "evaluate"),
     "run": ("icarena.experiments", "EXPERIMENTS", "Config", "run"),
+    "export": ("icarena.exports", "EXPORTERS", "Config", "export"),
 }
 
 
@@ -266,17 +268,21 @@ def list_everything() -> str:
             out.append(f"  {env_id:28s} (pettingzoo parallel) {plugin(env_id)}"
                        f"{_first_doc_line(spec.entry_point)}")
     out.append("\nbackbones (--backbone NAME):")
+    from icarena.evaluation.planning_probes import probe_support
+
     for n in backbones.available():
         try:
             decoding = "yes" if backbones.incremental(n) else "no (recomputes the prefix)"
-            help_line = f"{backbones.describe(n)} [incremental decoding: {decoding}]"
+            help_line = (f"{backbones.describe(n)} [incremental decoding: {decoding}; "
+                         f"path probes: {probe_support(n)}]")
         except Exception as e:  # a broken plugin backbone must not break `icarena list`
             help_line = f"(fails to load: {type(e).__name__}: {e})"
         out.append(f"  {n:28s} {help_line}")
     for stage, title in (("generate", "generators (icarena generate NAME)"),
                          ("pretrain", "pretraining tasks (icarena pretrain NAME)"),
                          ("evaluate", "evaluations (icarena evaluate NAME)"),
-                         ("run", "experiments (icarena run NAME)")):
+                         ("run", "experiments (icarena run NAME)"),
+                         ("export", "exports (icarena export FORMAT)")):
         out.append(f"\n{title}:")
         out += [f"  {n:28s} {h}" for n, (_, h) in sorted(_registry(stage).items())]
     return "\n".join(out)

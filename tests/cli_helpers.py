@@ -163,6 +163,8 @@ TINY: dict[str, list[str]] = {
                              "--model.read-out-options", "hidden", "8", "head_dim", "4",
                              "--eval.n-games", "2", "--train.steps", "20",
                              "--train.batch-size", "4", *TRAIN_TINY],
+    "export history": [],
+    "export minari": [],
     "run games-baselines": ["--eval.n-games", "1", "--eval.matrix-episodes", "20",
                             "--eval.markov-episodes", "5"],
     "run search": ["--data.d", "2", "--data.k", "4", "--model.d-model", "16",

@@ -1,6 +1,6 @@
 """Imports run one way: (errors, version, lifecycle, limits, plugins) -> envs -> agents ->
-pretraining -> evaluation -> experiments -> cli. Every import is scanned, including imports inside
-functions."""
+pretraining -> evaluation -> exports -> experiments -> cli. Every import is scanned, including
+imports inside functions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import icarena
 
 PACKAGE = Path(icarena.__file__).parent
 LAYERS = ["errors", "version", "lifecycle", "limits", "plugins", "envs", "agents", "pretraining",
-          "evaluation", "experiments", "cli"]
+          "evaluation", "exports", "experiments", "cli"]
 LEAVES = {"errors", "version", "lifecycle", "limits", "plugins"}  # shared helpers below envs
 
 

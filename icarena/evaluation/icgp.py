@@ -55,6 +55,97 @@ from icarena.pretraining.game_lm import (
     recorded_dataset,
 )
 
+CONTEXT_ALGORITHMS = ("exp3", "vlearning", "viulcb")
+
+
+@dataclass
+class GameCurves:
+    """Nash gap vs episode of several players on the same games (:func:`evaluate_game_players`).
+
+    ``gaps[name]``: ``{"last": (G, K), "avg": (G, K)[, "cert": (G, K)]}`` -- the duality gap of
+    each game's per-episode policy pair and of the state-wise running average
+    (:func:`icarena.evaluation.nash.record_gap_curves`); ``uniform``: (G,) the gap of uniform
+    play; ``H``: the horizon (gap / H is per step).
+    """
+
+    gaps: dict[str, dict[str, np.ndarray]]
+    uniform: np.ndarray
+    H: int
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.gaps)
+
+    def final(self, name: str, kind: str = "avg") -> float:
+        """Mean over games of ``name``'s ``kind`` gap at the last episode."""
+        return float(self.gaps[name][kind][:, -1].mean())
+
+    def table(self, digits: int = 4) -> str:
+        """Markdown table: final average / last-iterate gap per player (means over games), and
+        the ratio of the average gap to the first player's."""
+        ref = self.final(self.names[0])
+        rows = [[n, self.final(n), self.final(n, "last"),
+                 self.final(n) / ref if ref > 0 else float("nan")] for n in self.names]
+        rows.append(["uniform", float(self.uniform.mean()), float(self.uniform.mean()),
+                     float(self.uniform.mean()) / ref if ref > 0 else float("nan")])
+        return markdown_table(["player", "gap avg", "gap last", f"ratio to {self.names[0]}"],
+                              rows, digits=digits)
+
+
+def evaluate_game_players(
+    games: Any,
+    players: Mapping[str, Any],
+    *,
+    episodes: int,
+    seed: int = 0,
+    query: str = "episode",
+) -> GameCurves:
+    """Play every player on the user's games for K episodes with the same random-draw seed and
+    return the Nash-gap curves.
+
+    Args:
+        games: a :class:`~icarena.envs.games.TabularGame` batch (G,).
+        players: name -> a trained :class:`icarena.pretraining.InContextGamePlayer`, a context
+            algorithm by name ('exp3', 'vlearning', 'viulcb') or as a ``(name, options)`` pair
+            (e.g. ``("viulcb", {"c": 0.02})``), or a policy source ``policy_fn(history)`` of
+            :func:`icarena.agents.games.play` (returns ``(pi_max (G, H, S, A), pi_min (G, H, S,
+            B))`` or a joint policy).
+        episodes: K.
+        seed: seed of the random draws during play (the same for every player).
+        query: an in-context player's or policy source's query mode ('episode' or 'step').
+    Returns:
+        :class:`GameCurves` (``.gaps``, ``.final(name)``, ``.table()``).
+    """
+    from icarena.agents.games import play
+    from icarena.envs.games import TabularGame
+    from icarena.pretraining.game_player import InContextGamePlayer
+
+    check(isinstance(games, TabularGame) and len(games.batch_shape) == 1,
+          "games must be a TabularGame batch of shape (G,)", fields="games")
+    check(isinstance(players, Mapping) and len(players) > 0,
+          "players must be a non-empty dict name -> player", fields="players")
+    check(isinstance(episodes, int) and episodes >= 1,
+          f"episodes must be an int >= 1, got {episodes!r}", fields="episodes")
+    gaps = {}
+    for name, player in players.items():
+        if isinstance(player, InContextGamePlayer):
+            rec = player.play(games, episodes, seed=seed, query=query)
+        elif isinstance(player, str) or (isinstance(player, tuple) and len(player) == 2
+                                         and isinstance(player[0], str)):
+            algo, options = (player, {}) if isinstance(player, str) else player
+            check(algo in CONTEXT_ALGORITHMS, f"player {name!r}: unknown algorithm {algo!r}; "
+                  f"choose one of {', '.join(CONTEXT_ALGORITHMS)}", fields="players")
+            rec = context_records(games, algo, episodes, 1, seed=seed, algo_kwargs=dict(options))
+        elif callable(player):
+            rec = play(games, player, episodes, seed=seed, query=query)
+        else:
+            raise ConfigError(f"player {name!r} is a {type(player).__name__}: pass an "
+                              "InContextGamePlayer, an algorithm name ('exp3', 'vlearning', "
+                              "'viulcb'), a (name, options) pair or a policy_fn(history)",
+                              fields="players")
+        gaps[str(name)] = record_gap_curves(games, rec)
+    return GameCurves(gaps=gaps, uniform=uniform_gap(games), H=int(games.dims[0]))
+
 
 def evaluate_players(
     run_dirs: Mapping[str, str | os.PathLike],
@@ -102,14 +193,12 @@ def evaluate_players(
     games = eval_games(H, S, A, B, n_games, eval_seed,
                        transition=ref.get("transition", "dirichlet"),
                        initial=ref.get("initial", "fixed"))
-    gaps: dict[str, dict[str, np.ndarray]] = {}
-    for label, d in run_dirs.items():
-        player = InContextGamePlayer.load(d, device=device)
-        gaps[label] = record_gap_curves(games, player.play(games, K, seed=seed, query=query))
     ctx = ref["context"]
-    rec = context_records(games, ctx, K, 1, seed=seed, algo_kwargs=ref.get("context_cfg") or {})
-    gaps[ctx] = record_gap_curves(games, rec)
-    return {"meta": ref, "K": K, "H": H, "gaps": gaps, "uniform": uniform_gap(games),
+    players: dict[str, Any] = {label: InContextGamePlayer.load(d, device=device)
+                               for label, d in run_dirs.items()}
+    players[ctx] = (ctx, ref.get("context_cfg") or {})
+    curves = evaluate_game_players(games, players, episodes=K, seed=seed, query=query)
+    return {"meta": ref, "K": K, "H": H, "gaps": curves.gaps, "uniform": curves.uniform,
             "context": ctx, "n_games": n_games, "eval_seed": eval_seed, "seed": seed}
 
 

@@ -165,10 +165,25 @@ class RegressionEval:
     """Seed of the held-out prompts."""
     n_boot: int = 1000
     """Bootstrap resamples for the 90% intervals."""
+    shifts: tuple[str, ...] = ()
+    """Out-of-distribution prompt shifts of Garg et al. 2022 to evaluate as well (linear family):
+    skewed, half_subspace, noisy, scale_x, scale_y, orthogonal_query, half_space,
+    random_quadrants (icarena.evaluation.regression_shifts)."""
+    shift_scale: float = 2.0
+    """Factor of the scale_x / scale_y shifts."""
+    shift_noise_std: float = 1.0
+    """Label noise std of the noisy shift."""
 
     def validate(self) -> None:
+        from icarena.evaluation.regression_shifts import SHIFTS
+
         check(self.n_prompts >= 2, f"eval.n_prompts must be >= 2, got {self.n_prompts}")
         check(self.n_boot >= 1, f"eval.n_boot must be >= 1, got {self.n_boot}")
+        bad = [s for s in self.shifts if s not in SHIFTS]
+        check(not bad, f"unknown eval.shifts {bad}; choose from {', '.join(SHIFTS)}")
+        check(self.shift_scale > 0, f"eval.shift_scale must be > 0, got {self.shift_scale}")
+        check(self.shift_noise_std >= 0,
+              f"eval.shift_noise_std must be >= 0, got {self.shift_noise_std}")
 
 
 @dataclass
@@ -205,6 +220,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
           "the command line cannot draw; evaluate it from Python with "
           "icarena.evaluation.evaluate_regressors on your own prompts")
     k = int(task_cfg["k"])
+    check(not ev.shifts or family.name == "linear",
+          f"eval.shifts are defined for the linear family only (Garg et al.), not "
+          f"{family.name!r}; drop --eval.shifts")
     out = eval_out_dir(cfg.run_dir, cfg.out_dir)
     with claim_run(out, overwrite=cfg.overwrite, resumable=False):
         task = RegressionTask(family, k, n_eval=ev.n_prompts, eval_seed=ev.seed)
@@ -212,8 +230,18 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         res = evaluate_regressors(p.x, p.y, {"transformer": reg, **FAMILY_BASELINES[family.name]},
                                   normaliser=family.normaliser, n_boot=ev.n_boot, seed=ev.seed)
         stats = res.curves
+        extra: dict[str, Any] = {}
+        shift_sections: list[str] = []
+        if ev.shifts:
+            from icarena.evaluation.regression_shifts import shift_report
+
+            extra["shifts"], shift_sections = shift_report(
+                out, tuple(ev.shifts), reg.predict_prefixes, d=family.d, k=k,
+                n_prompts=ev.n_prompts, seed=ev.seed, n_boot=ev.n_boot, scale=ev.shift_scale,
+                noise_std=ev.shift_noise_std)
         write_metrics(out, {"run_dir": str(cfg.run_dir), "family": family.to_dict(), "k": k,
-                            "n_prompts": ev.n_prompts, "seed": ev.seed, "curves": stats})
+                            "n_prompts": ev.n_prompts, "seed": ev.seed, "curves": stats,
+                            **extra})
         ks = np.arange(k)
         line_plot(out / "error_vs_k.png", ks, {n: np.array(s["mean"]) for n, s in stats.items()},
                   bands={n: (np.array(s["ci90_low"]), np.array(s["ci90_high"]))
@@ -225,7 +253,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                                                for i in ks])
         report = write_report(out, f"In-context regression: {family.name}, d = {family.d}", [
             f"{ev.n_prompts} held-out prompts (seed {ev.seed}); normalised squared error, "
-            "mean over prompts.", table, "![error vs k](error_vs_k.png)"])
+            "mean over prompts.", table, "![error vs k](error_vs_k.png)", *shift_sections])
     rows = [{"k": int(i), **{n: round(float(stats[n]["mean"][i]), 4) for n in names}}
             for i in ks]
     return {"report": str(report), "rows": rows}

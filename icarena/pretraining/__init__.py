@@ -6,6 +6,9 @@ settings unless told otherwise (see docs/api.md):
 
 * paths: :func:`train_planner` (a networkx DiGraph) -> :class:`PathPlanner`
   (``plan``, ``complete``, ``save`` / ``load``); settings :func:`path_train_config`;
+* games: :func:`train_player` (the user's own TabularGame batch) -> :class:`InContextGamePlayer`
+  (``play``, ``policies``, ``save`` / ``load``); settings :func:`icgp_train_config`, model
+  :class:`GameModel` (default :func:`icgp_model`); the recipe :func:`fit_icgp_models`;
 * regression: :func:`train_regressor` (a function family or a prompt sampler) ->
   :class:`InContextRegressor` (``predict``, ``save`` / ``load``); settings
   :func:`regression_train_config`;
@@ -22,6 +25,14 @@ from icarena.pretraining.data.regression import (
     regression_train_config,
     tokenize,
 )
+from icarena.pretraining.game_lm import (
+    GameModel,
+    GameTrainConfig,
+    fit_icgp_models,
+    icgp_model,
+    icgp_train_config,
+)
+from icarena.pretraining.game_player import InContextGamePlayer, train_player
 from icarena.pretraining.model import ModelConfig, ModelSpec, SequenceModel, load_model
 from icarena.pretraining.path_lm import (
     PathLMTask,
@@ -41,6 +52,9 @@ from icarena.pretraining.regressor import (
 from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
 
 __all__ = [
+    "GameModel",
+    "GameTrainConfig",
+    "InContextGamePlayer",
     "InContextRegressor",
     "ModelConfig",
     "ModelSpec",
@@ -54,7 +68,10 @@ __all__ = [
     "TrainResult",
     "alpine_model",
     "backbones",
+    "fit_icgp_models",
     "fit_path_model",
+    "icgp_model",
+    "icgp_train_config",
     "fit_regression_model",
     "load_model",
     "path_model_config",
@@ -66,5 +83,6 @@ __all__ = [
     "tokenize",
     "train",
     "train_planner",
+    "train_player",
     "train_regressor",
 ]

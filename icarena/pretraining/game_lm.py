@@ -555,12 +555,25 @@ class GameTrainConfig(TrainConfig):
 
 
 def _default_model() -> GameModel:
-    return GameModel(d_model=32, n_layers=4, n_heads=4)
+    return icgp_model()
 
 
 def _default_train() -> GameTrainConfig:
+    return icgp_train_config()
+
+
+def icgp_train_config() -> GameTrainConfig:
+    """The games track's recommended optimisation settings (the ``--train.*`` defaults of
+    ``icarena pretrain icgp``): 1,500 steps of batch 32, AdamW lr 1e-3 -> 1e-4 (cosine, 100
+    warm-up steps), weight decay 1e-4, soft labels. Change them with ``.replace(...)``."""
     return GameTrainConfig(steps=1500, batch_size=32, lr=1e-3, min_lr=1e-4, warmup_steps=100,
                            weight_decay=1e-4, eval_every=0, ckpt_every=500, log_every=25)
+
+
+def icgp_model() -> GameModel:
+    """The games track's default model (``--model.*`` of ``icarena pretrain icgp``): a GPT of
+    width 32, 4 layers, 4 heads, the 'slot' step token and the linear read-out."""
+    return GameModel(d_model=32, n_layers=4, n_heads=4)
 
 
 PRESET_NAMES = ("cpu", "paper")
@@ -661,9 +674,6 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     train_cfg = cfg.train
     if cfg.preset == "paper":
         train_cfg = apply_paper_preset(train_cfg, int(ds["traj/game"].shape[0]))
-    setting = settings["setting"]
-    H, S, A, B = (int(settings[k]) for k in "HSAB")
-    T = int(settings["episodes"]) * H
     meta = icgp_meta(settings, spec, labels=train_cfg.labels, seed=cfg.seed)
     identity = {**dataset_identity(ds), "path": str(Path(cfg.data).resolve())}
     if cfg.resume and (out / META_FILE).exists():
@@ -678,18 +688,70 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             raise CheckpointError(f"cannot resume {out}: it was trained on another dataset than "
                                   f"{cfg.data} (manifest hashes differ); resume with the same "
                                   "--data, or start a new run in another --out-dir")
-    atomic_write_json(out / META_FILE, meta)
     atomic_write_json(out / "config.json", {"pretrain": dataclasses.asdict(cfg),
                                             "train_resolved": dataclasses.asdict(train_cfg),
                                             "dataset": identity})
     rec = {k: np.array(v) for k, v in split_columns(ds, "train").items()}
     val = ({k: np.array(v) for k, v in split_columns(ds, "val").items()}
            if has_split(ds, "val") else None)
+    _, results, _ = fit_icgp_models(rec, settings, model=spec, train=train_cfg, seed=cfg.seed,
+                                    out_dir=out, val=val, resume=cfg.resume, dataset=identity)
+    rows = [{"stream": stream, "final_loss": res.losses[-1] if res.losses else float("nan"),
+             **res.final_eval, "seconds": res.seconds} for stream, res in results.items()]
+    return {"run_dir": str(out), "results": results, "rows": rows}
+
+
+def fit_icgp_models(
+    rec: dict[str, np.ndarray],
+    settings: dict[str, Any],
+    *,
+    model: GameModel | None = None,
+    train: GameTrainConfig | None = None,
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    val: dict[str, np.ndarray] | None = None,
+    resume: bool = False,
+    dataset: dict[str, Any] | None = None,
+) -> tuple[dict[str, SequenceModel], dict[str, TrainResult], dict[str, Any]]:
+    """The games track's one training recipe: one model per stream imitating the context
+    algorithm's recorded per-step policies (used by ``icarena pretrain icgp``, the icgp
+    experiments and :func:`icarena.pretraining.train_player`).
+
+    Args:
+        rec: the context algorithm's record on M trajectories (``traj/*``, ``act/*``,
+            ``rew/max``, ``pi/*``; :func:`icarena.pretraining.data.games.run_trajectories`).
+        settings: what the data fixes -- ``setting``, ``H``, ``S``, ``A``, ``B``, ``episodes``
+            (K), ``algorithm``, ``n_games``, ``trajectories_per_game`` (and optionally
+            ``context_options``, ``transition``, ``initial``); a dataset's
+            :func:`~icarena.pretraining.data.games.dataset_settings`.
+        model: backbone, size, step token and read-out (default :func:`icgp_model`).
+        train: optimisation (default :func:`icgp_train_config`); each stream's seed is derived
+            from ``seed``.
+        out_dir: write the ICGP run dir there (``icgp.json`` and one run dir per stream); None
+            trains in memory (then the streams train one after the other).
+        val: a validation record (logged as eval/val_kl and eval/val_tv).
+        resume / dataset: continue the run in ``out_dir``; the dataset identity to record.
+    Returns:
+        (models by stream, TrainResult by stream, the run's ``icgp.json`` meta).
+    """
+    spec = model or icgp_model()
+    train = train or icgp_train_config()
+    spec.validate()
+    train.validate()
+    setting = settings["setting"]
+    check(setting in SETTINGS, f"setting must be one of {SETTINGS}, got {setting!r}",
+          fields="settings")
+    H, S, A, B = (int(settings[k]) for k in "HSAB")
+    T = int(settings["episodes"]) * H
+    meta = icgp_meta(settings, spec, labels=train.labels, seed=seed)
+    out = None if out_dir is None else Path(out_dir)
+    if out is not None:
+        atomic_write_json(out / META_FILE, meta)
     jobs = []
     for i, stream in enumerate(STREAMS[setting]):
         task = GamePolicyTask(
             step_tokens(rec, stream, H, S, A, B, spec.embedding), policy_targets(rec, stream),
-            labels=train_cfg.labels,
+            labels=train.labels,
             val_tokens=None if val is None else step_tokens(val, stream, H, S, A, B,
                                                             spec.embedding),
             val_targets=None if val is None else policy_targets(val, stream),
@@ -699,18 +761,27 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
                                  n_heads=spec.n_heads, backbone_cfg=dict(spec.options),
                                  embedding=spec.embedding, read_out=spec.read_out,
                                  read_out_cfg=dict(spec.read_out_options))
-        seed_everything(derived_seed(cfg.seed, 20 + i))
-        model = SequenceModel(mcfg)
-        tcfg = train_cfg.trainer_config(seed=derived_seed(train_cfg.seed, cfg.seed, i))
+        seed_everything(derived_seed(seed, 20 + i))
+        net = SequenceModel(mcfg)
+        tcfg = train.trainer_config(seed=derived_seed(train.seed, seed, i))
         run_config = {"stream": stream, "icgp": meta, "model": dataclasses.asdict(mcfg),
-                      "task": {"name": "icgp", "stream": stream, "icgp": meta},
-                      "dataset": identity}
-        jobs.append((model, task, tcfg, out / stream, run_config, cfg.resume))
+                      "task": {"name": "icgp", "stream": stream, "icgp": meta}}
+        if dataset is not None:
+            run_config["dataset"] = dataset
+        jobs.append((net, task, tcfg, None if out is None else out / stream, run_config,
+                     resume))
     streams = STREAMS[setting]
-    results = dict(zip(streams, _train_streams(jobs, train_cfg.stream_workers), strict=True))
-    rows = [{"stream": stream, "final_loss": res.losses[-1] if res.losses else float("nan"),
-             **res.final_eval, "seconds": res.seconds} for stream, res in results.items()]
-    return {"run_dir": str(out), "results": results, "rows": rows}
+    workers = train.stream_workers if out is not None else 1
+    results = dict(zip(streams, _train_streams(jobs, workers), strict=True))
+    if workers > 1:  # trained in other processes: read the weights they wrote
+        from icarena.pretraining.model import load_model
+
+        models = {s: load_model(out / s)[0] for s in streams}
+    else:
+        models = {s: job[0] for s, job in zip(streams, jobs, strict=True)}
+    for m in models.values():
+        m.eval()
+    return models, results, meta
 
 
 def recorded_dataset(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -791,6 +862,9 @@ __all__ = [
     "LABELS",
     "PretrainConfig",
     "apply_paper_preset",
+    "fit_icgp_models",
+    "icgp_model",
+    "icgp_train_config",
     "load_games_dataset",
     "recorded_dataset",
     "SETTINGS",

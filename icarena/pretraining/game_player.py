@@ -35,8 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from icarena.envs.games import TabularGame
 from icarena.errors import ConfigError, check
 from icarena.pretraining.game_lm import (
+    GameModel,
+    GameTrainConfig,
     logits_to_log_policy,
     model_inputs,
     n_actions,
@@ -193,5 +196,99 @@ class InContextGamePlayer:
                 f"built for {self.max_steps}; use episodes <= {self.meta['episodes']}")
         return play(game, self.policies, K, seed=seed, query=query)
 
+    # ------------------------------------------------------------------------ save / load
+    def save(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> str:
+        """Write an ICGP run dir (``icgp.json`` and one model run dir per stream, the format of
+        ``icarena pretrain icgp``) that :meth:`load` reads back; returns its path."""
+        from icarena.lifecycle import atomic_write_json, claim_run
+        from icarena.pretraining.game_lm import META_FILE
+        from icarena.pretraining.planner import save_run
 
-__all__ = ["InContextGamePlayer"]
+        with claim_run(out_dir, overwrite=overwrite, resumable=False):
+            atomic_write_json(os.path.join(out_dir, META_FILE), self.meta)
+            for stream, model in self.models.items():
+                save_run(os.path.join(out_dir, stream), model.cpu(), {"stream": stream,
+                                                                       "icgp": self.meta})
+                model.to(self.device)
+        return str(out_dir)
+
+
+def train_player(
+    games: TabularGame,
+    *,
+    algorithm: str = "exp3",
+    episodes: int = 300,
+    trajectories_per_game: int = 1,
+    algorithm_options: dict[str, Any] | None = None,
+    model: GameModel | None = None,
+    train: GameTrainConfig | None = None,
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> InContextGamePlayer:
+    """Pretrain an in-context player on the user's own games and return it (ICGP: Shi et al.
+    2024, arXiv 2410.09701): the context algorithm runs ``trajectories_per_game`` times on every
+    game for ``episodes`` episodes, and one model per stream learns to output its per-step
+    policy from the history so far.
+
+    Args:
+        games: the pretraining games, a :class:`~icarena.envs.games.TabularGame` batch (G,)
+            (e.g. ``TabularGame.from_matrix(R)`` with R (G, A, B) in [0, 1], or
+            ``TabularGame.random(H, S, A, B, seed=..., n_games=G)``).
+        algorithm: the context algorithm to imitate: 'exp3' (matrix games) or 'vlearning'
+            (decentralized: one model per player, each seeing only its own actions and
+            rewards), or 'viulcb' (centralized: one joint model).
+        episodes: K per trajectory; the player can then play up to K episodes in context.
+        trajectories_per_game: context-algorithm runs (different draws) per game.
+        algorithm_options: the algorithm's config fields, e.g. ``{"eta": 0.05}`` (EXP3) or
+            ``{"c": 0.02, "mwu_iters": 50}`` (VI-ULCB) (:mod:`icarena.agents.games`).
+        model: backbone, size, step token and read-out (default :func:`icgp_model`; the
+            'slot_prob' token helps decentralized players).
+        train: optimisation (default :func:`icgp_train_config`).
+        seed: seed of the trajectories, the initialisation and the batches.
+        out_dir: also write the run dir there (as ``icarena pretrain icgp``); None trains in
+            memory.
+        overwrite: replace an icarena run in ``out_dir``.
+    """
+    from icarena.pretraining.data.games import (
+        ALGORITHMS_BY_SETTING,
+        derived_seed,
+        run_trajectories,
+    )
+    from icarena.pretraining.game_lm import fit_icgp_models
+
+    check(isinstance(games, TabularGame) and games.batch_shape and len(games.batch_shape) == 1,
+          "games must be a TabularGame batch of shape (G,), e.g. TabularGame.from_matrix(R) "
+          "with R (G, A, B)", fields="games")
+    setting = next((s for s, algos in ALGORITHMS_BY_SETTING.items() if algorithm in algos),
+                   None)
+    check(setting is not None, f"unknown algorithm {algorithm!r}; choose exp3 or vlearning "
+          "(decentralized) or viulcb (centralized)", fields="algorithm")
+    H, S, A, B = games.dims
+    check(algorithm != "exp3" or H == S == 1, "EXP3 plays matrix games (H = S = 1); use "
+          "algorithm='vlearning' or 'viulcb' for Markov games", fields="algorithm")
+    for name, v in (("episodes", episodes), ("trajectories_per_game", trajectories_per_game)):
+        check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}",
+              fields=name)
+    options = dict(algorithm_options or {})
+    rec = run_trajectories(games, algorithm, episodes, trajectories_per_game,
+                           derived_seed(seed, 11), options=options)
+    settings = {"setting": setting, "H": H, "S": S, "A": A, "B": B, "episodes": episodes,
+                "algorithm": algorithm, "context_options": options, "n_games": len(games),
+                "trajectories_per_game": trajectories_per_game, "transition": "given",
+                "initial": "given"}
+    if out_dir is None:
+        models, results, meta = fit_icgp_models(rec, settings, model=model, train=train,
+                                                seed=seed)
+    else:
+        from icarena.lifecycle import claim_run
+
+        with claim_run(out_dir, overwrite=overwrite, resumable=False):
+            models, results, meta = fit_icgp_models(rec, settings, model=model, train=train,
+                                                    seed=seed, out_dir=out_dir)
+    player = InContextGamePlayer(models, meta)
+    player.result = results
+    return player
+
+
+__all__ = ["InContextGamePlayer", "train_player"]
