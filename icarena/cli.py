@@ -9,6 +9,9 @@
     icarena report RUN [RUN ...]         run dirs' metrics.json -> markdown results table
     icarena export FORMAT [--flags]      dataset -> minari dataset / learning histories
 
+Every command also takes --max-memory SIZE (default 16GiB, or ICARENA_MAX_MEMORY) and --max-work N
+(default 1e14 operations, or ICARENA_MAX_WORK): sizes above them are refused before anything runs.
+
 Every NAME's flags come from its config dataclass (``icarena run NAME --help`` documents every
 field); the resolved config is saved in the output directory. Errors in the user's input print
 one line (``icarena: error: ...``) and exit with status 2.
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from icarena.errors import IcarenaError
+from icarena import limits
+from icarena.errors import IcarenaError, one_line
 
 # stage -> (registry module, registry attribute, config attribute, function attribute)
 STAGES: dict[str, tuple[str, str, str, str]] = {
@@ -72,7 +77,6 @@ def _parse(config_cls: type, args: Sequence[str], prog: str, module: Any = None)
     paper's scale); the flags given beside either override them."""
     import dataclasses
 
-    import tyro
 
     args = list(args)
     saved = _take(args, "--config", "RUN/config.json")
@@ -89,7 +93,41 @@ def _parse(config_cls: type, args: Sequence[str], prog: str, module: Any = None)
         default = saved_config(config_cls, saved)
     if preset is not None:
         default = preset_config(module, preset, config_cls)
-    return tyro.cli(config_cls, args=args, prog=prog, default=default)
+    return _tyro_cli(config_cls, args, prog, default)
+
+
+def _tyro_cli(config_cls: type, args: list[str], prog: str, default: Any) -> Any:
+    """``tyro.cli`` whose parse errors become one-line :class:`IcarenaError` s (tyro prints a
+    multi-line box and exits 2); ``--help`` text is passed through to stdout unchanged."""
+    import contextlib
+    import io
+
+    import tyro
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(config_cls, args=args, prog=prog, default=default)
+    except SystemExit as e:
+        if not e.code:
+            sys.stdout.write(captured.getvalue())
+            raise
+        raise IcarenaError(_box_message(captured.getvalue(), prog)) from None
+
+
+def _box_message(text: str, prog: str) -> str:
+    """The first message line of tyro's error box, with a pointer to ``--help``."""
+    lines = []
+    for raw in text.splitlines():
+        line = raw.strip().strip("\u2502\u256d\u256e\u2570\u256f").strip()
+        if not line or set(line) <= set("\u2500 "):
+            continue
+        if line.startswith("\u2500") and line.endswith("\u2500"):
+            continue
+        lines.append(line)
+    message = next((ln for ln in lines if ":" in ln and not ln.startswith("For full")),
+                   lines[0] if lines else "cannot parse the arguments")
+    return f"{message.rstrip('.')}; see `{prog} --help`"
 
 
 def preset_config(module: Any, name: str, config_cls: type) -> Any:
@@ -179,7 +217,30 @@ def run_stage(stage: str, name: str, args: Sequence[str]) -> Any:
     _, _, cfg_attr, fn_attr = STAGES[stage]
     module = importlib.import_module(reg[name][0])
     cfg = _parse(getattr(module, cfg_attr), args, prog=f"icarena {stage} {name}", module=module)
+    check_numbers(cfg)
     return getattr(module, fn_attr)(cfg)
+
+
+def check_numbers(cfg: Any, prefix: str = "--") -> None:
+    """Refuse, for every stage alike, the numbers no setting accepts: NaN or infinite floats and
+    negative seeds (numpy refuses them only once the work has begun)."""
+    import dataclasses
+    import math
+
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        flag = prefix + f.name.replace("_", "-")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_numbers(value, flag + ".")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise IcarenaError(f"{flag} must be a finite number, got {value}")
+        elif isinstance(value, dict):  # options such as --context-options eta 0.1
+            for key, v in value.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise IcarenaError(f"{flag} {key} must be a finite number, got {v}")
+        elif (isinstance(value, int) and not isinstance(value, bool) and value < 0
+              and (f.name == "seed" or f.name.endswith("_seed"))):
+            raise IcarenaError(f"{flag} must be >= 0 (seeds are non-negative), got {value}")
 
 
 def list_everything() -> str:
@@ -243,36 +304,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``icarena`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
-        return 0
-    command, rest = argv[0], argv[1:]
     try:
-        if command == "list":
-            print(list_everything())
-            return 0
-        if command == "report":
-            from icarena.evaluation.results import report_main
-
-            return report_main(rest)
-        if command == "search":  # the verb of earlier versions
-            command, rest = "run", ["search", *rest]
-        if command not in STAGES:
-            raise IcarenaError(
-                f"unknown command {command!r}; use one of: list, {', '.join(STAGES)}, search"
-            )
-        if not rest or rest[0] in ("-h", "--help"):
-            print(_stage_usage(command))
-            return 0 if rest else 2
-        _print_summary(run_stage(command, rest[0], rest[1:]))
-        return 0
+        argv, found = limits.pop_flags(argv)
+        with limits.from_flags(found):
+            return _dispatch(argv)
     except IcarenaError as e:
-        print(f"icarena: error: {e.cli_message()}", file=sys.stderr)
+        print(f"icarena: error: {one_line(e.cli_message())}", file=sys.stderr)
+        return 2
+    except pickle.UnpicklingError as e:
+        print(f"icarena: error: refused to unpickle a file (icarena loads only plain tensors, "
+              f"weights_only=True; {one_line(str(e).splitlines()[0] if str(e) else e)}); "
+              "pass a checkpoint that icarena wrote", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `icarena ... | head`: the reader is gone, nothing to report
+        return 0
+    except OSError as e:
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        what = e.strerror or one_line(e)
+        print(f"icarena: error: {what}{where}; check that the path exists, is a directory "
+              "where one is expected, is writable and that the disk has room", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        print(f"icarena: error: out of memory ({one_line(e) or 'MemoryError'}); lower the sizes "
+              f"of the run, or lower {limits.FLAG} so that it is refused before allocating",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("icarena: interrupted (rerun the same command with --resume to continue)",
               file=sys.stderr)
         return 130
+
+
+def _dispatch(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "list":
+        print(list_everything())
+        return 0
+    if command == "report":
+        from icarena.evaluation.results import report_main
+
+        return report_main(rest)
+    if command == "search":  # the verb of earlier versions
+        command, rest = "run", ["search", *rest]
+    if command not in STAGES:
+        raise IcarenaError(
+            f"unknown command {command!r}; use one of: list, {', '.join(STAGES)}, search"
+        )
+    if not rest or rest[0] in ("-h", "--help"):
+        print(_stage_usage(command))
+        return 0 if rest else 2
+    _print_summary(run_stage(command, rest[0], rest[1:]))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,23 @@
-"""User-facing errors.
+"""User-facing errors, and the rule for what is one.
 
-Every error that a user can fix by changing their input derives from :class:`IcarenaError`. Its
-message names the problem and the fix; the CLI prints it as one line and exits with status 2
-instead of showing a traceback.
+The rule:
+
+* **User errors** derive from :class:`IcarenaError`: anything the user can fix by changing their
+  input - a flag or config value, a name, a combination of settings, a file or directory they
+  pointed at (missing, corrupt, of the wrong kind, outside its directory, written by another
+  version), a size above the memory ceiling (:mod:`icarena.limits`), an env action or kwarg. The
+  message names the problem *and* the fix. The CLI prints it as exactly one line
+  (``icarena: error: ...``) and exits with status 2, without a traceback; nothing on disk is
+  changed. Operating-system errors on paths the user gave (an ``--out-dir`` under a file, a full
+  or read-only disk) and command-line parse errors are reported the same way by the CLI.
+* **Internal invariants** are not user errors: a condition that no input can break (a shape the
+  code itself produced, a state one module hands to the next, a probability vector that must sum
+  to one after our own normalisation) is checked with ``assert`` or raises ``RuntimeError``, so a
+  broken invariant fails loudly as a bug with its traceback (exit status 1) instead of telling the
+  user to change an input that was never the cause.
+
+Validate at the boundary (stage entry points, env constructors and ``step``, public functions,
+every file read from disk) and trust the values inside.
 """
 
 from __future__ import annotations
@@ -52,8 +67,17 @@ class CheckpointError(IcarenaError, OSError):
     """A run directory or checkpoint that is missing or does not fit the requested config."""
 
 
+class ResourceError(IcarenaError, MemoryError):
+    """A config whose estimated memory is above the ceiling (see :mod:`icarena.limits`)."""
+
+
 def check(condition: bool, message: str, error: type[IcarenaError] = ConfigError,
           *, fields: tuple[str, ...] | str = ()) -> None:
     """Raise ``error(message, fields=fields)`` unless ``condition`` holds."""
     if not condition:
         raise error(message, fields=fields)
+
+
+def one_line(message: object) -> str:
+    """``message`` as a single line (newlines and runs of spaces collapsed), for the CLI."""
+    return " ".join(str(message).split())

@@ -1,6 +1,6 @@
-"""Imports run one way: (errors, version, lifecycle, plugins) -> envs -> agents -> pretraining ->
-evaluation -> exports -> experiments -> cli. Every import is scanned, including imports inside
-functions."""
+"""Imports run one way: (errors, version, lifecycle, limits, plugins) -> envs -> agents ->
+pretraining -> evaluation -> exports -> experiments -> cli. Every import is scanned, including
+imports inside functions."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import icarena
 
 PACKAGE = Path(icarena.__file__).parent
-LAYERS = ["errors", "version", "lifecycle", "plugins", "envs", "agents", "pretraining",
+LAYERS = ["errors", "version", "lifecycle", "limits", "plugins", "envs", "agents", "pretraining",
           "evaluation", "exports", "experiments", "cli"]
-LEAVES = {"errors", "version", "lifecycle", "plugins"}  # shared helpers below envs
+LEAVES = {"errors", "version", "lifecycle", "limits", "plugins"}  # shared helpers below envs
 
 
 def layer(module: str) -> int | None:

@@ -76,8 +76,9 @@ class SubEnvStreams:
 
     def take(self, rows: np.ndarray, count: int) -> np.ndarray:
         """The next ``count`` buffered values of each sub-env in ``rows``: (len(rows), count)."""
-        check(self.method is not None, "these streams have no buffered kind")
-        check(1 <= count <= self.block, f"count must be in [1, block={self.block}], got {count}")
+        # internal invariants: the vector envs ask only for counts they sized the buffer for
+        assert self.method is not None, "these streams have no buffered kind"
+        assert 1 <= count <= self.block, f"count must be in [1, block={self.block}], got {count}"
         rows = np.asarray(rows, dtype=np.int64)
         for i in rows[self._pos[rows] + count > self.block]:
             self._refill(int(i))

@@ -321,6 +321,17 @@ class GamesEval:
         check(self.episodes >= 0, f"eval.episodes must be >= 0, got {self.episodes}")
         check(self.query in ("episode", "step"),
               f"eval.query must be 'episode' or 'step', got {self.query!r}")
+        check(self.seed >= 0 and (self.play_seed is None or self.play_seed >= 0),
+              f"--eval.seed and --eval.play-seed must be >= 0, got {self.seed}, {self.play_seed}")
+        check(not self.device.startswith("cuda") or _cuda_available(),
+              f"--eval.device {self.device} was requested but this machine has no CUDA device; "
+              "use --eval.device cpu")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 @dataclass

@@ -102,7 +102,8 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
 
 
 def write_metrics(out_dir: str | os.PathLike, metrics: Mapping[str, Any]) -> Path:
-    """Write ``metrics.json`` (numpy values converted to plain JSON).
+    """Write ``metrics.json`` (numpy values converted to plain JSON; a non-finite number, such as
+    the accuracy of an empty degree bucket, becomes ``null``: strict JSON has no NaN).
 
     The ``train`` section a Trainer run wrote there (tokens/s, ...) is kept unless ``metrics``
     has its own.
@@ -116,8 +117,19 @@ def write_metrics(out_dir: str | os.PathLike, metrics: Mapping[str, Any]) -> Pat
             old = None
         if isinstance(old, dict) and "train" in old:
             metrics["train"] = old["train"]
-    atomic_write_json(path, to_jsonable(metrics))
+    atomic_write_json(path, finite_or_null(to_jsonable(metrics)))
     return path
+
+
+def finite_or_null(obj: Any) -> Any:
+    """``obj`` (plain JSON types) with every NaN or infinite float replaced by None."""
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite_or_null(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def summary_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from icarena import limits
 from icarena.agents.games import (
     EXP3Config,
     VIULCBConfig,
@@ -151,6 +152,13 @@ def run(cfg: Config) -> dict[str, Any]:
                         ("data", "S"), ("model", "mwu_iters")):
         v = getattr(getattr(cfg, group), name)
         check(isinstance(v, int) and v >= 1, f"{group}.{name} must be an int >= 1, got {v!r}")
+    # EXP3 / V-learning: A x B per episode; VI-ULCB: an MWU solve of A x B per (h, s) plus the
+    # S-wide backups, every episode; for every held-out game
+    limits.require_work(
+        ev.n_games * (2 * ev.matrix_episodes * d.A * d.B
+                      + ev.markov_episodes * d.H * d.S * d.A * d.B * (d.S + cfg.model.mwu_iters)),
+        f"playing {ev.n_games} games for {ev.matrix_episodes} / {ev.markov_episodes} episodes",
+        "--eval.n-games, --eval.matrix-episodes, --eval.markov-episodes or --model.mwu-iters")
     out = Path(cfg.out_dir)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     ss_games = np.random.SeedSequence(ev.seed).spawn(2)

@@ -29,6 +29,7 @@ from icarena.evaluation.path_eval import (
 )
 from icarena.evaluation.planning import PathDataset
 from icarena.evaluation.report import (
+    finite_or_null,
     line_plot,
     markdown_table,
     save_figure,
@@ -220,7 +221,7 @@ def run_path_experiment(out: Path, data, cfg, model_spec: ModelSpec,
             for r in (ev["transformer"], ev["bfs"], ev["random_walk"])]
     metrics.update(summary_metrics(rows))
     write_metrics(out, metrics)
-    atomic_write_json(out / "summary.json", rows)
+    atomic_write_json(out / "summary.json", finite_or_null(rows))
     return {"report": str(report), "rows": rows,
             "headline": f"path validity {tr['path_valid']:.3f} (deg0 {acc['0']:.2f}, "
                         f"deg1 {acc['1']:.2f}, deg2 {acc['2']:.2f})"}

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from icarena import limits
 from icarena.errors import CheckpointError, ConfigError, check
 from icarena.pretraining import backbones
 from icarena.pretraining.options import Option, Options  # noqa: F401  (re-exported)
@@ -93,6 +94,17 @@ class ModelConfig:
                   "input_kind='vectors' and no tie_weights")
 
 
+def model_bytes(cfg: ModelConfig) -> int:
+    """Estimated float32 bytes of a model's weights before it is built: about ``12 d^2`` per
+    backbone layer plus the read-in and read-out (``d x input_dim`` and ``d x output_dim``)."""
+    b = cfg.backbone_cfg
+    vals = [b.get(k, 1) for k in ("d_model", "n_layers")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+        return 0  # the backbone's own checks report the wrong type
+    d, layers = (max(int(v), 0) for v in vals)
+    return 4 * (12 * d * d * layers + d * (int(cfg.input_dim) + int(cfg.output_dim)))
+
+
 @dataclass
 class DecodeState:
     """Where :meth:`SequenceModel.decode` stands: positions seen, the backbone's decoding state
@@ -114,6 +126,8 @@ class SequenceModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg.validate()
+        limits.require(model_bytes(cfg), f"a {cfg.backbone} model of {cfg.backbone_cfg}",
+                       "--model.d-model / --model.n-layers (or the vocabulary / input size)")
         self.cfg = cfg
         self.backbone = backbones.build(cfg.backbone, **cfg.backbone_cfg)
         d = self.backbone.d_model
@@ -227,10 +241,19 @@ def load_model(
                 f"{p} not found: {run_dir} is not a finished run dir; train one with "
                 "`icarena pretrain` or `icarena run ...`"
             )
-    config = json.loads(cfg_path.read_text())
-    if "model" not in config:
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg_path} is not valid JSON ({e}); the run dir is corrupt: "
+                              "train the run again") from e
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise CheckpointError(f"{cfg_path} has no 'model' section; it is not a model run dir")
-    model = SequenceModel(model_config_from_dict(config["model"]))
+    try:
+        model_cfg = model_config_from_dict(config["model"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{cfg_path} holds a 'model' section this icarena cannot read "
+                              f"({e}); train the run again") from e
+    model = SequenceModel(model_cfg)
     try:
         missing, unexpected = load_safetensors(model, str(weights), strict=False,
                                                device=str(map_location))

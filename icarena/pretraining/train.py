@@ -49,6 +49,7 @@ import io
 import json
 import math
 import os
+import pickle
 import resource
 import sys
 import time
@@ -63,6 +64,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from icarena import limits
 from icarena.errors import CheckpointError, IcarenaError, check
 from icarena.lifecycle import atomic_write_bytes, atomic_write_json, claim_run
 
@@ -76,6 +78,10 @@ class Task(Protocol):
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
     def evaluate(self, model: nn.Module) -> dict[str, float]: ...
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_THREADS = 4096
 
 
 @dataclass
@@ -137,6 +143,18 @@ class TrainConfig:
         def need(ok: bool, name: str, rule: str) -> None:
             path = f"{prefix}.{name}" if prefix else name
             check(ok, f"{{{path}}} {rule}, got {getattr(self, name)!r}", fields=path)
+
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int", int):
+                need(isinstance(v, int) and not isinstance(v, bool), f.name, "must be an integer")
+            elif f.type in ("float", float):
+                need(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                     and abs(v) <= FLOAT32_MAX, f.name, "must be a finite number that fits "
+                     "float32")
+        need(0 <= self.threads <= MAX_THREADS, "threads",
+             f"must be in 0..{MAX_THREADS} (0: torch's default)")
+        need(self.seed >= 0, "seed", "must be >= 0")
 
         need(self.steps >= 1, "steps", "must be >= 1")
         need(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -286,15 +304,94 @@ def _save_checkpoint(
     atomic_write_bytes(path, buf.getvalue())
 
 
+def training_bytes(model: nn.Module, tokens_per_sample: int, batch_size: int,
+                   steps: int = 0) -> int:
+    """Estimated bytes of a training step: weights, gradients and the two AdamW moments
+    (4 x float32 per parameter) plus the activations kept for the backward pass, about
+    ``16 d`` floats per token per layer and one ``T x T`` attention map per head per layer."""
+    params = sum(p.numel() for p in model.parameters())
+    bcfg = getattr(getattr(model, "cfg", None), "backbone_cfg", {}) or {}
+    d = int(bcfg.get("d_model", 0) or 0)
+    layers = int(bcfg.get("n_layers", 1) or 1)
+    heads = int(bcfg.get("n_heads", 1) or 1)
+    T = int(tokens_per_sample)
+    acts = int(batch_size) * layers * (16 * T * d + heads * T * T)
+    return 16 * params + 4 * acts + 32 * int(steps)  # + the per-step loss history
+
+
+def require_training_fits(model: nn.Module, task: Any, cfg: TrainConfig) -> None:
+    """Refuse (before the run dir is touched) a run whose training step or loss history would
+    exceed the memory ceiling (:mod:`icarena.limits`)."""
+    T = int(getattr(task, "tokens_per_sample", 0) or 0)
+    limits.require(training_bytes(model, T, cfg.batch_size, cfg.steps),
+                   f"training {cfg.steps} steps with batch size {cfg.batch_size} of {T} "
+                   "positions",
+                   "--train.batch-size or --train.steps (or --model.d-model / "
+                   "--model.n-layers / the sequence length)")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load ``ckpt.pt`` with ``weights_only=True`` (no pickle of arbitrary objects)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; start a new run instead of resuming")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refused to load {path}: it holds objects other than tensors and plain data "
+            "(icarena loads checkpoints with weights_only=True, never arbitrary pickle); use a "
+            "ckpt.pt written by icarena"
+        ) from e
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path} ({e}); it is corrupt") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} ({first}); it is corrupt") from e
+    return check_checkpoint(state, path)
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "torch_rng", "losses",
+                   "eval_history", "config")
+
+
+def check_checkpoint(state: Any, path: Path, steps: int | None = None) -> dict[str, Any]:
+    """Validate a loaded checkpoint: every key present with its type, the step in
+    ``0..steps``, finite weights. Raises CheckpointError naming the first problem."""
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path} {what}; resume from an intact ckpt.pt "
+                               "written by icarena, or start a new run without --resume")
+
+    if not isinstance(state, dict):
+        raise bad(f"holds a {type(state).__name__}, not a checkpoint dict")
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise bad(f"lacks {', '.join(missing)}")
+    step = state["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise bad(f"has an invalid step {step!r}")
+    if steps is not None and step > steps:
+        raise CheckpointError(
+            f"checkpoint {path} is at step {step}, beyond --train.steps {steps}; resume with "
+            f"--train.steps >= {step}"
+        )
+    weights = state["model"]
+    if not isinstance(weights, dict) or not all(
+            isinstance(v, torch.Tensor) for v in weights.values()):
+        raise bad("has no state dict of tensors under 'model'")
+    for name, t in weights.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise bad(f"has non-finite (NaN or inf) weights in {name!r}")
+    if not isinstance(state["torch_rng"], torch.Tensor) or state["torch_rng"].dtype != torch.uint8:
+        raise bad("has no torch RNG state (a uint8 tensor) under 'torch_rng'")
+    for key, kind in (("optimizer", dict), ("scheduler", dict), ("losses", list),
+                      ("eval_history", list), ("config", dict)):
+        if not isinstance(state[key], kind):
+            raise bad(f"has a {type(state[key]).__name__} under {key!r}, not a {kind.__name__}")
+    try:
+        json.dumps(state["config"])
+    except (TypeError, ValueError):
+        raise bad("has a 'config' that is not plain JSON data") from None
+    return state
 
 
 # The TrainConfig fields that define a run; steps, logging, checkpointing, threads and device may
@@ -375,6 +472,7 @@ def train(
         overwrite: replace an icarena run already in ``out_dir``.
     """
     cfg.validate()
+    require_training_fits(model, task, cfg)
     if out_dir is None:
         check(not resume, "resume=True needs an out_dir holding the run to continue",
               fields="resume")
@@ -405,7 +503,7 @@ def _train(
     start_step, losses, eval_history = 0, [], []
     state = None
     if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
+        state = check_checkpoint(load_checkpoint(ckpt_path), ckpt_path, steps=cfg.steps)
         diff = identity_differences(state.get("config", {}), full_config)
         if diff:
             raise CheckpointError(
@@ -427,13 +525,22 @@ def _train(
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
-            raise CheckpointError(f"{ckpt_path} does not fit this model: {e}") from e
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+            raise CheckpointError(f"{ckpt_path} does not fit this model: "
+                                  f"{str(e).splitlines()[0]}") from e
+        try:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            losses = [float(x) for x in state["losses"]]
+            eval_history = [(int(s), dict(m)) for s, m in state["eval_history"]]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+            # the file is untrusted input: any malformed optimizer state is the file's problem
+            raise CheckpointError(
+                f"{ckpt_path} has an optimizer/scheduler state of another layout than this "
+                f"model's ({str(e).splitlines()[0] if str(e) else type(e).__name__}); resume "
+                "from a checkpoint of the same model, or start a new run"
+            ) from e
         start_step = int(state["step"])
-        losses = list(state["losses"])
-        eval_history = [(int(s), dict(m)) for s, m in state["eval_history"]]
         if "task" in state and hasattr(task, "load_state_dict"):
             task.load_state_dict(state["task"])
 
@@ -479,8 +586,10 @@ def _train(
             if bad >= 0:
                 value = float(values[bad - len(losses)])
                 raise IcarenaError(
-                    f"training loss became {value} at step {bad}; lower {{train.lr}} or raise "
-                    "{train.warmup_steps} / {train.grad_clip}",
+                    f"training loss became {value} at step {bad}; the batches hold non-finite "
+                    "values or rows with no target (check the dataset), or the optimisation "
+                    "diverged (lower {train.lr}, raise {train.warmup_steps}, set "
+                    "{train.grad_clip})",
                     fields=("train.lr", "train.warmup_steps", "train.grad_clip"))
             losses.extend(values[:-1].tolist())
             pending.clear()

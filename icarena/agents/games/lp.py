@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 
-from icarena.errors import IcarenaError, check
+from icarena.errors import check
 
 
 def _max_player_lp(R: np.ndarray) -> tuple[np.ndarray, float]:
@@ -29,7 +29,8 @@ def _max_player_lp(R: np.ndarray) -> tuple[np.ndarray, float]:
     res = linprog(c, A_ub=A_ub, b_ub=np.zeros(B), A_eq=A_eq, b_eq=[1.0], bounds=bounds,
                   method="highs")
     if res.status != 0:
-        raise IcarenaError(f"the zero-sum LP failed ({res.message}); check R is finite")
+        # R was checked finite by solve_zero_sum: a failing LP is a bug, not the user's input
+        raise RuntimeError(f"the zero-sum LP failed ({res.message}) on a finite R")
     x = np.clip(res.x[:A], 0.0, None)
     return x / x.sum(), float(res.x[-1])
 

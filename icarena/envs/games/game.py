@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from icarena import limits
 from icarena.errors import ConfigError, DatasetError, check
 
 TRANSITIONS = ("dirichlet", "deterministic")
@@ -205,13 +206,19 @@ class TabularGame:
             initial: ``"fixed"`` (default: s_1 = 0) or ``"uniform"`` (ρ = Unif[S]).
         """
         for name, v in (("H", H), ("S", S), ("A", A), ("B", B)):
-            check(isinstance(v, int | np.integer) and v >= 1,
+            check(isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1,
                   f"{name} must be an int >= 1, got {v!r}")
         check(transition in TRANSITIONS,
               f"transition must be one of {TRANSITIONS}, got {transition!r}")
         check(initial in INITIALS, f"initial must be one of {INITIALS}, got {initial!r}")
         check(n_games is None or (isinstance(n_games, int | np.integer) and n_games >= 1),
               f"n_games must be None or an int >= 1, got {n_games!r}")
+        G = 1 if n_games is None else int(n_games)
+        cells = G * int(H) * int(S) * int(A) * int(B)
+        # float64 transitions (..., S) + their exponential draw + the rewards
+        limits.require(8 * cells * (2 * int(S) + 1),
+                       f"{G} random game(s) of H={H}, S={S}, A={A}, B={B}",
+                       "H, S, A, B (--H/--S/--A/--B) or the number of games")
         rng = np.random.default_rng(seed)
         batch = () if n_games is None else (int(n_games),)
         rewards = truncated_normal(rng, (*batch, H, S, A, B))

@@ -85,7 +85,8 @@ class MarkovGameParallelEnv(ParallelEnv):
                   "game must be a single (unbatched) TabularGame")
             H, S, A, B = game.dims
         for name, v in (("H", H), ("S", S), ("A", A), ("B", B), ("episodes", episodes)):
-            check(isinstance(v, int | np.integer) and v >= 1, f"{name} must be an int >= 1, "
+            check(isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1,
+                  f"{name} must be an int >= 1, "
                   f"got {v!r}")
         check(observation_mode in OBSERVATION_MODES,
               f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")

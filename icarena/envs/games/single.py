@@ -82,7 +82,8 @@ class EnvSettings:
             self.H, self.S, self.A, self.B = self.game.dims
         for name in ("H", "S", "A", "B", "episodes"):
             v = getattr(self, name)
-            check(isinstance(v, int | np.integer) and v >= 1, f"{name} must be an int >= 1, "
+            check(isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1,
+                  f"{name} must be an int >= 1, "
                   f"got {v!r}")
         check(self.player in PLAYERS, f"player must be one of {PLAYERS}, got {self.player!r}")
         check(self.observation_mode in OBSERVATION_MODES,

@@ -38,6 +38,7 @@ import networkx as nx
 import numpy as np
 from gymnasium import spaces
 
+from icarena.envs.checks import integer_action, penalty, positive_int, strict_kwargs
 from icarena.errors import ConfigError, check
 
 TABLE = -1
@@ -71,7 +72,11 @@ def make_state(towers: Iterable[Sequence[int]], holding: int = -1,
 
     With ``n_blocks`` given, the towers plus the held block must hold every block 0..n-1 once.
     """
-    tw = tuple(tuple(int(b) for b in t) for t in towers)
+    try:
+        tw = tuple(tuple(_block_id(b) for b in t) for t in towers)
+    except TypeError:
+        raise ConfigError(f"towers must be a list of lists of block ids (bottom -> top), e.g. "
+                          f"[[0, 1], [2]], got {towers!r}") from None
     check(all(len(t) > 0 for t in tw), "towers must be non-empty lists of blocks")
     blocks = [b for t in tw for b in t] + ([int(holding)] if holding >= 0 else [])
     check(len(set(blocks)) == len(blocks), f"a block appears twice in {tw}, holding {holding}")
@@ -80,6 +85,12 @@ def make_state(towers: Iterable[Sequence[int]], holding: int = -1,
               f"the state must place each of the blocks 0..{n_blocks - 1} exactly once, got "
               f"towers {tw} and holding {holding}")
     return BWState(tuple(sorted(tw)), int(holding))
+
+
+def _block_id(b: Any) -> int:
+    if not isinstance(b, int | np.integer) or isinstance(b, bool):
+        raise TypeError(b)
+    return int(b)
 
 
 def _check_n_blocks(n_blocks: Any) -> int:
@@ -555,6 +566,7 @@ class BlocksworldEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
+    @strict_kwargs
     def __init__(self, n_blocks: int = 4, ops: str = "move", *,
                  initial: Sequence[Sequence[int]] | None = None,
                  goal: Sequence[Sequence[int]] | None = None,
@@ -566,9 +578,8 @@ class BlocksworldEnv(gym.Env):
               f"invalid_action must be 'penalty' or 'raise', got {invalid_action!r}")
         check(render_mode in (None, "ansi"), f"render_mode must be None or 'ansi', got "
                                              f"{render_mode!r}")
-        check(int(max_steps) >= 1, f"max_steps must be >= 1, got {max_steps}")
-        self.invalid_action, self.invalid_penalty = invalid_action, float(invalid_penalty)
-        self.max_steps, self.render_mode = int(max_steps), render_mode
+        self.invalid_action, self.invalid_penalty = invalid_action, penalty(invalid_penalty)
+        self.max_steps, self.render_mode = positive_int(max_steps, "max_steps"), render_mode
         self.states = enumerate_states(self.n, self.ops)
         self.index = {s: i for i, s in enumerate(self.states)}
         self.empty_ids = [i for i, s in enumerate(self.states) if s.holding < 0]
@@ -584,13 +595,12 @@ class BlocksworldEnv(gym.Env):
         })
         self.state = self.goal = self.states[0]
         self.steps = 0
+        self._ended: bool | None = None  # None: not reset yet
 
     def decode_action(self, a: int) -> tuple:
         """Action id -> action tuple (see the class docstring)."""
         n = self.n
-        check(0 <= int(a) < self.action_space.n,
-              f"action {a} is outside Discrete({self.action_space.n})")
-        a = int(a)
+        a = integer_action(a, int(self.action_space.n))
         if self.ops == "move":
             x, d = divmod(a, n + 1)
             return ("move", x, TABLE if d == n else d)
@@ -651,9 +661,15 @@ class BlocksworldEnv(gym.Env):
             choices = [i for i in ids if self.states[i] != self.state] or ids
             self.goal = self.states[choices[self.np_random.integers(len(choices))]]
         self.steps = 0
+        self._ended = False
         return self._obs(), self._info()
 
     def step(self, action):
+        if self._ended is None:
+            raise ConfigError("call reset() before step()")
+        if self._ended:
+            raise ConfigError("the episode has ended (terminated or truncated); call reset() "
+                              "to start a new one")
         action = self.decode_action(action)
         self.steps += 1
         info_invalid = None
@@ -666,6 +682,7 @@ class BlocksworldEnv(gym.Env):
         terminated = info_invalid is None and self.state == self.goal
         reward = 1.0 if terminated else (-self.invalid_penalty if info_invalid else 0.0)
         truncated = (not terminated) and self.steps >= self.max_steps
+        self._ended = bool(terminated or truncated)
         info = self._info()
         info["invalid"] = info_invalid
         return self._obs(), reward, bool(terminated), bool(truncated), info

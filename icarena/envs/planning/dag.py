@@ -42,6 +42,8 @@ def random_dag(n: int, p: float, seed: int | None = None) -> nx.DiGraph:
           f"random_dag needs an integer n >= 2 nodes, got n={n!r}")
     check(isinstance(p, float | int | np.floating) and 0.0 <= float(p) <= 1.0,
           f"random_dag needs an edge probability p in [0, 1], got p={p!r}")
+    check(seed is None or (isinstance(seed, int | np.integer) and seed >= 0),
+          f"random_dag needs a seed >= 0 (or None), got seed={seed!r}")
     rng = np.random.default_rng(seed)
     keep = np.triu(rng.random((int(n), int(n))) < float(p), k=1)
     graph = nx.DiGraph(kind="random_dag", n=int(n), p=float(p))

@@ -27,6 +27,8 @@ import networkx as nx
 import numpy as np
 from gymnasium import spaces
 
+from icarena import limits
+from icarena.envs.checks import integer_action, penalty, positive_int, strict_kwargs
 from icarena.envs.planning.dag import adjacency, num_nodes, random_dag, reachability
 from icarena.errors import ConfigError, check
 
@@ -50,6 +52,7 @@ class PathFindingEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
+    @strict_kwargs
     def __init__(
         self,
         graph: nx.DiGraph | None = None,
@@ -66,6 +69,11 @@ class PathFindingEnv(gym.Env):
     ):
         check(render_mode in (None, "ansi"),
               f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.invalid_penalty = penalty(invalid_penalty)
+        if graph is None:
+            n_nodes = positive_int(n_nodes, "n_nodes")
+            limits.require(11 * n_nodes**2, f"a PathFinding graph of {n_nodes} nodes",
+                           "n_nodes")
         self.graph = random_dag(n_nodes, p, seed=graph_seed) if graph is None else graph
         self.n = num_nodes(self.graph)
         self.A = adjacency(self.graph)
@@ -73,11 +81,13 @@ class PathFindingEnv(gym.Env):
         self.pairs = np.argwhere(self.R)
         check(len(self.pairs) > 0,
               "the graph has no reachable pair (s, t) with s != t; give it at least one edge")
-        self.N = self.n if max_nodes is None else int(max_nodes)
+        self.N = self.n if max_nodes is None else positive_int(max_nodes, "max_nodes")
         check(self.N >= self.n, f"max_nodes={max_nodes} is smaller than the graph ({self.n})")
-        self.max_steps = self.n if max_steps is None else int(max_steps)
+        # the padded N x N adjacency of the observation space, and one copy per observation
+        limits.require(2 * self.N * self.N, f"PathFinding observations of {self.N} x {self.N}",
+                       "max_nodes")
+        self.max_steps = self.n if max_steps is None else positive_int(max_steps, "max_steps")
         check(self.max_steps >= 1, f"max_steps must be >= 1, got {max_steps}")
-        self.invalid_penalty = float(invalid_penalty)
         self.render_mode = render_mode
         self.fixed_pair = None
         if source is not None or target is not None:
@@ -98,6 +108,7 @@ class PathFindingEnv(gym.Env):
         self.source = self.target = self.current = 0
         self.path: list[int] = []
         self.steps = 0
+        self._ended = False
 
     def _check_pair(self, source: Any, target: Any) -> tuple[int, int]:
         for name, v in (("source", source), ("target", target)):
@@ -139,17 +150,16 @@ class PathFindingEnv(gym.Env):
         self.current = self.source
         self.path = [self.source]
         self.steps = 0
+        self._ended = False
         return self._obs(), self._info()
 
     def step(self, action):
         if not self.path:
             raise ConfigError("call reset() before step()")
-        if not (isinstance(action, int | np.integer) or
-                (isinstance(action, np.ndarray) and action.shape == () and
-                 np.issubdtype(action.dtype, np.integer))):
-            raise ConfigError(f"action must be an integer node id, got {action!r}")
-        a = int(action)
-        check(0 <= a < self.N, f"action {a} is outside Discrete({self.N}); emit a node id")
+        if self._ended:
+            raise ConfigError("the episode has ended (terminated or truncated); call reset() "
+                              "to start a new one")
+        a = integer_action(action, self.N)
         self.steps += 1
         info_invalid = False
         if a < self.n and self.A[self.current, a]:
@@ -162,6 +172,7 @@ class PathFindingEnv(gym.Env):
             terminated = True
             reward = -self.invalid_penalty
         truncated = (not terminated) and self.steps >= self.max_steps
+        self._ended = bool(terminated or truncated)
         info = self._info()
         info["invalid"] = info_invalid
         return self._obs(), reward, bool(terminated), bool(truncated), info

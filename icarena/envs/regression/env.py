@@ -25,6 +25,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from icarena import limits
+from icarena.envs.checks import strict_kwargs
 from icarena.envs.regression.families import (
     draw,
     make_family,
@@ -49,6 +51,7 @@ class RegressionEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"]}
 
+    @strict_kwargs
     def __init__(
         self,
         family: str = "linear",
@@ -60,6 +63,13 @@ class RegressionEnv(gym.Env):
         check(isinstance(k, int | np.integer) and k >= 1, f"k must be an integer >= 1, got {k!r}")
         check(render_mode in (None, "ansi"),
               f"render_mode must be None or 'ansi', got {render_mode!r}")
+        check(isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 1,
+              f"d must be an integer >= 1, got {d!r}")
+        # one prompt: x (k, d), y and f (k,), float64, plus the family's own parameters (d x d)
+        limits.require(8 * int(k) * (int(d) + 2) + 8 * int(d) ** 2,
+                       f"Regression prompts of k={k} points in d={d}", "d or k")
+        check(family_kwargs is None or isinstance(family_kwargs, dict),
+              f"family_kwargs must be a dict of family options, got {family_kwargs!r}")
         self.family = make_family(family, d, **dict(family_kwargs or {}))
         self.k = int(k)
         self.render_mode = render_mode
@@ -97,8 +107,13 @@ class RegressionEnv(gym.Env):
             raise ConfigError("call reset() before step()")
         if self._t >= self.k:
             raise ConfigError("the episode has terminated; call reset() to start a new one")
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (1,) or not np.isfinite(a[0]):
+        try:
+            a = np.asarray(action)
+            ok = a.dtype.kind in "iuf" and a.size == 1
+            a = a.astype(np.float64).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok or a.shape != (1,) or not np.isfinite(a[0]):
             raise ConfigError(
                 f"action must be one finite prediction (shape (1,) or a scalar), got {action!r}"
             )
@@ -106,6 +121,10 @@ class RegressionEnv(gym.Env):
         y, f = float(self._y[self._t]), float(self._f[self._t])
         diff = float(a[0]) - y
         err = diff * diff  # correctly rounded, as numpy's square (float ** 2 goes through pow)
+        if not np.isfinite(err):
+            raise ConfigError(f"prediction {float(a[0])!r} is so far from the target that its "
+                              "squared error overflows float64; predict a value of the data's "
+                              "scale")
         self._last = (float(a[0]), y)
         self._t += 1
         info = {"t": self._t, "y": y, "f": f, "squared_error": err}

@@ -28,9 +28,12 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from icarena import limits
 from icarena.envs.planning.dag import (
     alpine_split,
     edges_array,
+    is_dag,
+    longest_path_edges,
     random_dag,
     reachability,
     sample_paths,
@@ -73,6 +76,31 @@ class Config(Spec):
     """Replace an existing icarena dataset at ``out_dir``."""
 
 
+def graph_bytes(nodes: int) -> int:
+    """Bytes of the dense n x n arrays that building an ALPINE graph and its split holds at once:
+    the float64 edge (and split) draw, 8 n^2, plus three n x n bool masks (draw < p,
+    reachability, forced pairs)."""
+    return 11 * int(nodes) ** 2
+
+
+def require_graph_fits(nodes: int) -> None:
+    """Refuse (before ``random_dag`` allocates) a node count whose dense arrays exceed the
+    memory ceiling (:mod:`icarena.limits`)."""
+    n = int(nodes)
+    limits.require(
+        graph_bytes(n),
+        f"a graph of {n} nodes (its n x n float64 edge draw alone is "
+        f"{limits.format_bytes(8 * n * n)}, plus the reachability and split masks)",
+        "--nodes",
+    )
+
+
+def lines_bytes(rows: int, width: int) -> int:
+    """Bytes of ``rows`` sampled walks of at most ``width`` nodes: int32 paths plus the uint16
+    token rows (width + 3 tokens) of the same lines."""
+    return int(rows) * (4 * int(width) + 2 * (int(width) + 4))
+
+
 def build_lines(
     graph: nx.DiGraph, train_pairs: np.ndarray, test_pairs: np.ndarray, *, paths_per_pair: int,
     edge_lines: bool, seed: int, reach: np.ndarray | None = None,
@@ -83,6 +111,13 @@ def build_lines(
     """
     check(paths_per_pair >= 0, f"paths_per_pair must be >= 0, got {paths_per_pair}")
     n = graph.number_of_nodes()
+    # A walk visits each node at most once: on a DAG at most longest-path + 1 nodes.
+    width = longest_path_edges(graph) + 1 if is_dag(graph) else n
+    rows = len(train_pairs) * paths_per_pair + len(test_pairs)
+    rows += graph.number_of_edges() if edge_lines else 0
+    limits.require(lines_bytes(rows, width),
+                   f"{rows} path lines of up to {width} nodes",
+                   "--paths-per-pair (or --lines), --nodes / --blocks")
     R = reachability(graph) if reach is None else reach
     walk_pairs = np.repeat(train_pairs, paths_per_pair, axis=0)
     tr_paths, tr_len = sample_paths(graph, walk_pairs, seed=[seed, 2], reach=R)
@@ -133,12 +168,16 @@ def generate(cfg: Config) -> Path:
     """Generate the dataset described by ``cfg`` and return its directory."""
     check(isinstance(cfg.paths_per_pair, int) and cfg.paths_per_pair >= 1,
           f"--paths-per-pair must be >= 1, got {cfg.paths_per_pair}")
+    require_graph_fits(cfg.nodes)
     graph = random_dag(cfg.nodes, cfg.p, seed=cfg.seed)
     R = reachability(graph)
     train_pairs, test_pairs = alpine_split(
         graph, train_fraction=cfg.train_fraction, first_source_in_train=cfg.first_source_in_train,
         seed=[cfg.seed, 1], reach=R,
     )
+    check(len(test_pairs) > 0,
+          f"the split of a {cfg.nodes}-node graph (p = {cfg.p}) left no test pairs to evaluate "
+          "on; raise --nodes or --p, or lower --train-fraction")
     lines = build_lines(graph, train_pairs, test_pairs, paths_per_pair=cfg.paths_per_pair,
                         edge_lines=cfg.edge_lines, seed=cfg.seed, reach=R)
     return write_path_dataset(cfg.out_dir, graph, train_pairs, test_pairs, lines,

@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from icarena import limits
 from icarena.agents.games import (
     EXP3Config,
     VIULCBConfig,
@@ -236,7 +237,7 @@ def run_trajectories(games: TabularGame, algorithm: str, episodes: int, trajecto
             parts = list(pool.map(_run_part, jobs))
     rec = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts])
                                             for k in parts[0]}
-    check(rec["traj/h"].shape[0] == M, "unexpected record size")
+    assert rec["traj/h"].shape[0] == M, "unexpected record size"  # internal invariant
     return rec
 
 
@@ -289,6 +290,17 @@ def manifest_config(cfg: Config) -> dict[str, Any]:
 def generate(cfg: Config) -> Path:
     """Write the dataset at ``cfg.out_dir`` and return its path."""
     cfg = resolve(cfg)
+    # the recorded arrays (float32 policies pi/max, pi/min (, pi/joint), rewards, int indices),
+    # held twice while the chunks are concatenated
+    per_step = cfg.A + cfg.B + (cfg.A * cfg.B if cfg.setting == "centralized" else 0) + 6
+    limits.require(8 * cfg.n_games * cfg.episodes * cfg.H * per_step,
+                   f"{cfg.n_games} games x {cfg.episodes} episodes x H={cfg.H} of recorded play",
+                   "--n-games, --episodes or --H / --A / --B")
+    inner = int(cfg.context_options.get("mwu_iters", 200)) if cfg.algorithm == "viulcb" else 1
+    limits.require_work(cfg.n_games * cfg.episodes * cfg.H * cfg.S * cfg.A * cfg.B
+                        * (cfg.S + inner),
+                        f"{cfg.n_games} games x {cfg.episodes} episodes of {cfg.algorithm}",
+                        "--n-games, --episodes or --context-options mwu_iters N")
     arrays = generate_arrays(cfg)
     return write_dataset(cfg.out_dir, arrays, generator=GENERATOR, config=manifest_config(cfg),
                          seed=cfg.seed, shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from icarena import limits
 from icarena.envs.regression.families import Family, Prompts, make_family, sample_prompts
 from icarena.errors import check
 from icarena.lifecycle import writes_dataset, writes_run
@@ -305,6 +306,10 @@ def generate(cfg: Config) -> Path:
     family = family_from_config(cfg)
     check(cfg.k >= 1, f"k must be >= 1, got {cfg.k}")
     check(cfg.n_prompts >= 1, f"n_prompts must be >= 1, got {cfg.n_prompts}")
+    # float64 x (P, k, d), y and f (P, k), each also copied once when written
+    limits.require(16 * cfg.n_prompts * cfg.k * (family.d + 2),
+                   f"{cfg.n_prompts} prompts of k={cfg.k} points in d={family.d}",
+                   "--n-prompts, --k or --d")
     out = Path(cfg.out_dir)
     p = sample_prompts(family, np.random.default_rng(cfg.seed), cfg.n_prompts, cfg.k)
     arrays = {"x": p.x, "y": p.y, "f": p.f}

@@ -82,8 +82,18 @@ def write_dataset(
             only an icarena dataset is ever replaced, see :mod:`icarena.lifecycle`).
     """
     path = Path(path)
-    if shard_rows is not None and shard_rows < 1:
-        raise DatasetError(f"shard_rows must be >= 1, got {shard_rows}")
+    if shard_rows is not None and (not isinstance(shard_rows, int) or shard_rows < 1):
+        raise DatasetError(f"shard_rows must be an integer >= 1, got {shard_rows!r}")
+    for names, what in ((arrays, "array"), (files or {}, "file")):
+        seen: dict[str, str] = {}
+        for name in sorted(names):
+            disk = _disk_name(name)
+            if disk in seen:
+                raise DatasetError(
+                    f"{what} names {seen[disk]!r} and {name!r} would be stored in the same file "
+                    f"{disk!r}; rename one of them"
+                )
+            seen[disk] = name
     with claim_dataset(path, overwrite=overwrite):
         return _write_dataset(path, arrays, generator=generator, config=config, seed=seed,
                               shard_rows=shard_rows, files=files)
@@ -200,7 +210,8 @@ class Dataset:
                 f"dataset {self.path} has no file {name!r}; it has: "
                 f"{', '.join(sorted(self.manifest['files'])) or 'none'}"
             )
-        return (self.path / self.manifest["files"][name]["file"]).read_bytes()
+        return _inside(self.path, self.manifest["files"][name]["file"],
+                       self.path / MANIFEST).read_bytes()
 
 
 def dataset_identity(ds: Dataset) -> dict[str, Any]:
@@ -229,6 +240,11 @@ def load_dataset(
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"{mpath} is not valid JSON ({e}); regenerate the dataset") from e
+    if not isinstance(manifest, dict):
+        raise DatasetError(
+            f"{mpath} holds a JSON {type(manifest).__name__}, not an icarena manifest (an "
+            "object); regenerate the dataset"
+        )
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise DatasetError(
             f"{mpath} has schema version {manifest.get('schema_version')!r}, this icarena reads "
@@ -239,11 +255,12 @@ def load_dataset(
             f"{path} was made by generator {manifest.get('generator')!r}, expected "
             f"{generator!r}; pass a dataset from `icarena generate {generator}`"
         )
+    _validate_manifest(manifest, mpath)
     ds = Dataset(path=path, manifest=manifest)
     for name, spec in manifest["arrays"].items():
         parts = []
         for shard in spec["shards"]:
-            fpath = path / shard["file"]
+            fpath = _inside(path, shard["file"], mpath)
             if not fpath.is_file():
                 raise DatasetError(f"missing shard {fpath}; regenerate the dataset")
             if verify and sha256_file(fpath) != shard["sha256"]:
@@ -257,17 +274,105 @@ def load_dataset(
                 raise DatasetError(
                     f"cannot read shard {fpath} ({e}); regenerate the dataset"
                 ) from e
-            if arr.dtype.str != spec["dtype"] or (arr.ndim and arr.shape[0] != shard["rows"]):
+            shape = tuple(spec["shape"])
+            want = shape[1:] if shape else ()
+            if (arr.dtype.str != spec["dtype"] or arr.ndim != len(shape)
+                    or (arr.ndim and (arr.shape[0] != shard["rows"] or arr.shape[1:] != want))):
                 raise DatasetError(
                     f"shard {fpath} has dtype/shape {arr.dtype.str}{arr.shape}, manifest says "
-                    f"{spec['dtype']} with {shard['rows']} rows; regenerate the dataset"
+                    f"{spec['dtype']} with {shard['rows']} rows of shape {list(want)}; "
+                    "regenerate the dataset"
                 )
             parts.append(arr)
         ds._shards[name] = parts
     for spec in manifest.get("files", {}).values():
-        fpath = path / spec["file"]
+        fpath = _inside(path, spec["file"], mpath)
         if not fpath.is_file():
             raise DatasetError(f"missing file {fpath}; regenerate the dataset")
         if verify and sha256_file(fpath) != spec["sha256"]:
             raise DatasetError(f"checksum mismatch in {fpath}; regenerate the dataset")
     return ds
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _inside(root: Path, name: str, mpath: Path) -> Path:
+    """``root / name`` after checking that it resolves (symlinks included) inside ``root``."""
+    base = root.resolve()
+    target = (root / name).resolve()
+    if Path(name).is_absolute() or not target.is_relative_to(base):
+        raise DatasetError(
+            f"{mpath} lists the file {name!r}, which lies outside the dataset directory "
+            f"{root}; a manifest may only name files inside its dataset: regenerate the dataset"
+        )
+    return root / name
+
+
+def _validate_manifest(manifest: dict[str, Any], mpath: Path) -> None:
+    """Check the manifest's structure (types, shapes vs shard rows, duplicates) before any shard
+    is opened; every problem is a DatasetError naming the field."""
+
+    def bad(what: str) -> DatasetError:
+        return DatasetError(f"{mpath}: {what}; regenerate the dataset")
+
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    for key, kind in (("generator", str), ("config", dict), ("arrays", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise bad(f"'{key}' is missing or not a {kind.__name__}")
+    if not is_int(manifest.get("seed")):
+        raise bad("'seed' is missing or not an integer")
+    if not isinstance(manifest.get("files", {}), dict):
+        raise bad("'files' is not an object")
+    listed: dict[str, str] = {}
+
+    def claim(file: Any, owner: str) -> None:
+        if not isinstance(file, str) or not file:
+            raise bad(f"{owner} has no 'file' name")
+        key = os.path.normpath(file)
+        if key in listed:
+            raise bad(f"the file {file!r} is listed twice ({listed[key]} and {owner})")
+        listed[key] = owner
+
+    for name, spec in manifest["arrays"].items():
+        where = f"array {name!r}"
+        if not isinstance(spec, dict):
+            raise bad(f"{where} is not an object")
+        dtype = spec.get("dtype")
+        try:
+            ok = isinstance(dtype, str) and np.dtype(dtype) != np.dtype(object)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise bad(f"{where} has an invalid dtype {dtype!r}")
+        shape = spec.get("shape")
+        if not (isinstance(shape, list) and all(is_int(d) and d >= 0 for d in shape)):
+            raise bad(f"{where} has an invalid shape {shape!r}")
+        shards = spec.get("shards")
+        if not isinstance(shards, list) or not shards:
+            raise bad(f"{where} has no shards")
+        rows = 0
+        for i, shard in enumerate(shards):
+            owner = f"shard {i} of {where}"
+            if not isinstance(shard, dict):
+                raise bad(f"{owner} is not an object")
+            claim(shard.get("file"), owner)
+            if not is_int(shard.get("rows")) or shard["rows"] < 0:
+                raise bad(f"{owner} has an invalid row count {shard.get('rows')!r}")
+            if not (isinstance(shard.get("sha256"), str) and len(shard["sha256"]) == 64
+                    and set(shard["sha256"]) <= _HEX):
+                raise bad(f"{owner} has no valid 'sha256'")
+            rows += shard["rows"]
+        if shape and rows != shape[0]:
+            raise bad(f"{where} has shape {shape} but its shards hold {rows} rows")
+        if not shape and (len(shards) != 1 or rows != 1):
+            raise bad(f"{where} is a scalar but lists {len(shards)} shards of {rows} rows")
+    for name, spec in manifest.get("files", {}).items():
+        where = f"file {name!r}"
+        if not isinstance(spec, dict):
+            raise bad(f"{where} is not an object")
+        claim(spec.get("file"), where)
+        if not (isinstance(spec.get("sha256"), str) and len(spec["sha256"]) == 64):
+            raise bad(f"{where} has no valid 'sha256'")
