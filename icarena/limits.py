@@ -27,6 +27,7 @@ numpy or torch would be asked to allocate), so they are lower bounds of the peak
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -77,47 +78,44 @@ def parse_size(text: str | int | float, what: str = FLAG) -> float:
     return value
 
 
-def ceiling() -> float:
-    """The ceiling in bytes now in force (``inf`` when switched off)."""
-    if _override:
-        return _override[-1]
-    env = os.environ.get(ENV_VAR)
+def _in_force(stack: list[float], env_var: str, default: float) -> float:
+    """The innermost ``with`` setting, else the environment variable, else the default."""
+    if stack:
+        return stack[-1]
+    env = os.environ.get(env_var)
     if env is not None and env.strip():
-        return parse_size(env, what=ENV_VAR)
-    return float(DEFAULT_MAX_MEMORY)
+        return parse_size(env, what=env_var)
+    return float(default)
 
 
 @contextmanager
-def max_memory(size: str | int | float) -> Iterator[float]:
-    """Set the ceiling for the code inside the ``with`` block (what ``--max-memory`` does)."""
-    value = parse_size(size)
-    _override.append(value)
+def _pushed(stack: list[float], value: float) -> Iterator[float]:
+    stack.append(value)
     try:
         yield value
     finally:
-        _override.pop()
+        stack.pop()
+
+
+def ceiling() -> float:
+    """The ceiling in bytes now in force (``inf`` when switched off)."""
+    return _in_force(_override, ENV_VAR, DEFAULT_MAX_MEMORY)
+
+
+def max_memory(size: str | int | float) -> contextlib.AbstractContextManager[float]:
+    """Set the ceiling for the code inside the ``with`` block (what ``--max-memory`` does)."""
+    return _pushed(_override, parse_size(size))
 
 
 def work_ceiling() -> float:
     """The work ceiling now in force, in elementary operations (``inf`` when off)."""
-    if _work_override:
-        return _work_override[-1]
-    env = os.environ.get(WORK_ENV_VAR)
-    if env is not None and env.strip():
-        return parse_size(env, what=WORK_ENV_VAR)
-    return float(DEFAULT_MAX_WORK)
+    return _in_force(_work_override, WORK_ENV_VAR, DEFAULT_MAX_WORK)
 
 
-@contextmanager
-def max_work(ops: str | int | float) -> Iterator[float]:
+def max_work(ops: str | int | float) -> contextlib.AbstractContextManager[float]:
     """Set the work ceiling for the code inside the ``with`` block (what ``--max-work`` does);
     ``ops`` is a count such as ``1e12`` (K/M/G/T suffixes allowed) or ``none``."""
-    value = parse_size(ops, what=WORK_FLAG)
-    _work_override.append(value)
-    try:
-        yield value
-    finally:
-        _work_override.pop()
+    return _pushed(_work_override, parse_size(ops, what=WORK_FLAG))
 
 
 def require_work(ops: float, what: str, flags: str) -> None:

@@ -187,8 +187,16 @@ def evaluate_players(
         diff = [k for k in keys if m.get(k) != ref.get(k)]
         check(not diff, f"run {label!r} differs from the others in {diff}; evaluate runs of one "
               "setting, game size and context algorithm together")
+    check(ref.get("transition", "dirichlet") != "given",
+          "these runs were trained on the user's own games, so there is no prior to draw "
+          "held-out games from; score them on your games with "
+          "icarena.evaluation.evaluate_game_players", fields="run_dirs")
     H, S, A, B = (int(ref[k]) for k in "HSAB")
-    K = int(ref["episodes"]) if episodes is None else int(episodes)
+    trained_K = sorted({int(m["episodes"]) for m in metas.values()})
+    check(episodes is not None or len(trained_K) == 1,
+          f"the runs were pretrained with different K {trained_K}; pass episodes (--eval.episodes)"
+          f" <= {trained_K[0]} so that every run plays the same K", fields="episodes")
+    K = trained_K[0] if episodes is None else int(episodes)
     check(K >= 1, f"episodes must be >= 1, got {K}")
     games = eval_games(H, S, A, B, n_games, eval_seed,
                        transition=ref.get("transition", "dirichlet"),
@@ -357,6 +365,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     dirs = [d for d in cfg.run_dir.split(",") if d.strip()]
     if not dirs:
         raise ConfigError("--run-dir is required (an icgp run dir; several: comma-separated)")
+    check(len({str(Path(d).resolve()) for d in dirs}) == len(dirs),
+          f"--run-dir lists a run twice ({cfg.run_dir}); list each run once")
     names = [Path(d).name or d for d in dirs]
     run_dirs = dict(zip(names if len(set(names)) == len(names) else dirs, dirs, strict=True))
     if not cfg.out_dir and len(dirs) > 1:
@@ -367,8 +377,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     ev.validate()
     out = eval_out_dir(dirs[0], cfg.out_dir)
     check_run_target(out, overwrite=cfg.overwrite, resumable=False)  # refuse before the work
-    play_seed = ev.play_seed if ev.play_seed is not None else int(
-        read_meta(dirs[0]).get("seed", 0))
+    # the runs' own seed by default; with several runs the smallest, so that the result does
+    # not depend on the order they are listed in
+    play_seed = ev.play_seed if ev.play_seed is not None else min(
+        int(read_meta(d).get("seed", 0)) for d in dirs)
     res = evaluate_players(run_dirs, n_games=ev.n_games, eval_seed=ev.seed,
                            episodes=ev.episodes or None, seed=play_seed, query=ev.query,
                            device=ev.device or "cpu",

@@ -123,3 +123,32 @@ def test_bad_train_player_input_names_the_argument():
     assert "algorithm" in e.value.fields
     with pytest.raises(ConfigError, match="matrix games"):
         train_player(TabularGame.random(2, 2, 2, 2, seed=0, n_games=2), algorithm="exp3")
+
+
+def test_evaluating_several_runs_does_not_depend_on_their_order(tmp_path, capsys):
+    from icarena.cli import main
+    from icarena.evaluation.icgp import evaluate_players
+    from icarena.pretraining.data.games import run_trajectories
+
+    a = tmp_path / "x" / "r"
+    b = tmp_path / "y" / "r"  # the same name in another directory: its own row
+    games = TabularGame.random(1, 1, 3, 3, seed=0, n_games=3)  # the ICGP prior
+    for out, K, seed in ((a, 5, 1), (b, 4, 2)):
+        settings = {"setting": "decentralized", "H": 1, "S": 1, "A": 3, "B": 3, "episodes": K,
+                    "algorithm": "exp3", "n_games": 3, "trajectories_per_game": 1}
+        fit_icgp_models(run_trajectories(games, "exp3", K, 1, seed), settings,
+                        model=TINY_MODEL, train=TINY_TRAIN, seed=seed, out_dir=out)
+    with pytest.raises(ConfigError, match="own games"):
+        user = tmp_path / "user"
+        train_player(games, episodes=3, model=TINY_MODEL, train=TINY_TRAIN, out_dir=user)
+        evaluate_players({"u": user}, n_games=2)
+    with pytest.raises(ConfigError, match="different K") as e:
+        evaluate_players({"a": a, "b": b}, n_games=2)
+    assert "episodes" in e.value.fields
+    one = evaluate_players({"a": a, "b": b}, n_games=2, episodes=3)
+    two = evaluate_players({"b": b, "a": a}, n_games=2, episodes=3)
+    for label in ("a", "b"):
+        np.testing.assert_array_equal(one["gaps"][label]["avg"], two["gaps"][label]["avg"])
+    out = tmp_path / "ev"
+    assert main(["evaluate", "icgp", "--run-dir", f"{a},{a}", "--out-dir", str(out)]) == 2
+    assert "twice" in capsys.readouterr().err and not out.exists()
