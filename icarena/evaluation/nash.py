@@ -278,7 +278,7 @@ def gap_curve(
 
 
 def uniform_gap(game: TabularGame) -> np.ndarray:
-    """Nash gap of uniform play by both players, shape gb (≈ 0.29 on 5×5 ICGP matrix games)."""
+    """Nash gap of uniform play by both players, shape gb."""
     H, S, A, B = game.dims
     return nash_gap(game, np.full((H, S, A), 1.0 / A), np.full((H, S, B), 1.0 / B))
 
