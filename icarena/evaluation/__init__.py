@@ -10,25 +10,44 @@
   user's prompts -> :class:`RegressionCurves`), :func:`curve_stats`.
 """
 
-from icarena.evaluation.icgp import GameCurves, evaluate_game_players
-from icarena.evaluation.nash import (
-    best_response_values,
-    nash_gap,
-    nash_value,
-    record_gap_curves,
-    uniform_gap,
-)
-from icarena.evaluation.planning import (
-    CompletionScores,
-    PathError,
-    PlannerScores,
-    degrees,
-    evaluate_planners,
-    path_error,
-    path_is_valid,
-    score_completions,
-)
-from icarena.evaluation.regression import RegressionCurves, curve_stats, evaluate_regressors
+_EXPORTS = {  # name -> module; imported on first use (PEP 562), so that importing
+    # one submodule (e.g. a dataset generator) does not import torch and every track
+    "CompletionScores": "icarena.evaluation.planning",
+    "GameCurves": "icarena.evaluation.icgp",
+    "PathError": "icarena.evaluation.planning",
+    "PlannerScores": "icarena.evaluation.planning",
+    "RegressionCurves": "icarena.evaluation.regression",
+    "best_response_values": "icarena.evaluation.nash",
+    "curve_stats": "icarena.evaluation.regression",
+    "degrees": "icarena.evaluation.planning",
+    "evaluate_game_players": "icarena.evaluation.icgp",
+    "evaluate_planners": "icarena.evaluation.planning",
+    "evaluate_regressors": "icarena.evaluation.regression",
+    "nash_gap": "icarena.evaluation.nash",
+    "nash_value": "icarena.evaluation.nash",
+    "path_error": "icarena.evaluation.planning",
+    "path_is_valid": "icarena.evaluation.planning",
+    "record_gap_curves": "icarena.evaluation.nash",
+    "score_completions": "icarena.evaluation.planning",
+    "uniform_gap": "icarena.evaluation.nash",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    mod = importlib.import_module(module)
+    value = mod if module == f"{__name__}.{name}" else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "CompletionScores",

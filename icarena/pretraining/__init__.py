@@ -17,39 +17,59 @@ settings unless told otherwise (see docs/api.md):
   :class:`TrainConfig`; :func:`load_model` for any run dir; :mod:`backbones` (the registry).
 """
 
-from icarena.pretraining import backbones
-from icarena.pretraining.data.regression import (
-    RegressionData,
-    RegressionTask,
-    Sampler,
-    regression_train_config,
-    tokenize,
-)
-from icarena.pretraining.game_lm import (
-    GameModel,
-    GameTrainConfig,
-    fit_icgp_models,
-    icgp_model,
-    icgp_train_config,
-)
-from icarena.pretraining.game_player import InContextGamePlayer, train_player
-from icarena.pretraining.model import ModelConfig, ModelSpec, SequenceModel, load_model
-from icarena.pretraining.path_lm import (
-    PathLMTask,
-    alpine_model,
-    fit_path_model,
-    path_model_config,
-    path_train_config,
-    sample_completions,
-)
-from icarena.pretraining.planner import PathPlanner, train_planner
-from icarena.pretraining.regressor import (
-    InContextRegressor,
-    fit_regression_model,
-    regression_model_config,
-    train_regressor,
-)
-from icarena.pretraining.train import TrainConfig, TrainResult, seed_everything, train
+_EXPORTS = {  # name -> module; imported on first use (PEP 562), so that importing
+    # one submodule (e.g. a dataset generator) does not import torch and every track
+    "GameModel": "icarena.pretraining.game_lm",
+    "GameTrainConfig": "icarena.pretraining.game_lm",
+    "InContextGamePlayer": "icarena.pretraining.game_player",
+    "InContextRegressor": "icarena.pretraining.regressor",
+    "ModelConfig": "icarena.pretraining.model",
+    "ModelSpec": "icarena.pretraining.model",
+    "PathLMTask": "icarena.pretraining.path_lm",
+    "PathPlanner": "icarena.pretraining.planner",
+    "RegressionData": "icarena.pretraining.data.regression",
+    "RegressionTask": "icarena.pretraining.data.regression",
+    "Sampler": "icarena.pretraining.data.regression",
+    "SequenceModel": "icarena.pretraining.model",
+    "TrainConfig": "icarena.pretraining.train",
+    "TrainResult": "icarena.pretraining.train",
+    "alpine_model": "icarena.pretraining.path_lm",
+    "backbones": "icarena.pretraining.backbones",
+    "fit_icgp_models": "icarena.pretraining.game_lm",
+    "fit_path_model": "icarena.pretraining.path_lm",
+    "fit_regression_model": "icarena.pretraining.regressor",
+    "icgp_model": "icarena.pretraining.game_lm",
+    "icgp_train_config": "icarena.pretraining.game_lm",
+    "load_model": "icarena.pretraining.model",
+    "path_model_config": "icarena.pretraining.path_lm",
+    "path_train_config": "icarena.pretraining.path_lm",
+    "regression_model_config": "icarena.pretraining.regressor",
+    "regression_train_config": "icarena.pretraining.data.regression",
+    "sample_completions": "icarena.pretraining.path_lm",
+    "seed_everything": "icarena.pretraining.train",
+    "tokenize": "icarena.pretraining.data.regression",
+    "train": "icarena.pretraining.train",
+    "train_planner": "icarena.pretraining.planner",
+    "train_player": "icarena.pretraining.game_player",
+    "train_regressor": "icarena.pretraining.regressor",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    mod = importlib.import_module(module)
+    value = mod if module == f"{__name__}.{name}" else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "GameModel",
