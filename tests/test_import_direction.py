@@ -1,4 +1,4 @@
-"""Imports run one way: (errors, version, lifecycle, limits, plugins) -> envs -> agents ->
+"""Imports run one way: (errors, version, lifecycle, limits, lazy, plugins) -> envs -> agents ->
 pretraining -> evaluation -> exports -> experiments -> cli. Every import is scanned, including
 imports inside functions."""
 
@@ -10,9 +10,10 @@ from pathlib import Path
 import icarena
 
 PACKAGE = Path(icarena.__file__).parent
-LAYERS = ["errors", "version", "lifecycle", "limits", "plugins", "envs", "agents", "pretraining",
-          "evaluation", "exports", "experiments", "cli"]
-LEAVES = {"errors", "version", "lifecycle", "limits", "plugins"}  # shared helpers below envs
+LAYERS = ["errors", "version", "lifecycle", "limits", "lazy", "plugins", "envs", "agents",
+          "pretraining", "evaluation", "exports", "experiments", "cli"]
+# shared helpers below envs
+LEAVES = {"errors", "version", "lifecycle", "limits", "lazy", "plugins"}
 
 
 def layer(module: str) -> int | None:

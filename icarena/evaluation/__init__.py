@@ -10,6 +10,8 @@
   user's prompts -> :class:`RegressionCurves`), :func:`curve_stats`.
 """
 
+from icarena.lazy import lazy_exports as _lazy_exports
+
 _EXPORTS = {  # name -> module; imported on first use (PEP 562), so that importing
     # one submodule (e.g. a dataset generator) does not import torch and every track
     "CompletionScores": "icarena.evaluation.planning",
@@ -33,21 +35,7 @@ _EXPORTS = {  # name -> module; imported on first use (PEP 562), so that importi
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    mod = importlib.import_module(module)
-    value = mod if module == f"{__name__}.{name}" else getattr(mod, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "CompletionScores",
