@@ -14,8 +14,11 @@ backbone) once with hooks on its blocks and returns :class:`Activations`:
   token-to-latent probabilities for BiXT (tokens read M latents); None when the backbone has no
   attention matrix (sympformer's hamiltonian_euler particle step).
 
-A causal BiXT (exact prefix re-encoding) is captured the way it computes: position t's states
-come from encoding the prefix 0..t alone, one prefix at a time.
+A causal BiXT in ``prefix_reencode`` mode is captured the way it computes: position t's states
+come from encoding the prefix 0..t alone, one prefix at a time. In ``latent_scan`` mode its
+layers run once on the whole sequence: the residual stream is the token side of each layer and
+the map at position t is token t's read of its own latent set Z_t (softmax over the M latents of
+the logits shared with the causal latent read).
 """
 
 from __future__ import annotations
@@ -110,6 +113,9 @@ def _super_block(m: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor:
 
 def _bi_cross(m: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor:
     z, x = args[:2]
+    z_ref = kwargs.get("z_ref")
+    if z_ref is not None:  # latent scan: logits from the learned latents, token t reads Z_t
+        return m.scan_logits(z_ref, x).transpose(-1, -2).softmax(dim=-1)
     _, token_logits = m.logits(z, x)
     return token_logits.softmax(dim=-1)  # (B, h, N, M): tokens read latents
 
@@ -147,7 +153,7 @@ def capture(model: nn.Module, x: torch.Tensor, **forward_kwargs: Any) -> Activat
 
     backbone = backbone_of(model)
     blocks = blocks_of(backbone)
-    if isinstance(backbone, BiXT) and backbone.mode != "bidirectional":
+    if isinstance(backbone, BiXT) and backbone.mode == "prefix_reencode":
         return _capture_prefixes(model, backbone, x, **forward_kwargs)
     was_training = model.training
     model.eval()

@@ -96,3 +96,30 @@ def test_hamiltonian_sympformer_has_no_attention_matrix():
                          variant="hamiltonian_euler", max_len=8)
     a = capture(bb, torch.randn(1, 4, 16))
     assert a.attention is None and len(a.residual) == 3
+
+
+def test_bixt_latent_scan_is_captured_in_one_pass():
+    kw = dict(d_model=16, n_layers=2, n_heads=2, n_latents=5, causal=True, max_len=16)
+    torch.manual_seed(0)
+    scan = backbones.build("bixt", mode="latent_scan", **kw).eval()
+    prefix = backbones.build("bixt", **kw).eval()  # prefix_reencode, the same weights
+    prefix.load_state_dict(scan.state_dict())
+    x = torch.randn(3, 7, 16)
+    a, b = capture(scan, x), capture(prefix, x)
+    with torch.no_grad():
+        out = scan(x)
+    torch.testing.assert_close(a.output, out)
+    torch.testing.assert_close(scan.ln_f(a.residual[-1]), out, atol=1e-5, rtol=1e-5)
+    assert a.attention is not None and [m.shape for m in a.attention] == [(3, 2, 7, 5)] * 2
+    for m in a.attention:  # token t's read of its own latents Z_t: probabilities over M
+        torch.testing.assert_close(m.sum(-1), torch.ones(3, 2, 7))
+    # Layer 1 reads the learned latents in both modes: the same states and maps.
+    torch.testing.assert_close(a.residual[1], b.residual[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.attention[0], b.attention[0], atol=1e-5, rtol=1e-5)
+    y = x.clone()
+    y[:, 4:] = torch.randn(3, 3, 16)
+    c = capture(scan, y)
+    for ra, rc in zip(a.residual + a.attention, c.residual + c.attention, strict=True):
+        torch.testing.assert_close(ra[:, :4] if ra.dim() == 3 else ra[:, :, :4],
+                                   rc[:, :4] if rc.dim() == 3 else rc[:, :, :4],
+                                   atol=1e-5, rtol=1e-5)

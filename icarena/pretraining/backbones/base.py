@@ -29,7 +29,8 @@ How each architecture fits without changing this interface:
 * ``sepnorm``: the GPT block with each LayerNorm replaced by a norm that treats
   ``special_mask`` positions (or configured ``special_positions``) with their own statistics.
 * ``bixt``: tokens plus M learned latents held inside the module; bidirectional cross-attention
-  returns token states (B, T, D); causal use through exact prefix re-encoding.
+  returns token states (B, T, D); causal use through exact prefix re-encoding (O(T^2)) or,
+  chosen explicitly, icarena's linear-cost latent scan (one latent set per position).
 * ``sympformer``: each token carries a velocity state that lives only inside ``forward``
   (initialised to zero or learned), so the interface stays (B, T, D) -> (B, T, D).
 * ``supernet``: one module whose active depth/width/heads/MLP ratio are chosen by

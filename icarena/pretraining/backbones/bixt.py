@@ -31,9 +31,40 @@ icarena choices:
   x_{<=t} is encoded on its own (batched, with a token padding mask) and its last token's output
   is the output at t, so position t never sees t' > t. Cost O(N^2 M D) (fine for N <~ 128);
   ``prefix_chunk`` bounds the memory (and trims padding) by encoding that many prefixes per call.
-  ``mode="bidirectional"`` with ``causal=True`` is refused (ConfigError). The non-paper
-  causal latent scan is not implemented.
+  ``mode="bidirectional"`` with ``causal=True`` is refused (ConfigError).
+  ``mode="latent_scan"`` (causal only, chosen explicitly) is icarena's *non-paper* causal
+  variant with a cost linear in N, below.
 * Init ("jax"): xavier-uniform Linear weights with zero biases, latents trunc-normal(std .02).
+
+Latent scan (``mode="latent_scan"``; icarena's variant, not in the paper). Every position t
+carries its own latent set Z_t (B, T, M, D_l) summarising the tokens x_{<=t}; a layer's input
+latents are Z_t^0 = Z (the learned latents, the same for every t). Layer l (per head; LN are the
+layer's own norms, W its own projections)::
+
+    Rz      = LN_z(Z) Wz_ref                  (M, D_a)     from the *learned* latents: no t
+    Vz_t    = LN_z(Z_t^{l-1}) Wz_val          (B, T, M, D_a)
+    [Rx,Vx] = LN_x(X^{l-1}) Wx                (B, T, D_a) each
+    A[m, s] = s_h Rz[m] . Rx[s]               (B, h, M, T): one logit matrix, as BiXA
+    Znew_t[m] = sum_{s<=t} exp(A[m,s]) Vx[s] / sum_{s<=t} exp(A[m,s])    latents read x_{<=t}
+    Xnew[t]   = sum_m softmax_m(A[m,t]) Vz_t[m]                        token t reads Z_t
+
+followed, at every position, by the layer's residuals and MLPs on both sides and its latent
+self-attention block over the M latents of that position (a batch of B*T sets). The parameters
+and state_dict keys are those of the other modes, so one checkpoint serves every mode.
+
+The one deviation from the paper: its logits in layer l use the *refined* latents Z^{l-1};
+here Rz comes from the learned Z in every layer, so A has no position axis t and the latent
+read is a causal softmax whose sums can be accumulated over s. In layer 1 (Z_t^0 = Z) this is
+exactly BiXA on the prefix x_{<=t}, so a one-layer latent scan equals ``prefix_reencode``.
+The cumulative softmax (:func:`causal_latent_read`) is computed in chunks of ``scan_chunk``
+positions with running maxima (online-softmax rescaling): inside a chunk an explicit
+(chunk x chunk) causal weight matrix, across chunks a carried (max, weighted sum, normaliser)
+per (b, h, m); every exponent is <= 0, so large logits neither overflow nor leave a 0/0.
+Padded tokens get the dtype's minimum as logit and a zero value: they are never read (a prefix
+with no real token reads 0). Attention dropout acts on the read vectors Znew (the normalised
+latent weights are never materialised). Cost per layer O(T M (D_a C + D_l^2 + M D_l)) with
+C = ``scan_chunk``: linear in T; no tensor has two axes of size T. The M latents per position
+make a step roughly M times a GPT step of the same width, independent of T.
 """
 
 from __future__ import annotations
@@ -48,7 +79,7 @@ from icarena.pretraining.backbones import register
 from icarena.pretraining.backbones.base import Backbone, BackboneConfig
 from icarena.pretraining.backbones.gpt import MLP, Block, GPTConfig
 
-MODES = ("auto", "bidirectional", "prefix_reencode")
+MODES = ("auto", "bidirectional", "prefix_reencode", "latent_scan")
 
 
 @dataclass
@@ -64,9 +95,13 @@ class BiXTConfig(BackboneConfig):
     mlp_ratio: float = 4.0
     """MLP hidden width as a multiple of the side's width (tokens and latents)."""
     mode: str = "auto"
-    """'auto' (prefix_reencode if causal else bidirectional), 'bidirectional', 'prefix_reencode'."""
+    """'auto' (prefix_reencode if causal else bidirectional), 'bidirectional', 'prefix_reencode',
+    'latent_scan' (causal, linear in T; icarena's variant, module docstring)."""
     prefix_chunk: int = 0
     """prefix_reencode: prefixes encoded per call (0: ceil(T/4)); bounds memory and work."""
+    scan_chunk: int = 32
+    """latent_scan: positions per chunk of the causal latent read (any value gives the same
+    outputs up to rounding; it trades the (chunk x chunk) weights against the chunk loop)."""
     fourier_features: int = 32
     """Width of the Fourier positional features (0: no positional encoding)."""
     fourier_temperature: float = 1e4
@@ -80,6 +115,7 @@ class BiXTConfig(BackboneConfig):
         check(self.d_latent >= 0 and self.d_attn >= 0, "d_latent and d_attn must be >= 0")
         check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
         check(self.prefix_chunk >= 0, f"prefix_chunk must be >= 0, got {self.prefix_chunk}")
+        check(self.scan_chunk >= 1, f"scan_chunk must be >= 1, got {self.scan_chunk}")
         check(self.mlp_ratio > 0, f"mlp_ratio must be > 0, got {self.mlp_ratio}")
         check(self.fourier_features >= 0 and self.fourier_features % 2 == 0,
               f"fourier_features must be even and >= 0, got {self.fourier_features}")
@@ -99,6 +135,8 @@ class BiXTConfig(BackboneConfig):
         check(not (not self.causal and self.mode == "prefix_reencode"),
               "mode='prefix_reencode' is the causal mode; set causal=True or use "
               "mode='bidirectional'")
+        check(self.causal or self.mode != "latent_scan",
+              "mode='latent_scan' is a causal mode; set causal=True or use mode='bidirectional'")
 
     @property
     def resolved_mode(self) -> str:
@@ -116,6 +154,56 @@ def fourier_positions(positions: torch.Tensor, n_features: int, temperature: flo
     freq = temperature ** (-2.0 * i / n_features)
     ang = positions.float()[:, None] * freq[None]
     return torch.stack((ang.sin(), ang.cos()), dim=-1).reshape(positions.shape[0], n_features)
+
+
+def causal_latent_read(logits: torch.Tensor, values: torch.Tensor,
+                       pad_mask: torch.Tensor | None = None, chunk: int = 32) -> torch.Tensor:
+    """Causal softmax read of every prefix: logits (B, h, M, T), values (B, h, T, d) ->
+    (B, h, T, M, d) with ``out[b, h, t, m] = sum_{s<=t} e^{A[m,s]} v[s] / sum_{s<=t} e^{A[m,s]}``.
+
+    The latent side of the latent scan (module docstring), linear in T. Positions are split into
+    chunks of ``chunk``: inside a chunk the causal weights e^{A[m,s] - mx[m,t]} (mx: the running
+    maximum over the chunk's s <= t) form a (chunk, chunk) lower-triangular matrix; across chunks
+    a (max, weighted sum, normaliser) triple per (b, h, m) is carried and rescaled to the larger
+    maximum. Every exponent is <= 0 and every normaliser >= 1, so no logit size overflows or
+    yields 0/0. ``pad_mask`` (B, T), True = padding: those positions get the dtype's minimum as
+    logit and a zero value, so they carry no weight once a real token is in the prefix (and a
+    prefix of padding only reads 0).
+    """
+    B, h, M, T = logits.shape
+    d = values.shape[-1]
+    assert values.shape == (B, h, T, d), (values.shape, logits.shape)
+    low = torch.finfo(logits.dtype).min
+    if pad_mask is not None:
+        logits = logits.masked_fill(pad_mask[:, None, None, :], low)
+        values = values.masked_fill(pad_mask[:, None, :, None], 0.0)
+    C = max(1, min(chunk, T))
+    K = -(-T // C)
+    if K * C != T:  # fill the last chunk with unread future positions
+        logits = torch.nn.functional.pad(logits, (0, K * C - T), value=low)
+        values = torch.nn.functional.pad(values, (0, 0, 0, K * C - T))
+    a = logits.reshape(B, h, M, K, C).permute(0, 1, 3, 2, 4)  # (B, h, K, M, C)
+    v = values.reshape(B, h, K, C, d)
+    mx = a.detach().cummax(dim=-1).values  # (B, h, K, M, C): max over the chunk's s <= t
+    later = torch.ones(C, C, dtype=torch.bool, device=a.device).triu(1)  # [t, s]: s > t
+    w = (a[..., None, :] - mx[..., :, None]).masked_fill(later, float("-inf")).exp()
+    num = (w.reshape(B, h, K, M * C, C) @ v).view(B, h, K, M, C, d)  # within the chunk
+    den = w.sum(dim=-1)  # (B, h, K, M, C), >= 1
+    # Carry over chunks: the state before chunk k summarises every s in chunks < k.
+    c_max = a.new_full((B, h, M), low)
+    c_num = a.new_zeros(B, h, M, d)
+    c_den = a.new_zeros(B, h, M)
+    outs = []
+    for k in range(K):
+        m_in, n_in, d_in = mx[:, :, k], num[:, :, k], den[:, :, k]  # (B,h,M,C[,d])
+        top = torch.maximum(c_max[..., None], m_in)
+        f_c, f_in = (c_max[..., None] - top).exp(), (m_in - top).exp()  # (B, h, M, C), <= 1
+        n_t = c_num[..., None, :] * f_c[..., None] + n_in * f_in[..., None]
+        d_t = c_den[..., None] * f_c + d_in * f_in
+        outs.append(n_t / d_t[..., None])  # (B, h, M, C, d)
+        c_max, c_num, c_den = top[..., -1], n_t[..., -1, :], d_t[..., -1]
+    out = torch.stack(outs, dim=2)  # (B, h, K, M, C, d)
+    return out.permute(0, 1, 2, 4, 3, 5).reshape(B, h, K * C, M, d)[:, :, :T]
 
 
 class BiCrossAttention(nn.Module):
@@ -154,9 +242,25 @@ class BiCrossAttention(nn.Module):
         A = (rz @ rx.transpose(-1, -2)) * (rz.shape[-1] ** -0.5)
         return A, A.transpose(-1, -2)
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor, pad_mask: torch.Tensor | None = None
+    def scan_logits(self, z_ref: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Latent-scan logits (B, h, M, N) from position-independent latents z_ref (M, D_l)."""
+        da = self.d_attn
+        rz = nn.functional.linear(z_ref, self.latent_in.weight[:da], self.latent_in.bias[:da])
+        rx = nn.functional.linear(x, self.token_in.weight[:da], self.token_in.bias[:da])
+        rz = rz.view(-1, self.n_heads, da // self.n_heads).transpose(0, 1)  # (h, M, dh)
+        return (rz @ self._heads(rx).transpose(-1, -2)) * (rz.shape[-1] ** -0.5)
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor, pad_mask: torch.Tensor | None = None,
+                *, z_ref: torch.Tensor | None = None, chunk: int = 32
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """z (B, M, D_l) and x (B, N, D) (already normalised) -> updates (dz, dx)."""
+        """z (B, M, D_l) and x (B, N, D) (already normalised) -> updates (dz, dx).
+
+        Latent scan (``z_ref`` given, module docstring): z (B, N, M, D_l) holds position t's
+        latents, z_ref (M, D_l) the normalised learned latents that give the references;
+        returns (dz (B, N, M, D_l), dx (B, N, D)); ``chunk`` as :func:`causal_latent_read`.
+        """
+        if z_ref is not None:
+            return self.scan(z, x, z_ref, pad_mask, chunk)
         B, N, _ = x.shape
         rz, vz, rx, vx = self.project(z, x)
         A = (rz @ rx.transpose(-1, -2)) * (rz.shape[-1] ** -0.5)  # (B, h, M, N)
@@ -168,6 +272,20 @@ class BiCrossAttention(nn.Module):
         z_new = z_new.transpose(1, 2).reshape(B, z.shape[1], self.d_attn)
         x_new = x_new.transpose(1, 2).reshape(B, N, self.d_attn)
         return self.latent_out(z_new), self.token_out(x_new)
+
+    def scan(self, z: torch.Tensor, x: torch.Tensor, z_ref: torch.Tensor,
+             pad_mask: torch.Tensor | None, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The latent scan's cross-attention (see :meth:`forward`)."""
+        B, N, M, _ = z.shape
+        h, da = self.n_heads, self.d_attn
+        A = self.scan_logits(z_ref, x)  # (B, h, M, N)
+        vx = nn.functional.linear(x, self.token_in.weight[da:], self.token_in.bias[da:])
+        vz = nn.functional.linear(z, self.latent_in.weight[da:], self.latent_in.bias[da:])
+        z_new = causal_latent_read(A, self._heads(vx), pad_mask, chunk)  # (B, h, N, M, dh)
+        z_new = self.drop_latent(z_new.permute(0, 2, 3, 1, 4).reshape(B, N, M, da))
+        p = self.drop_token(A.transpose(-1, -2).softmax(dim=-1))  # (B, h, N, M)
+        x_new = torch.einsum("bhnm,bnmhd->bnhd", p, vz.view(B, N, M, h, da // h))
+        return self.latent_out(z_new), self.token_out(x_new.reshape(B, N, da))
 
 
 class BiXTLayer(nn.Module):
@@ -188,19 +306,33 @@ class BiXTLayer(nn.Module):
         for ln in (self.latent_block.ln1, self.latent_block.ln2):
             ln.eps = cfg.eps
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor, pad_mask: torch.Tensor | None
+    def forward(self, z: torch.Tensor, x: torch.Tensor, pad_mask: torch.Tensor | None,
+                latents: torch.Tensor | None = None, chunk: int = 32
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        dz, dx = self.cross(self.ln_z(z), self.ln_x(x), pad_mask)
+        """z (B, M, D_l), x (B, N, D) -> the same, updated.
+
+        Latent scan (``latents`` (M, D_l), the backbone's learned latents, given): z is
+        (B, N, M, D_l), one latent set per position, and the latent self-attention runs over the
+        M latents of each position.
+        """
+        if latents is None:
+            dz, dx = self.cross(self.ln_z(z), self.ln_x(x), pad_mask)
+        else:
+            dz, dx = self.cross(self.ln_z(z), self.ln_x(x), pad_mask,
+                                z_ref=self.ln_z(latents), chunk=chunk)
         z = z + dz
         z = z + self.mlp_z(self.ln_zm(z))
         x = x + dx
         x = x + self.mlp_x(self.ln_xm(x))
-        z = self.latent_block(z, None, False)
+        shape = z.shape
+        z = self.latent_block(z.reshape(-1, *shape[-2:]), None, False).view(shape)
         return z, x
 
 
 @register("bixt", BiXTConfig,
-          "Bi-directional cross-attention tokens<->latents, linear in N (BiXT, Hiller 2024).")
+          "Bi-directional cross-attention tokens<->latents, linear in N (BiXT, Hiller 2024); "
+          "causal: exact prefix re-encoding (O(N^2), default) or mode=latent_scan (linear, "
+          "non-paper).")
 class BiXT(Backbone):
     """BiXT backbone: (B, T, D) -> (B, T, D); see the module docstring for the modes."""
 
@@ -256,7 +388,20 @@ class BiXT(Backbone):
         self.check_input(x)
         if self.mode == "bidirectional":
             return self.encode(x, pad_mask)[1]
+        if self.mode == "latent_scan":
+            return self.latent_scan(x, pad_mask)
         return self.prefix_reencode(x, pad_mask)
+
+    def latent_scan(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+        """Causal outputs (B, T, D) of the latent scan (module docstring): every position t
+        carries latents (B, T, M, D_l) that have read x_{<=t} only."""
+        x = self.drop(self.add_positions(x))
+        B, T, _ = x.shape
+        z = self.latents[None, None].expand(B, T, *self.latents.shape)
+        for layer in self.layers:
+            z, x = layer(z, x, pad_mask, self.latents, self.config.scan_chunk)
+        return self.ln_f(x)
 
     def prefix_reencode(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None
                         ) -> torch.Tensor:
@@ -293,4 +438,5 @@ def count_bixa_params(d_latent: int, d_token: int, d_attn: int) -> int:
         d_latent + d_token)
 
 
-__all__ = ["BiXT", "BiXTConfig", "BiCrossAttention", "count_bixa_params", "fourier_positions"]
+__all__ = ["BiXT", "BiXTConfig", "BiCrossAttention", "causal_latent_read", "count_bixa_params",
+           "fourier_positions"]
