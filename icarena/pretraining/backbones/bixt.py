@@ -251,16 +251,17 @@ class BiCrossAttention(nn.Module):
         return (rz @ self._heads(rx).transpose(-1, -2)) * (rz.shape[-1] ** -0.5)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor, pad_mask: torch.Tensor | None = None,
-                *, z_ref: torch.Tensor | None = None, chunk: int = 32
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                *, z_ref: torch.Tensor | None = None, chunk: int = 32,
+                update_latents: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
         """z (B, M, D_l) and x (B, N, D) (already normalised) -> updates (dz, dx).
 
         Latent scan (``z_ref`` given, module docstring): z (B, N, M, D_l) holds position t's
         latents, z_ref (M, D_l) the normalised learned latents that give the references;
-        returns (dz (B, N, M, D_l), dx (B, N, D)); ``chunk`` as :func:`causal_latent_read`.
+        returns (dz (B, N, M, D_l), dx (B, N, D)); ``chunk`` as :func:`causal_latent_read`;
+        ``update_latents=False`` skips the latent read and returns dz = None.
         """
         if z_ref is not None:
-            return self.scan(z, x, z_ref, pad_mask, chunk)
+            return self.scan(z, x, z_ref, pad_mask, chunk, update_latents)
         B, N, _ = x.shape
         rz, vz, rx, vx = self.project(z, x)
         A = (rz @ rx.transpose(-1, -2)) * (rz.shape[-1] ** -0.5)  # (B, h, M, N)
@@ -274,18 +275,22 @@ class BiCrossAttention(nn.Module):
         return self.latent_out(z_new), self.token_out(x_new)
 
     def scan(self, z: torch.Tensor, x: torch.Tensor, z_ref: torch.Tensor,
-             pad_mask: torch.Tensor | None, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+             pad_mask: torch.Tensor | None, chunk: int, update_latents: bool = True
+             ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The latent scan's cross-attention (see :meth:`forward`)."""
         B, N, M, _ = z.shape
         h, da = self.n_heads, self.d_attn
         A = self.scan_logits(z_ref, x)  # (B, h, M, N)
-        vx = nn.functional.linear(x, self.token_in.weight[da:], self.token_in.bias[da:])
         vz = nn.functional.linear(z, self.latent_in.weight[da:], self.latent_in.bias[da:])
-        z_new = causal_latent_read(A, self._heads(vx), pad_mask, chunk)  # (B, h, N, M, dh)
-        z_new = self.drop_latent(z_new.permute(0, 2, 3, 1, 4).reshape(B, N, M, da))
         p = self.drop_token(A.transpose(-1, -2).softmax(dim=-1))  # (B, h, N, M)
         x_new = torch.einsum("bhnm,bnmhd->bnhd", p, vz.view(B, N, M, h, da // h))
-        return self.latent_out(z_new), self.token_out(x_new.reshape(B, N, da))
+        dx = self.token_out(x_new.reshape(B, N, da))
+        if not update_latents:
+            return None, dx
+        vx = nn.functional.linear(x, self.token_in.weight[da:], self.token_in.bias[da:])
+        z_new = causal_latent_read(A, self._heads(vx), pad_mask, chunk)  # (B, h, N, M, dh)
+        z_new = self.drop_latent(z_new.permute(0, 2, 3, 1, 4).reshape(B, N, M, da))
+        return self.latent_out(z_new), dx
 
 
 class BiXTLayer(nn.Module):
@@ -307,23 +312,26 @@ class BiXTLayer(nn.Module):
             ln.eps = cfg.eps
 
     def forward(self, z: torch.Tensor, x: torch.Tensor, pad_mask: torch.Tensor | None,
-                latents: torch.Tensor | None = None, chunk: int = 32
+                latents: torch.Tensor | None = None, chunk: int = 32, update_latents: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """z (B, M, D_l), x (B, N, D) -> the same, updated.
 
         Latent scan (``latents`` (M, D_l), the backbone's learned latents, given): z is
         (B, N, M, D_l), one latent set per position, and the latent self-attention runs over the
-        M latents of each position.
+        M latents of each position. ``update_latents=False`` (the scan's last layer, whose
+        latents no token reads) updates only the tokens and returns z as given.
         """
         if latents is None:
             dz, dx = self.cross(self.ln_z(z), self.ln_x(x), pad_mask)
         else:
-            dz, dx = self.cross(self.ln_z(z), self.ln_x(x), pad_mask,
-                                z_ref=self.ln_z(latents), chunk=chunk)
-        z = z + dz
-        z = z + self.mlp_z(self.ln_zm(z))
+            dz, dx = self.cross(self.ln_z(z), self.ln_x(x), pad_mask, z_ref=self.ln_z(latents),
+                                chunk=chunk, update_latents=update_latents)
         x = x + dx
         x = x + self.mlp_x(self.ln_xm(x))
+        if dz is None:
+            return z, x
+        z = z + dz
+        z = z + self.mlp_z(self.ln_zm(z))
         shape = z.shape
         z = self.latent_block(z.reshape(-1, *shape[-2:]), None, False).view(shape)
         return z, x
@@ -399,8 +407,9 @@ class BiXT(Backbone):
         x = self.drop(self.add_positions(x))
         B, T, _ = x.shape
         z = self.latents[None, None].expand(B, T, *self.latents.shape)
-        for layer in self.layers:
-            z, x = layer(z, x, pad_mask, self.latents, self.config.scan_chunk)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):  # the last layer's latents are never read
+            z, x = layer(z, x, pad_mask, self.latents, self.config.scan_chunk, i < last)
         return self.ln_f(x)
 
     def prefix_reencode(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None
