@@ -14,7 +14,11 @@ warm-up step sets the count), and the figure kept is the best (smallest) of the 
                                             --min-ms 1500]
 
 Prints ms per step of each model at each T, the ratios to GPT and scan / re-encode, and how
-each grows when T doubles (2 = linear, 4 = quadratic) with the exponent fitted over the range.
+each grows when T doubles (2 = linear, 4 = quadratic) with the exponent fitted over the range,
+for the wall-clock time and for the process's user CPU time. The two differ mostly by system
+time spent on page faults: the C library's malloc hands blocks above its mmap threshold (at most
+32 MB) back to the system when torch frees them, so every step touches fresh pages again, and
+the share of tensors that large grows with T.
 Threads: 1 by default (on the shared 2-core machine a second OpenMP thread mostly adds waits).
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
 import time
 
 import torch
@@ -42,15 +47,18 @@ def build(name: str, a: argparse.Namespace, max_len: int) -> nn.Module:
 
 
 def ms_per_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-                steps: int) -> float:
-    """Milliseconds per training step (forward + backward + optimizer step), mean of ``steps``."""
-    t0 = time.perf_counter()
+                steps: int) -> tuple[float, float]:
+    """(wall-clock ms, user-CPU ms) per training step (forward + backward + optimizer step),
+    the mean of ``steps`` steps."""
+    u0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime, time.perf_counter()
     for _ in range(steps):
         loss = model(x).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (time.perf_counter() - t0) * 1e3 / steps
+    wall = time.perf_counter() - t0
+    user = resource.getrusage(resource.RUSAGE_SELF).ru_utime - u0
+    return wall * 1e3 / steps, user * 1e3 / steps
 
 
 def growth(ms: dict[int, float]) -> tuple[list[str], float]:
@@ -83,26 +91,30 @@ def main() -> None:
           f"n_heads={a.n_heads} n_latents={a.n_latents} threads={a.threads} "
           f"min_ms={a.min_ms:g} rounds={a.rounds}")
     print("params: " + " ".join(f"{n}={m.num_params():,}" for n, m in models.items()))
-    best: dict[str, dict[int, float]] = {n: {} for n in MODELS}
+    best: dict[str, dict[int, float]] = {n: {} for n in MODELS}  # wall ms, best round
+    user: dict[str, dict[int, float]] = {n: {} for n in MODELS}  # user-CPU ms, best round
     for T in seqs:
         x = torch.randn(a.batch, T, a.d_model)
         steps = {}
         for n in MODELS:  # warm-up at this length; it sets the number of timed steps
-            steps[n] = max(1, math.ceil(a.min_ms / ms_per_step(models[n], opts[n], x, 1)))
+            steps[n] = max(1, math.ceil(a.min_ms / ms_per_step(models[n], opts[n], x, 1)[0]))
         for _ in range(a.rounds):
             for n in MODELS:
-                t = ms_per_step(models[n], opts[n], x, steps[n])
+                t, u = ms_per_step(models[n], opts[n], x, steps[n])
                 best[n][T] = min(best[n].get(T, math.inf), t)
+                user[n][T] = min(user[n].get(T, math.inf), u)
         g, s, r = (best[n][T] for n in MODELS)
         print(f"T={T:4d}  ms/step  gpt {g:8.1f}  latent_scan {s:8.1f}  prefix_reencode "
               f"{r:8.1f}  |  scan/gpt {s / g:5.1f}  reencode/gpt {r / g:6.1f}  "
-              f"reencode/scan {r / s:5.2f}", flush=True)
+              f"reencode/scan {r / s:5.2f}  (user CPU ms: "
+              f"{' '.join(f'{user[n][T]:.1f}' for n in MODELS)})", flush=True)
     if len(seqs) > 1:
         print("growth per doubling of T (2 = linear, 4 = quadratic) and fitted exponent p "
               "(ms ~ T^p):")
         for n in MODELS:
-            steps, expo = growth(best[n])
-            print(f"  {n:16s} {' '.join(steps):24s} p = {expo:.2f}")
+            (w, pw), (c, pc) = growth(best[n]), growth(user[n])
+            print(f"  {n:16s} wall {' '.join(w):20s} p = {pw:.2f}   "
+                  f"user CPU {' '.join(c):20s} p = {pc:.2f}")
 
 
 if __name__ == "__main__":
