@@ -52,10 +52,14 @@ followed, at every position, by the layer's residuals and MLPs on both sides and
 self-attention block over the M latents of that position (a batch of B*T sets). The parameters
 and state_dict keys are those of the other modes, so one checkpoint serves every mode.
 
-The one deviation from the paper: its logits in layer l use the *refined* latents Z^{l-1};
+The deviation from the paper's layer: its logits in layer l use the *refined* latents Z^{l-1};
 here Rz comes from the learned Z in every layer, so A has no position axis t and the latent
 read is a causal softmax whose sums can be accumulated over s. In layer 1 (Z_t^0 = Z) this is
-exactly BiXA on the prefix x_{<=t}, so a one-layer latent scan equals ``prefix_reencode``.
+exactly BiXA on the prefix x_{<=t}: Z_t^1 equals the latents of encoding x_{<=t} alone. From
+layer 2 on the scan also differs from ``prefix_reencode`` the way any one-pass causal model
+does: token s's states are computed once, from its own latents Z_s, where re-encoding prefix
+t > s recomputes them with latents that have read x_{<=t}.
+
 The cumulative softmax (:func:`causal_latent_read`) is computed in chunks of ``scan_chunk``
 positions with running maxima (online-softmax rescaling): inside a chunk an explicit
 (chunk x chunk) causal weight matrix, across chunks a carried (max, weighted sum, normaliser)
@@ -63,8 +67,9 @@ per (b, h, m); every exponent is <= 0, so large logits neither overflow nor leav
 Padded tokens get the dtype's minimum as logit and a zero value: they are never read (a prefix
 with no real token reads 0). Attention dropout acts on the read vectors Znew (the normalised
 latent weights are never materialised). Cost per layer O(T M (D_a C + D_l^2 + M D_l)) with
-C = ``scan_chunk``: linear in T; no tensor has two axes of size T. The M latents per position
-make a step roughly M times a GPT step of the same width, independent of T.
+C = ``scan_chunk``: linear in T; no tensor has two axes of size T. With M latents per position
+the latent side does the work of a GPT block on M T tokens (without attention across T). No
+token reads the last layer's latents, so the scan skips their update.
 """
 
 from __future__ import annotations

@@ -282,6 +282,19 @@ def test_causal_latent_read_matches_masked_softmax_and_survives_float32_extremes
                                atol=1e-5, rtol=1e-5)
 
 
+def test_causal_latent_read_gradients_match_finite_differences():
+    # The running maxima are detached (the read does not depend on them): gradients stay exact.
+    from icarena.pretraining.backbones.bixt import causal_latent_read
+
+    g = torch.Generator().manual_seed(19)
+    A = (torch.randn(1, 2, 3, 7, generator=g, dtype=torch.float64) * 5).requires_grad_()
+    v = torch.randn(1, 2, 7, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    pad = torch.tensor([[True, False, False, True, False, False, False]])
+    for chunk in (1, 3):
+        assert torch.autograd.gradcheck(lambda a, b, c=chunk: causal_latent_read(a, b, pad, c),
+                                        (A, v))
+
+
 def test_latent_scan_never_reads_padded_tokens():
     m = _scan(14, torch.float64, scan_chunk=3)
     x = torch.randn(3, 8, 16, dtype=torch.float64)
