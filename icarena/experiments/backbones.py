@@ -115,8 +115,13 @@ LR_GRID: tuple[float, ...] = (1e-3, 3e-3)
 """The learning-rate sweep's grid (the same for every backbone and task)."""
 
 TUNED_LR: dict[str, dict[str, float]] = {
-    task: {b: 1e-3 for b in ("bixt", "gpt", "linear", "local_global", "sepnorm", "supernet",
-                             "sympformer")} for task in TASKS}
+    "regression": {"bixt": 1e-3, "gpt": 1e-3, "linear": 1e-3, "local_global": 1e-3,
+                   "sepnorm": 1e-3, "supernet": 1e-3, "sympformer": 3e-3},
+    "alpine": {"bixt": 1e-3, "gpt": 3e-3, "linear": 3e-3, "local_global": 1e-3,
+               "sepnorm": 3e-3, "supernet": 3e-3, "sympformer": 3e-3},
+    "icgp": {"bixt": 1e-3, "gpt": 3e-3, "linear": 3e-3, "local_global": 3e-3, "sepnorm": 3e-3,
+             "supernet": 3e-3, "sympformer": 1e-3},
+}
 """Peak learning rate per task and backbone: the sweep's winner (docs/results/backbones.md);
 a backbone not listed (e.g. a plugin) gets :data:`DEFAULT_LR`."""
 
@@ -1073,8 +1078,9 @@ def run(cfg: Config) -> dict[str, Any]:
              + [next(f"{c['lr']:g}" for c in chosen if c["task"] == t and c["backbone"] == b)]
              for t in tasks for b in names], digits=4)
         report = write_report(out, "Backbone comparison: learning-rate sweep", [
-            head, "## Budget (lr: the swept rates)\n\n" + budget_lines.split("; lr")[0],
-            f"## {METRICS[tasks[0]][0]} etc. by rate (mean over seeds)\n\n" + table])
+            head, "## Budget (lr: the swept rates)\n\n" + "\n".join(
+                line.split("; lr ")[0] for line in budget_lines.splitlines()),
+            "## Each task's metric by rate (mean over the seeds)\n\n" + table])
         rows = [{"task": c["task"], "backbone": c["backbone"], "best lr": c["lr"],
                  "metric": METRICS[c["task"]][0], "value": round(c["metric"], 4)}
                 for c in chosen]
