@@ -20,12 +20,19 @@ With numba installed, ``device=None`` runs the compiled kernels of
 "numpy kernel" rows time the numpy kernels (the reference and fallback) in the same process.
 Each kernel is warmed up first (numba compiles it, or loads it from its cache, once per
 process; the time is printed). EXP3 and V-learning figures are the best of 3 runs (each side),
-VI-ULCB's of one. Everything runs on one thread,
-so the default clock is the process's CPU time (``time.process_time``): on an idle machine it
-equals the wall time, and on a shared one it leaves out the waits for a core that other jobs
-cause (``--clock wall`` times elapsed time instead).
+VI-ULCB's of one.
+
+The compiled kernels run on ``--threads`` threads (default: every core, as the library) and
+also on one, in the same process; their records are checked to be the same bytes. The
+one-thread rows (and everything else, which runs on one thread) use ``--clock``: by default
+the process's CPU time (``time.process_time``), which on an idle machine equals the wall time
+and on a shared one leaves out the waits for a core that other jobs cause. The N-thread rows
+are timed with the wall clock on both sides (CPU time would add up both threads' time), so
+they are the fair figure only when the machine is otherwise idle (the load average is
+printed at the start and end).
 
     python benchmarks/bench_games_generation.py [--scale 1.0] [--vi-episodes 10] [--clock cpu]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -56,12 +63,18 @@ clock = CLOCK["cpu"]
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:
     """Best time (``clock``) of ``repeat`` runs of fn, and its output."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = clock()
-        out = fn()
-        best = min(best, clock() - t0)
+    (best, _), out = timed2(fn, repeat)
     return best, out
+
+
+def timed2(fn, repeat: int = 1) -> tuple[tuple[float, float], object]:
+    """Best ``clock`` time and best wall time of ``repeat`` runs of fn, and its output."""
+    best, best_wall, out = float("inf"), float("inf"), None
+    for _ in range(repeat):
+        t0, w0 = clock(), time.perf_counter()
+        out = fn()
+        best, best_wall = min(best, clock() - t0), min(best_wall, time.perf_counter() - w0)
+    return (best, best_wall), out
 
 
 def same_record(rec: dict, ref: dict, name: str) -> None:
@@ -112,6 +125,8 @@ def main() -> None:
     ap.add_argument("--vi-episodes", type=int, default=10, help="VI-ULCB episodes K")
     ap.add_argument("--clock", choices=sorted(CLOCK), default="cpu",
                     help="cpu: the process's CPU time (default); wall: elapsed time")
+    ap.add_argument("--threads", type=int, default=compiled.num_threads(),
+                    help="threads of the compiled kernels' parallel rows (default: every core)")
     args = ap.parse_args()
     global clock
     clock = CLOCK[args.clock]
@@ -143,37 +158,49 @@ def main() -> None:
     t_old, old = timed(lambda: baseline_games.run_exp3(mg, K, seed=0), repeat=3)
     same_record(rec, old, "EXP3")
     steps, loop_rate = G * K, g_loop * K / t_loop
-    rows.append((f"EXP3 5x5, G={G}, K={K} vs PettingZoo loop", steps / t_new, loop_rate,
-                 ">= 500x"))
-    rows.append(("  same, vs before", steps / t_new, steps / t_old, "info"))
+    rows.append((f"EXP3 5x5, G={G}, K={K} vs PettingZoo loop", args.clock, steps / t_new,
+                 loop_rate, ">= 500x"))
+    rows.append(("  same, vs before", args.clock, steps / t_new, steps / t_old, "info"))
     if torch is not None:
         t_torch, _ = timed(lambda: run_exp3(mg, K, seed=0, device="cpu"))
-        rows.append(("  torch kernel (cpu) vs PettingZoo loop", steps / t_torch, loop_rate,
-                     "info"))
+        rows.append(("  torch kernel (cpu) vs PettingZoo loop", args.clock, steps / t_torch,
+                     loop_rate, "info"))
 
     # ---- V-learning and VI-ULCB on Markov games
     G = n(10_000)
     kg = TabularGame.random(2, 4, 5, 5, seed=0, n_games=G)
+    N = args.threads
     for name, K, new, old_fn, rep in (
         ("V-learning", 20, lambda K: run_vlearning(kg, K, seed=0),
          lambda K: baseline_games.run_vlearning(kg, K, seed=0), 3),
         ("VI-ULCB (M=200)", args.vi_episodes, lambda K: run_viulcb(kg, K, seed=0),
          lambda K: baseline_games.run_viulcb(kg, K, seed=0), 1),
     ):
-        t_new, rec = timed(lambda: new(K), repeat=rep)  # noqa: B023
-        t_old, old = timed(lambda: old_fn(K), repeat=rep)  # noqa: B023
+        with compiled.threads(1):
+            (t_new, _), rec = timed2(lambda: new(K), repeat=rep)  # noqa: B023
+        with compiled.threads(N):
+            (_, w_par), rec_par = timed2(lambda: new(K), repeat=rep)  # noqa: B023
+        (t_old, w_old), old = timed2(lambda: old_fn(K), repeat=rep)  # noqa: B023
         same_record(rec, old, name)
+        assert all(rec[k].tobytes() == rec_par[k].tobytes() for k in rec), \
+            f"{name}: the {N}-thread record differs from the 1-thread one"
         steps = G * K * 2
-        rows.append((f"{name} H2 S4 5x5, G={G}, K={K} vs before", steps / t_new, steps / t_old,
+        rows.append((f"{name} H2 S4 5x5, G={G}, K={K} vs before", "", None, None, ""))
+        rows.append(("  compiled, 1 thread", args.clock, steps / t_new, steps / t_old,
                      ">= 5x"))
+        rows.append((f"  compiled, {N} threads", "wall", steps / w_par, steps / w_old, ">= 5x"))
         with compiled.disabled():
             t_np, _ = timed(lambda: new(K), repeat=rep)  # noqa: B023
-        rows.append(("  numpy kernel vs before", steps / t_np, steps / t_old, "info"))
+        rows.append(("  numpy kernel", args.clock, steps / t_np, steps / t_old, "info"))
 
-    print(f"clock: {args.clock}")
-    print(f"{'case':<50}{'steps/s':>13}{'reference/s':>13}{'ratio':>10}  goal")
-    for name, ours, ref, goal in rows:
-        print(f"{name:<50}{ours:>13,.0f}{ref:>13,.0f}{ours / ref:>9.1f}x  {goal}")
+    print(f"clock: {args.clock} (rows marked wall: the wall clock on both sides); "
+          f"compiled kernels' parallel rows on {N} threads, same bytes as on 1")
+    print(f"{'case':<50}{'clock':>6}{'steps/s':>13}{'reference/s':>13}{'ratio':>10}  goal")
+    for name, clk, ours, ref, goal in rows:
+        if ours is None:
+            print(name)
+            continue
+        print(f"{name:<50}{clk:>6}{ours:>13,.0f}{ref:>13,.0f}{ours / ref:>9.1f}x  {goal}")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

@@ -410,14 +410,25 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def init_worker(parent_pid: int, threads: int) -> None:
+    """Initializer of the processes :func:`spawn_pool` starts: die with ``parent_pid``, and run
+    the compiled game kernels on ``threads`` threads unless ``ICARENA_THREADS`` is set (the
+    workers share the cores instead of each taking all of them)."""
+    os.environ.setdefault("ICARENA_THREADS", str(threads))
+    die_with_parent(parent_pid)
+
+
 def spawn_pool(workers: int):
     """A ``ProcessPoolExecutor`` of ``workers`` spawned interpreters (no torch / BLAS thread state
-    inherited) that die with this process."""
+    inherited) that die with this process, each given an equal share of the cores for the
+    compiled kernels' threads."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+                               initializer=init_worker,
+                               initargs=(os.getpid(), max(1, (cores or 1) // workers)))
 
 
 # ------------------------------------------------------------------------------ stage wrappers

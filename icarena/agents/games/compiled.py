@@ -21,6 +21,12 @@ V-learning (numpy has its own SIMD exp) and the 2-7 term dot products that numpy
 matmul hands to BLAS (MWU). EXP3 has no compiled lane: its numpy kernel, whose time is mostly
 exponentials, was faster than a compiled game-by-game loop (docs/results/performance.md).
 
+Both kernels run on several threads (numba's ``nogil``: Python threads over blocks of games
+for V-learning, over chunks of pairs for the MWU), all usable cores by default
+(:func:`set_threads`, :func:`threads`, or ``ICARENA_THREADS`` in the environment). Every game
+(pair) reads only its own state and its own pre-drawn uniforms, so the record is the same
+bytes whatever the thread count (tested).
+
 ``ICARENA_NUMBA=0`` in the environment (or :func:`disabled`) turns this lane off.
 """
 
@@ -28,10 +34,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+
+from icarena.errors import check
 
 try:  # pragma: no cover - exercised whichever way the environment is
     import numba
@@ -46,13 +55,17 @@ except ImportError:  # pragma: no cover
         return fn
 
 
-_STATE = {"on": numba is not None and os.environ.get("ICARENA_NUMBA", "1") != "0"}
+_STATE: dict[str, Any] = {"on": numba is not None and os.environ.get("ICARENA_NUMBA", "1") != "0",
+                          "threads": None}
 MAX_TERMS = 128
 """Longest sum the compiled kernels mirror (numpy's pairwise sum splits in halves above)."""
 MWU_CHUNK = 1024
 """Pairs solved together by the compiled MWU (its arrays then stay in cache)."""
 BLOCK = 1 << 20
 """About how many uniforms are drawn per block of episodes (as ``step_uniforms``)."""
+TASKS_PER_THREAD = 8
+"""Blocks of games per thread and block of episodes: taken from a queue by whichever thread is
+free, so a core slowed by other work delays the run by one small block, not a whole share."""
 
 
 def available() -> bool:
@@ -77,6 +90,49 @@ def disabled() -> Iterator[None]:
         yield
     finally:
         _STATE["on"] = old
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def num_threads() -> int:
+    """Threads the compiled kernels use: :func:`set_threads`' value, else ``ICARENA_THREADS``,
+    else every core this process may run on."""
+    if _STATE["threads"] is not None:
+        return _STATE["threads"]
+    env = os.environ.get("ICARENA_THREADS", "")
+    check(env == "" or (env.isdigit() and int(env) >= 1),
+          f"ICARENA_THREADS must be an int >= 1, got {env!r}; set it to e.g. 1 or unset it")
+    return int(env) if env else _cores()
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` threads in the compiled kernels (None: back to the default of
+    :func:`num_threads`). The results do not depend on it."""
+    check(n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1),
+          f"threads must be an int >= 1 or None, got {n!r}")
+    _STATE["threads"] = n
+
+
+@contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Run the compiled kernels on ``n`` threads inside this block (as :func:`set_threads`)."""
+    old = _STATE["threads"]
+    set_threads(n)
+    try:
+        yield
+    finally:
+        _STATE["threads"] = old
+
+
+def _spans(n: int, parts: int) -> list[tuple[int, int]]:
+    """[(lo, hi)] of ``parts`` contiguous near-equal parts of range(n), none empty."""
+    b = np.linspace(0, n, min(parts, n) + 1).astype(np.int64)
+    return [(int(lo), int(hi)) for lo, hi in zip(b[:-1], b[1:], strict=True)]
 
 
 def uniform_blocks(rng: np.random.Generator, G: int, K: int, H: int) -> Iterator[tuple]:
@@ -168,35 +224,41 @@ def _vl_update(h, H, S, n, V, Vt, N, pi, L, m, tab, r, vr_next, act, rew):
 
 
 @_jit
-def _vl_block(raw, k0, R, P, rho, H, S, A, B, tab_x, tab_y, Vx, Vtx, Nx, pix, Lx, mx, sx,
-              Vy, Vty, Ny, piy, Ly, my, sy, pout_x, pout_y, cert_x, cert_y, s_out, sn_out,
+def _vl_block(raw, k0, g0, g1, R, P, rho, H, S, A, B, tab_x, tab_y, Vx, Vtx, Nx, pix, Lx, mx,
+              sx, Vy, Vty, Ny, piy, Ly, my, sy, pout_x, pout_y, cert_x, cert_y, s_out, sn_out,
               a_out, b_out, r_out):
+    """Episodes k0..k0+ne−1 (uniforms ``raw`` (ne, G·(1 + 3H))) of games g0..g1−1: reads and
+    writes only those games' rows of the state and the record, so blocks of games run on
+    separate threads give the bytes of one thread."""
     ne = raw.shape[0]
     G = rho.shape[0]
     nx, ny = pix.shape[1], piy.shape[1]  # H·S·A, H·S·B
-    for g in range(G):
-        # one game's state and record as 1-d views (contiguous loops over them vectorise)
+    for g in range(g0, g1):
+        # one game's state and record as 1-d views, taken once per game (contiguous loops over
+        # them vectorise; no view is made per step)
         V_x, Vt_x, N_x, pi_x, L_x, m_x, s_x = Vx[g], Vtx[g], Nx[g], pix[g], Lx[g], mx[g], sx[g]
         V_y, Vt_y, N_y, pi_y, L_y, m_y, s_y = Vy[g], Vty[g], Ny[g], piy[g], Ly[g], my[g], sy[g]
         Rg, Pg, rg = R[g], P[g], rho[g]
+        px, py, cx, cy = pout_x[g], pout_y[g], cert_x[g], cert_y[g]
+        so, sno, ao, bo, ro = s_out[g], sn_out[g], a_out[g], b_out[g], r_out[g]
         for j in range(ne):
             k = k0 + j
             d = float(k + 1)
-            cx, cy = cert_x[g, k], cert_y[g, k]
+            ox, oy = k * nx, k * ny
             for i in range(nx):
                 s_x[i] += m_x[i]
-                cx[i] = s_x[i] / d
+                cx[ox + i] = s_x[i] / d
             for i in range(ny):
                 s_y[i] += m_y[i]
-                cy[i] = s_y[i] / d
+                cy[oy + i] = s_y[i] / d
             s = _draw(rg, 0, S, raw[j, g])
             for h in range(H):
                 t = k * H + h
-                ox, oy = pout_x[g, t], pout_y[g, t]
+                ox, oy = t * nx, t * ny
                 for i in range(nx):
-                    ox[i] = pi_x[i]
+                    px[ox + i] = pi_x[i]
                 for i in range(ny):
-                    oy[i] = pi_y[i]
+                    py[oy + i] = pi_y[i]
                 base = G + 3 * (h * G + g)
                 r_hs = h * S + s
                 a = _draw(pi_x, r_hs * A, A, raw[j, base])
@@ -204,7 +266,7 @@ def _vl_block(raw, k0, R, P, rho, H, S, A, B, tab_x, tab_y, Vx, Vtx, Nx, pix, Lx
                 cell = (r_hs * A + a) * B + b
                 rew = Rg[cell]
                 sn = _draw(Pg, cell * S, S, raw[j, base + 2])
-                s_out[g, t], sn_out[g, t], a_out[g, t], b_out[g, t], r_out[g, t] = s, sn, a, b, rew
+                so[t], sno[t], ao[t], bo[t], ro[t] = s, sn, a, b, rew
                 vr_next = (h + 1) * S + sn
                 _vl_update(h, H, S, A, V_x, Vt_x, N_x, pi_x, L_x, m_x, tab_x, r_hs, vr_next, a,
                            rew)
@@ -226,7 +288,11 @@ def run_vlearning(R: np.ndarray, P: np.ndarray, rho: np.ndarray, K: int, tab_x: 
                   tab_y: np.ndarray, rng: np.random.Generator, dtype: Any
                   ) -> dict[str, np.ndarray]:
     """V-learning self-play; R (G, H, S, A, B), P (G, H, S, A, B, S), rho (G, S); ``tab_*``
-    (3, K + 1) the (α_t, β_t, η_t) tables of each player. The record of ``run_vlearning``."""
+    (3, K + 1) the (α_t, β_t, η_t) tables of each player. The record of ``run_vlearning``.
+
+    On :func:`num_threads` threads: per block of episodes, blocks of games are queued to a
+    thread pool (the next block's uniforms are drawn meanwhile); the record is allocated
+    uninitialised, so each thread's first writes also fault in its pages."""
     G, H, S, A, B = R.shape
     T = K * H
     f64 = np.float64
@@ -234,15 +300,29 @@ def run_vlearning(R: np.ndarray, P: np.ndarray, rho: np.ndarray, K: int, tab_x: 
     Pf = np.ascontiguousarray(P, f64).reshape(G, -1)
     rf = np.ascontiguousarray(rho, f64)
     st_x, st_y = _vl_state(G, H, S, A), _vl_state(G, H, S, B)
-    pout_x, pout_y = np.empty((G, T, H * S * A), dtype), np.empty((G, T, H * S * B), dtype)
-    cert_x, cert_y = np.empty((G, K, H * S * A), dtype), np.empty((G, K, H * S * B), dtype)
+    pout_x, pout_y = np.empty((G, T * H * S * A), dtype), np.empty((G, T * H * S * B), dtype)
+    cert_x, cert_y = np.empty((G, K * H * S * A), dtype), np.empty((G, K * H * S * B), dtype)
     cols = [np.empty((G, T), np.int64) for _ in range(4)]
     r_out = np.empty((G, T))
     tx = np.ascontiguousarray(tab_x, f64)
     ty = np.ascontiguousarray(tab_y, f64)
-    for k0, raw in uniform_blocks(rng, G, K, H):
-        _vl_block(raw, k0, Rf, Pf, rf, H, S, A, B, tx, ty, *st_x, *st_y, pout_x, pout_y,
-                  cert_x, cert_y, *cols, r_out)
+    args = (Rf, Pf, rf, H, S, A, B, tx, ty, *st_x, *st_y, pout_x, pout_y, cert_x, cert_y, *cols,
+            r_out)
+    blocks = uniform_blocks(rng, G, K, H)
+    n_threads = min(num_threads(), G)
+    if n_threads == 1:
+        for k0, raw in blocks:
+            _vl_block(raw, k0, 0, G, *args)
+    else:
+        spans = _spans(G, n_threads * TASKS_PER_THREAD)
+        with ThreadPoolExecutor(n_threads) as pool:
+            block = next(blocks)
+            while block is not None:
+                k0, raw = block
+                jobs = [pool.submit(_vl_block, raw, k0, lo, hi, *args) for lo, hi in spans]
+                block = next(blocks, None)  # drawn while the threads run this one
+                for job in jobs:
+                    job.result()
     s_out, sn_out, a_out, b_out = cols
     return {
         "traj/s": s_out, "traj/s_next": sn_out, "act/max": a_out, "act/min": b_out,
@@ -333,15 +413,27 @@ def _mwu_round(X, Y, lx, ly, acc, qu, ql, eta, tot):
 def mwu(q_up: np.ndarray, q_low: np.ndarray, iters: int, eta: float) -> np.ndarray:
     """The Hedge self-play of ``cce.mwu_kernel`` on numpy arrays (*batch, A, B): the same
     operations, with the two matrix-vector products summed left to right where numpy's
-    batched matmul calls BLAS (equal to rounding)."""
+    batched matmul calls BLAS (equal to rounding). Chunks of ``MWU_CHUNK`` pairs are solved
+    independently, on :func:`num_threads` threads."""
     batch, (A, B) = q_up.shape[:-2], q_up.shape[-2:]
     qu = np.ascontiguousarray(np.moveaxis(np.asarray(q_up, np.float64).reshape(-1, A, B), 0, -1))
     ql = np.ascontiguousarray(np.moveaxis(np.asarray(q_low, np.float64).reshape(-1, A, B), 0, -1))
     M = qu.shape[-1]
     out = np.empty((A, B, M))
-    for m0 in range(0, M, MWU_CHUNK):  # a chunk's arrays stay in cache through the rounds
+
+    def solve(m0: int) -> None:  # a chunk's arrays stay in cache through the rounds
         m1 = min(m0 + MWU_CHUNK, M)
         out[..., m0:m1] = _mwu_chunk(qu[..., m0:m1].copy(), ql[..., m0:m1].copy(), iters, eta)
+
+    starts = range(0, M, MWU_CHUNK)
+    n_threads = min(num_threads(), len(starts))
+    if n_threads == 1:
+        for m0 in starts:
+            solve(m0)
+    else:  # numpy's exp and the compiled round release the GIL
+        with ThreadPoolExecutor(n_threads) as pool:
+            for job in [pool.submit(solve, m0) for m0 in starts]:
+                job.result()
     return np.ascontiguousarray(np.moveaxis(out, -1, 0)).reshape(*batch, A, B)
 
 
