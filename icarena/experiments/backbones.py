@@ -689,7 +689,7 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
             train_task = SupernetTask(train_task, net, fitness)
         run_dir = out / part.name if part.name else out
         results.append(train(model, train_task, tcfg, run_dir,
-                             resume=cell["resume"] and (run_dir / "ckpt.pt").is_file(),
+                             resume=cell["resume"] and run_dir.exists(),
                              config={"experiment": "backbones",
                                      "model": dataclasses.asdict(part.model_config),
                                      "task": part.info}))

@@ -295,6 +295,23 @@ def test_run_writes_table_plot_and_refuses_to_overwrite(tmp_path):
                       .stat().st_mtime_ns for c in cells}
 
 
+def test_resume_continues_a_two_model_cell_killed_before_its_first_checkpoint(tmp_path):
+    cfg = _tiny(tmp_path)
+    data = bb.prepare_icgp(cfg.icgp, tmp_path / "data", cfg.seed)
+    cell = _cell(tmp_path, cfg, "icgp", "gpt", data=str(data))
+    whole = bb.run_cell(cell)
+    # a killed cell: the 'max' model finished, 'min' got its run dir but no checkpoint yet
+    killed = {**cell, "out_dir": str(tmp_path / "killed")}
+    bb.run_cell(killed)
+    (tmp_path / "killed" / "min" / "ckpt.pt").unlink()
+    (tmp_path / "killed" / "min" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        bb.run_cell(killed)
+    resumed = bb.run_cell({**killed, "resume": True})
+    assert resumed["metric"] == pytest.approx(whole["metric"], rel=1e-6)
+    assert resumed["losses"] == pytest.approx(whole["losses"], rel=1e-6)
+
+
 def test_lr_sweep_runs_every_rate_and_names_the_best(tmp_path):
     cfg = _tiny(tmp_path, model={"backbones": ("gpt", "linear")},
                 data={"tasks": ("regression",)}, train={"lr_sweep": (1e-4, 3e-3)})
