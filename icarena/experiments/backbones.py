@@ -1066,7 +1066,6 @@ def run(cfg: Config) -> dict[str, Any]:
             f"{k} {v}" for k, v in dataclasses.asdict(cfg.spec(t)).items() if k != "lr")
         + "; lr " + ", ".join(f"{b} {learning_rate(cfg, t, b):g}" for b in names)
         for t in tasks)
-    slim = [{k: v for k, v in c.items() if k not in ("losses", "curve")} for c in cells]
 
     if cfg.train.lr_sweep:  # the sweep's report: every rate, then each backbone's winner
         chosen = sweep_choice(cells)
@@ -1157,7 +1156,7 @@ def run(cfg: Config) -> dict[str, Any]:
              "seeds meeting bar": f"{r['meets']}/{r['n_seeds']}", "lr": r["lr"],
              "vs gpt": verdict(r), "params": r["params"],
              "ms/step": round(r["ms_per_step"], 1)} for r in summary]
-    write_metrics(out, {"cells": cells, "cells_table": slim, "summary": summary,
+    write_metrics(out, {"cells": cells, "summary": summary,
                         "references": refs, "acceptance": acceptance, "total_s": total_s,
                         "backbones": names, "tasks": tasks, "seeds": cfg.seeds,
                         **summary_metrics(rows)})

@@ -118,16 +118,20 @@ class _ShapeRecorder(TorchDispatchMode):
         return out
 
 
-def test_no_tensor_has_two_token_axes():
-    torch.manual_seed(5)
-    m = build("bixt", causal=False, **KW)
-    N = 37  # distinct from every other dimension
+def _assert_no_tensor_has_two_token_axes(m, N: int) -> None:
+    """Forward + backward of ``m`` on (2, N, 16) inputs: no recorded tensor has two N axes."""
     x = torch.randn(2, N, 16, requires_grad=True)
     rec = _ShapeRecorder()
     with rec:
         m(x).sum().backward()
     assert rec.shapes
     assert not [s for s in rec.shapes if list(s).count(N) >= 2]
+
+
+def test_no_tensor_has_two_token_axes():
+    torch.manual_seed(5)
+    m = build("bixt", causal=False, **KW)
+    _assert_no_tensor_has_two_token_axes(m, 37)  # 37: distinct from every other dimension
 
 
 def test_prefix_reencode_equals_encoding_each_prefix_alone():
@@ -349,14 +353,8 @@ def test_latent_scan_flops_linear_and_no_tensor_with_two_token_axes():
     m = build("bixt", **{**SCAN, **kw}).eval()
     ratio = _flops(m, 512, 16) / _flops(m, 256, 16)
     assert 1.9 <= ratio <= 2.1, ratio
-    m = _scan(17)
-    N = 37  # distinct from every other dimension (chunk 32, M 4, widths 16, 32, 64)
-    x = torch.randn(2, N, 16, requires_grad=True)
-    rec = _ShapeRecorder()
-    with rec:
-        m(x).sum().backward()
-    assert rec.shapes
-    assert not [s for s in rec.shapes if list(s).count(N) >= 2]
+    # 37: distinct from every other dimension (chunk 32, M 4, widths 16, 32, 64)
+    _assert_no_tensor_has_two_token_axes(_scan(17), 37)
 
 
 def _no_history_floor(V: int, T: int) -> float:
