@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
+# Test processes (pytest-xdist): one per core by default; `make test WORKERS=1` runs serially.
+WORKERS ?= auto
 
 .PHONY: venv demo test test-all lint bench clean
 
@@ -20,10 +22,10 @@ demo: venv
 	SDL_VIDEODRIVER=dummy $(VENV)/bin/icarena run quickstart --overwrite
 
 test: venv
-	SDL_VIDEODRIVER=dummy $(PY) -m pytest -m "not slow"
+	SDL_VIDEODRIVER=dummy $(PY) -m pytest -m "not slow" -n $(WORKERS)
 
 test-all: venv
-	SDL_VIDEODRIVER=dummy $(PY) -m pytest
+	SDL_VIDEODRIVER=dummy $(PY) -m pytest -n $(WORKERS)
 
 # Every benchmark script, one after the other (peers such as OpenSpiel: pip install -e '.[bench]').
 bench: venv

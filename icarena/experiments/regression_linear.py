@@ -8,9 +8,10 @@ in-context examples i = 0..k-1 is reported with bootstrap 90% intervals, against
 (min-norm), 3-NN, averaging and the optimal one-layer linear attention, all computed on the same
 prompts.
 
-Acceptance: error at i = 2d (= 10) below 0.06, and within 0.06 of least squares for i <= 3;
-``metrics.json["acceptance"]`` records both. Measured errors and training speed, with their
-command, seeds and machine: ``docs/results/regression-linear.md``.
+Acceptance: error at i = 2d (= 10) below 0.06, within 0.06 of least squares for i <= 3, and an
+error curve that does not rise with i (:func:`largest_rise`: no step up by more than
+``RISE_TOLERANCE``); ``metrics.json["acceptance"]`` records all three. Measured errors and
+training speed, with their command, seeds and machine: ``docs/results/regression-linear.md``.
 
 The run dir (``out_dir``) is also the model's run dir: ``config.json`` (this config under
 ``experiment`` plus the ``model``, ``task`` and ``train`` sections; ``load_model(out_dir)`` works),
@@ -32,6 +33,11 @@ from icarena.evaluation.regression import RegressionEval, evaluate_regressors
 from icarena.lifecycle import writes_run
 from icarena.pretraining.model import ModelSpec
 from icarena.pretraining.train import TrainConfig
+
+RISE_TOLERANCE = 0.005
+"""Largest allowed increase of the mean error from i to i + 1 examples (squared error / d): a
+model that has learned the task keeps improving with more examples; a rise beyond this margin
+(about the bootstrap noise of one point on 1,280 prompts once the error is small) is a failure."""
 
 # Baselines reported beside the transformer: label -> (baseline name, options).
 LINEAR_BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -102,6 +108,14 @@ def quick_config(out_dir: str) -> Config:
     return Config(out_dir=out_dir, train=dataclasses.replace(_default_train(), steps=200,
                                                              eval_every=0, progress=False),
                   eval=RegressionEval(n_prompts=256, n_boot=200))
+
+
+def largest_rise(curve: np.ndarray) -> float:
+    """Largest increase of an error curve between consecutive numbers of examples,
+    max_i (curve[i + 1] − curve[i]) (negative when the curve falls everywhere; 0.0 for one point).
+    curve: (k,)."""
+    curve = np.asarray(curve, dtype=float)
+    return float(np.diff(curve).max()) if curve.size > 1 else 0.0
 
 
 def model_config(backbone: str, d: int, k: int, n_layers: int, d_model: int,
@@ -178,11 +192,14 @@ def run(cfg: Config) -> dict[str, Any]:
     gap_small = float(np.abs(tr[small] - ls[small]).max())
     ms_per_step = (1000.0 * task.tokens_per_sample * cfg.train.batch_size / result.tokens_per_s
                    if np.isfinite(result.tokens_per_s) else float("nan"))
+    rise = largest_rise(tr)
     acceptance = {
         "err_at_2d": at_2d,
         "err_at_2d_below_0.06": None if at_2d is None else bool(at_2d < 0.06),
         "max_gap_to_least_squares_k_le_3": gap_small,
         "within_0.06_of_least_squares_k_le_3": bool(gap_small <= 0.06),
+        "largest_rise_with_k": rise,
+        "does_not_rise_with_k": bool(rise <= RISE_TOLERANCE),
     }
     metrics = {
         "curves": stats,
@@ -215,6 +232,8 @@ def run(cfg: Config) -> dict[str, Any]:
            f"{at_2d:.4f} ({'PASS' if at_2d < 0.06 else 'FAIL'}, needs < 0.06)"),
         f"- max |transformer − least squares| for k ≤ 3: {gap_small:.4f} "
         f"({'PASS' if gap_small <= 0.06 else 'FAIL'}, needs ≤ 0.06)",
+        f"- largest rise of the error from k to k + 1: {rise:+.4f} "
+        f"({'PASS' if rise <= RISE_TOLERANCE else 'FAIL'}, needs ≤ {RISE_TOLERANCE})",
         f"- training: {cfg.train.steps} steps in {result.seconds:.1f} s "
         f"({ms_per_step:.1f} ms/step, {model.num_params():,} parameters, "
         f"backbone {cfg.model.backbone} "

@@ -50,8 +50,22 @@ def test_regression_linear_writes_consistent_outputs(tmp_path):
     lo, hi = (np.array(metrics["curves"]["transformer"][k]) for k in ("ci90_low", "ci90_high"))
     assert (lo <= err + 1e-12).all() and (err <= hi + 1e-12).all()
     assert "least_squares" in (rd / "report.md").read_text()
+    # the "does not rise with k" check, recomputed from the curve with a plain loop
+    rises = [err[i + 1] - err[i] for i in range(len(err) - 1)]
+    acc = metrics["acceptance"]
+    assert acc["largest_rise_with_k"] == pytest.approx(max(rises), rel=1e-5)
+    assert acc["does_not_rise_with_k"] == (max(rises) <= mod.RISE_TOLERANCE + 1e-9)
+    assert "largest rise of the error" in (rd / "report.md").read_text()
     with pytest.raises(CheckpointError, match="already holds a run"):
         mod.run(cfg)
+
+
+def test_largest_rise_of_an_error_curve():
+    from icarena.experiments.regression_linear import largest_rise
+
+    assert largest_rise(np.array([1.0, 0.5, 0.2, 0.1])) == pytest.approx(-0.1)
+    assert largest_rise(np.array([1.0, 0.2, 0.05, 0.07, 0.06])) == pytest.approx(0.02)
+    assert largest_rise(np.array([0.3])) == 0.0
 
 
 def test_regression_linear_with_the_linear_attention_backbone(tmp_path):
