@@ -206,7 +206,10 @@ def slope_summary(records: list[dict[str, Any]], key: str, theory: float,
                   tol: float = 0.15) -> dict[str, Any]:
     """Slope of log ``key`` (a record's MSE) vs log n: pooled over all (n, seed) points with its
     standard error; with ≥ 2 seeds also each seed's own slope, their mean and 95% t interval.
-    ``within`` judges the mean (one seed: the pooled slope) against ``theory`` ± ``tol``."""
+    ``within`` judges the mean (one seed: the pooled slope) against ``theory`` ± ``tol``. When
+    every seed has the same n grid the pooled slope equals the mean (least squares with a common
+    intercept); the seeds add the interval, which, unlike the pooled se, reflects how much the
+    slope itself varies from seed to seed."""
     slope, se = fit_slope([r["n"] for r in records], [r[key] for r in records])
     out: dict[str, Any] = {"slope": slope, "se": se}
     seeds = sorted({r["seed"] for r in records})
