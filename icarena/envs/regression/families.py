@@ -323,8 +323,9 @@ def cusp_variance(d: int, alpha: float) -> float:
 
 
 LACUNARY_LEVELS = 24
-"""J of :func:`lacunary_target`: the finest frequency is 2^24, far below the spacing n^{-1/d} of
-any sample the rate experiment draws (n ≤ 2^20), so the truncation is invisible to it."""
+"""J of :func:`lacunary_target`: the finest wavelength 2^{-24} is far below the spacing n^{-1/d}
+of any sample the rate experiment draws (n ≤ 2^20), and the omitted tail carries a fraction
+4^{-25α} ≤ 2^{-25} of the variance, so the truncation is invisible to it."""
 
 LACUNARY_SEED = 20_260_521
 """The constant seed of the phases of :func:`lacunary_target` (the target is one fixed function)."""
@@ -350,7 +351,7 @@ def lacunary_target(x: np.ndarray, alpha: float, levels: int = LACUNARY_LEVELS) 
     cusp target of the rate experiment.
 
     Regularity (Weierstrass; Hardy 1916; Zygmund, "Trigonometric Series"): a term
-    has sup ≤ 1, gradient ≤ 2π√d 2^j and second differences ≤ (2π√d 2^j h)². Splitting the sum
+    has sup ≤ 1, gradient ≤ 2π√d 2^j and second differences ≤ C_d (2^j h)². Splitting the sum
     at 2^j ≈ 1/h gives |W(x+h) − W(x)| ≤ C h^α for α < 1 (exactly α-Hölder) and
     |W(x+h) + W(x−h) − 2W(x)| ≤ C h^α for every α ≤ 1; at α = 1 the target lies in the Zygmund
     class Λ_* (first differences ≍ h log(1/h), not Lipschitz), the endpoint of the Hölder–Zygmund
