@@ -144,6 +144,67 @@ def test_regression_rate_tiny_and_slope_fit(tmp_path):
         mod.run(mod.Config(out_dir=str(tmp_path / "bad"), data=mod.RateData(cases=[(0, 1.0)])))
 
 
+def test_regression_rate_t_interval_and_seed_slopes():
+    mod = experiment_module("regression-rate")
+    v = np.array([-0.52, -0.47, -0.61, -0.55, -0.49])
+    mean, lo, hi = mod.t_interval(v)
+    # textbook: mean ± t_{0.975, 4} s/√5, t_{0.975, 4} = 2.7764 (Student-t table)
+    s = np.sqrt(((v - v.mean()) ** 2).sum() / 4)
+    assert mean == pytest.approx(v.mean())
+    assert (lo, hi) == pytest.approx((v.mean() - 2.7764 * s / np.sqrt(5),
+                                      v.mean() + 2.7764 * s / np.sqrt(5)), abs=1e-4)
+    # three seeds with exact power laws of known slopes: each seed's own fit recovers its slope
+    n = np.array([128, 256, 512, 1024])
+    slopes = [-0.4, -0.5, -0.9]
+    recs = [{"n": int(k), "seed": s, "mse": 0.1 * (1 + s) * k**b, "knn_mse": 0.2 * k**-0.5}
+            for s, b in enumerate(slopes) for k in n]
+    tr = mod.slope_summary(recs, "mse", theory=-0.5)
+    np.testing.assert_allclose(tr["seed_slopes"], slopes, atol=1e-12)
+    assert tr["mean"] == pytest.approx(-0.6)
+    assert tr["ci95"] == pytest.approx(list(mod.t_interval(slopes)[1:]))
+    assert tr["within"] is True  # the mean -0.6 is within 0.15 of -0.5 (seed 2 is not)
+    # every seed has the same n grid, so the pooled least-squares slope is the seeds' mean;
+    # what the seeds add is the interval (the pooled se ignores the seed-to-seed spread)
+    assert tr["slope"] == pytest.approx(tr["mean"])
+    one = mod.slope_summary(recs[:4], "mse", theory=-0.5)  # one seed: no interval
+    assert "ci95" not in one and one["slope"] == pytest.approx(-0.4) and one["within"] is True
+    # each seed has its own test points; seed 0 keeps the points of single-seed runs
+    cfg = mod.Config(eval=mod.RateEval(n_test=50))
+    a, b = mod.eval_points(cfg, 0, 0, 2), mod.eval_points(cfg, 0, 1, 2)
+    assert a.shape == (50, 2) and not np.allclose(a, b)
+    np.testing.assert_array_equal(a, np.random.default_rng([0, 0, 99]).random((50, 2)))
+    np.testing.assert_array_equal(b, mod.eval_points(cfg, 0, 1, 2))
+
+
+def test_regression_rate_two_seeds_lacunary(tmp_path):
+    mod = experiment_module("regression-rate")
+    cfg = mod.Config(out_dir=str(tmp_path / "rr"),
+                     data=mod.RateData(cases=[(2, 1.0)], log2_n_min=5, log2_n_max=7, n_seeds=2,
+                                       target="lacunary"),
+                     train=mod.TrainConfig(steps=10, eval_every=5, log_every=5, grad_clip=0.0),
+                     eval=mod.RateEval(n_test=200))
+    row = mod.run(cfg)["rows"][0]
+    m = json.loads((tmp_path / "rr" / "metrics.json").read_text())
+    case = m["cases"]["d=2,alpha=1"]
+    assert m["target"] == "lacunary" and m["n_seeds"] == 2
+    assert [(r["n"], r["seed"]) for r in case["records"]] == [
+        (32, 0), (32, 1), (64, 0), (64, 1), (128, 0), (128, 1)]
+    for key, name in (("mse", "transformer"), ("knn_mse", "knn")):
+        own = [mod.fit_slope([r["n"] for r in case["records"] if r["seed"] == s],
+                             [r[key] for r in case["records"] if r["seed"] == s])[0]
+               for s in (0, 1)]
+        np.testing.assert_allclose(case[f"{name}_seed_slopes"], own)
+        assert case[f"{name}_slope_mean"] == pytest.approx(np.mean(own))
+        assert row[name] == round(np.mean(own), 3)
+        assert len(row[f"{name}_ci95"]) == 2 and row[f"{name}_seeds"] == [round(v, 3) for v in own]
+    assert row["within_0.15"] == (abs(np.mean(case["transformer_seed_slopes"]) + 0.5) <= 0.15)
+    report = (tmp_path / "rr" / "report.md").read_text()
+    assert "Target `lacunary`" in report and "95% t interval" in report
+    with pytest.raises(ConfigError,
+                       match="unknown data.target 'bumps'; choose one of cusp, lacunary"):
+        mod.run(mod.Config(out_dir=str(tmp_path / "bad"), data=mod.RateData(target="bumps")))
+
+
 @pytest.mark.slow
 def test_regression_linear_smoke_acceptance(tmp_path):
     """Smoke check of the acceptance bar. Without a curriculum the plateau's end (2k-5k steps)

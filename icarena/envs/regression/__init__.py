@@ -6,10 +6,13 @@ cheap.
 
 from icarena.envs.regression.families import (
     FAMILY_NAMES,
+    RATE_TARGETS,
     Family,
     Prompts,
     holder_target,
+    lacunary_target,
     make_family,
+    rate_target,
     sample_prompts,
 )
 
@@ -30,8 +33,11 @@ __all__ = [
     "FAMILY_NAMES",
     "Family",
     "Prompts",
+    "RATE_TARGETS",
     "holder_target",
+    "lacunary_target",
     "make_family",
+    "rate_target",
     "register_envs",
     "sample_prompts",
 ]

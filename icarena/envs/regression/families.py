@@ -38,6 +38,7 @@ values f(x).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -310,6 +311,79 @@ def holder_target(x: np.ndarray, alpha: float, centre: float = 0.5) -> np.ndarra
     """
     check(0.0 < alpha <= 1.0, f"alpha must be in (0, 1], got {alpha}")
     return (np.abs(np.asarray(x, dtype=np.float64) - centre) ** alpha).sum(axis=-1)
+
+
+def cusp_variance(d: int, alpha: float) -> float:
+    """Var f_α(x) of :func:`holder_target` (centre ½) for x ~ U[0,1]^d, in closed form.
+
+    With t = x_i − ½ ~ U[−½, ½]: E|t|^α = 2^{-α}/(α+1) and E|t|^{2α} = 4^{-α}/(2α+1); the d
+    coordinates are independent, so Var f_α = d · 4^{-α} (1/(2α+1) − 1/(α+1)²).
+    """
+    return d * 4.0**-alpha * (1.0 / (2 * alpha + 1) - 1.0 / (alpha + 1) ** 2)
+
+
+LACUNARY_LEVELS = 24
+"""J of :func:`lacunary_target`: the finest wavelength 2^{-24} is far below the spacing n^{-1/d}
+of any sample the rate experiment draws (n ≤ 2^20), and the omitted tail carries a fraction
+4^{-25α} ≤ 2^{-25} of the variance, so the truncation is invisible to it."""
+
+LACUNARY_SEED = 20_260_521
+"""The constant seed of the phases of :func:`lacunary_target` (the target is one fixed function)."""
+
+
+def lacunary_phases(d: int, levels: int = LACUNARY_LEVELS) -> np.ndarray:
+    """The phases θ_{j,i} of :func:`lacunary_target`: (levels + 1, d), uniform on [0, 2π), drawn
+    from the constant :data:`LACUNARY_SEED` (and d), the same for every α."""
+    return np.random.default_rng([LACUNARY_SEED, d]).uniform(0.0, 2.0 * np.pi, (levels + 1, d))
+
+
+def lacunary_target(x: np.ndarray, alpha: float, levels: int = LACUNARY_LEVELS) -> np.ndarray:
+    """A lacunary (Weierstrass-type) α-Hölder target that is rough at every scale.
+
+        W_α(x) = c_{d,α} Σ_{j=0}^{J} 2^{-jα} Π_{i<d} cos(2π 2^j x_i + θ_{j,i}),
+
+    x: (..., d) -> (...); J = ``levels``, θ from :func:`lacunary_phases` (fixed). Each term
+    oscillates at frequency 2^j in every coordinate at once (a product, not a sum of 1-D
+    functions: for d ≥ 2 the target is not an additive model). The terms have integer
+    frequencies ≥ 1 in every coordinate, so on [0,1]^d they have mean 0, are pairwise orthogonal
+    and have mean square 2^{-d}; hence Var W_α = c² 2^{-d} Σ_j 4^{-jα} exactly, and c_{d,α} is
+    chosen to make it equal :func:`cusp_variance` (d, α): the same signal-to-noise ratio as the
+    cusp target of the rate experiment.
+
+    Regularity (Weierstrass; Hardy 1916; Zygmund, "Trigonometric Series"): a term
+    has sup ≤ 1, gradient ≤ 2π√d 2^j and second differences ≤ C_d (2^j h)². Splitting the sum
+    at 2^j ≈ 1/h gives |W(x+h) − W(x)| ≤ C h^α for α < 1 (exactly α-Hölder) and
+    |W(x+h) + W(x−h) − 2W(x)| ≤ C h^α for every α ≤ 1; at α = 1 the target lies in the Zygmund
+    class Λ_* (first differences ≍ h log(1/h), not Lipschitz), the endpoint of the Hölder–Zygmund
+    scale B^α_{∞,∞}, whose minimax rate is the same n^{-2α/(2α+d)}. The bounds are attained: a
+    lacunary (Hadamard) series is large wherever its terms align, and its L² energy above
+    frequency 2^k is ≍ 4^{-kα} at every k. That is why it attains the rate, unlike the cusp
+    Σ|x_i − ½|^α, which is smooth off a null set (energy above 2^k only ≍ 2^{-k(2α+1)}): an
+    estimator that resolves W only down to scale h keeps squared bias ≍ h^{2α}, and balancing
+    it against the variance σ²/(n h^d) gives n^{-2α/(2α+d)}, the same balance as the standard
+    lower-bound construction (independent random-sign bumps of height h^α at the sampling scale
+    h; Stone 1982; Tsybakov 2009, ch. 2), here realised at every scale by one fixed function.
+    """
+    check(0.0 < alpha <= 1.0, f"alpha must be in (0, 1], got {alpha}")
+    x = np.asarray(x, dtype=np.float64)
+    d = x.shape[-1]
+    theta = lacunary_phases(d, levels)
+    f = np.zeros(x.shape[:-1])
+    for j in range(levels + 1):
+        f += 2.0 ** (-j * alpha) * np.prod(np.cos(2.0 * np.pi * 2.0**j * x + theta[j]), axis=-1)
+    var = 2.0**-d * sum(4.0 ** (-j * alpha) for j in range(levels + 1))
+    return math.sqrt(cusp_variance(d, alpha) / var) * f
+
+
+RATE_TARGETS = {"cusp": holder_target, "lacunary": lacunary_target}
+"""The fixed α-Hölder targets of the rate experiment by name: f(x (..., d), α) -> (...)."""
+
+
+def rate_target(name: str, x: np.ndarray, alpha: float) -> np.ndarray:
+    """Evaluate the rate experiment's target ``name`` (:data:`RATE_TARGETS`) at x (..., d)."""
+    check(name in RATE_TARGETS,
+          f"unknown target {name!r}; choose one of {', '.join(sorted(RATE_TARGETS))}")
+    return RATE_TARGETS[name](x, alpha)
 
 
 def _normalise(g: np.ndarray) -> np.ndarray:

@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from icarena.envs.regression import FAMILY_NAMES, holder_target, make_family, sample_prompts
+from icarena.envs.regression import (
+    FAMILY_NAMES,
+    RATE_TARGETS,
+    holder_target,
+    lacunary_target,
+    make_family,
+    rate_target,
+    sample_prompts,
+)
+from icarena.envs.regression.families import cusp_variance, lacunary_phases
 from icarena.errors import ConfigError
 
 
@@ -99,6 +108,85 @@ def test_holder_target():
     x = np.array([[0.5, 0.5], [0.0, 1.0], [0.25, 0.5]])
     np.testing.assert_allclose(holder_target(x, 1.0), [0.0, 1.0, 0.25])
     np.testing.assert_allclose(holder_target(x, 0.5), [0.0, 2 * 0.5**0.5, 0.5])
+
+
+def test_lacunary_target_shapes_determinism_and_formula():
+    x = np.random.default_rng(0).random((3, 4, 2))
+    f = lacunary_target(x, 0.5)
+    assert f.shape == (3, 4) and lacunary_target(x[0, 0], 0.5).shape == ()
+    np.testing.assert_array_equal(f, lacunary_target(x.copy(), 0.5))  # a fixed function
+    np.testing.assert_array_equal(rate_target("lacunary", x, 0.5), f)
+    np.testing.assert_array_equal(rate_target("cusp", x, 0.5), holder_target(x, 0.5))
+    # the series term by term, at one point, up to the normalising constant
+    th = lacunary_phases(2)
+    assert th.shape == (25, 2) and np.all((th >= 0) & (th < 2 * np.pi))
+    p = x[1, 2]
+    raw = sum(2.0 ** (-j * 0.5) * np.cos(2 * np.pi * 2**j * p[0] + th[j, 0])
+              * np.cos(2 * np.pi * 2**j * p[1] + th[j, 1]) for j in range(25))
+    z = np.random.default_rng(1).random((4000, 2))
+    c = lacunary_target(z, 0.5) / sum(
+        2.0 ** (-j * 0.5) * np.prod(np.cos(2 * np.pi * 2**j * z + th[j]), axis=-1)
+        for j in range(25))
+    np.testing.assert_allclose(c, c[0])  # one constant scales the whole series
+    assert f[1, 2] == pytest.approx(c[0] * raw, rel=1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("alpha", [0.5, 1.0])
+def test_rate_targets_have_the_cusp_variance(d, alpha):
+    x = np.random.default_rng(2).random((200_000, d))
+    cusp = holder_target(x, alpha)
+    assert cusp.var() == pytest.approx(cusp_variance(d, alpha), rel=0.02)
+    assert lacunary_target(x, alpha).var() == pytest.approx(cusp_variance(d, alpha), rel=0.03)
+
+
+def test_lacunary_target_is_not_additive_in_2d():
+    """For f(x1, x2) = g(x1) + h(x2) the mixed difference below is 0; the lacunary target's is
+    of the order of its own size."""
+    rng = np.random.default_rng(3)
+    x, h = rng.random((2000, 2)), 0.05
+    e1, e2 = np.array([h, 0.0]), np.array([0.0, h])
+    mixed = (lacunary_target(x + e1 + e2, 1.0) - lacunary_target(x + e1, 1.0)
+             - lacunary_target(x + e2, 1.0) + lacunary_target(x, 1.0))
+    cusp = (holder_target(x + e1 + e2, 1.0) - holder_target(x + e1, 1.0)
+            - holder_target(x + e2, 1.0) + holder_target(x, 1.0))
+    np.testing.assert_allclose(cusp, 0.0, atol=1e-12)
+    assert np.abs(mixed).max() > 0.2 * lacunary_target(x, 1.0).std()
+
+
+def _modulus_slope(alpha, d, log2_h, order):
+    """Slope of log sup_x |Δ_h^order f(x)| vs log h (Δ_h: difference along a random unit
+    direction per point; the sup over 5000 random points)."""
+    rng = np.random.default_rng(4)
+    x = rng.random((5000, d))
+    u = rng.standard_normal((5000, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    f0 = lacunary_target(x, alpha)
+    hs = 2.0 ** -np.asarray(log2_h, float)
+    sup = []
+    for h in hs:
+        fp = lacunary_target(x + h * u, alpha)
+        if order == 1:
+            sup.append(np.abs(fp - f0).max())
+        else:
+            sup.append(np.abs(fp + lacunary_target(x - h * u, alpha) - 2 * f0).max())
+    return np.polyfit(np.log(hs), np.log(sup), 1)[0]
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_lacunary_target_modulus_scales_as_h_to_the_alpha(d):
+    # first differences: exactly alpha-Holder for alpha < 1 (the geometric sum of the coarse
+    # scales settles for small h, hence the range)
+    assert _modulus_slope(0.5, d, range(6, 16), order=1) == pytest.approx(0.5, abs=0.1)
+    # second differences (Zygmund modulus): h^alpha for every alpha <= 1, including alpha = 1
+    for alpha in (0.5, 1.0):
+        assert _modulus_slope(alpha, d, range(3, 12), order=2) == pytest.approx(alpha, abs=0.1)
+
+
+def test_rate_target_bad_name():
+    assert sorted(RATE_TARGETS) == ["cusp", "lacunary"]
+    with pytest.raises(ConfigError, match="unknown target 'bumps'; choose one of cusp, lacunary"):
+        rate_target("bumps", np.zeros((2, 1)), 0.5)
 
 
 @pytest.mark.parametrize(
