@@ -92,6 +92,7 @@ import numpy as np
 import torch
 
 from icarena.errors import check
+from icarena.evaluation.intervals import t_interval
 from icarena.lifecycle import writes_run
 from icarena.pretraining.model import Options
 
@@ -815,18 +816,6 @@ def references(cfg: Config, tasks: list[str], seed: int) -> list[dict[str, Any]]
 
 
 # ---------------------------------------------------------------------------------- statistics
-def t_interval(values: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t interval of the mean of ``values`` (one value: no width)."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    mean = float(v.mean())
-    if v.size < 2:
-        return mean, mean, mean
-    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return mean, mean - half, mean + half
-
-
 def meets(task: str, cell: dict[str, Any]) -> bool:
     """Whether ``cell`` meets its task's learning threshold (:data:`THRESHOLDS`)."""
     op, bar = THRESHOLDS[task]

@@ -58,6 +58,7 @@ from torch import nn
 
 from icarena.envs.regression.families import RATE_TARGETS, rate_target
 from icarena.errors import check
+from icarena.evaluation.intervals import t_interval
 from icarena.lifecycle import writes_run
 from icarena.pretraining.train import TrainConfig
 
@@ -191,18 +192,6 @@ def fit_slope(n: np.ndarray, mse: np.ndarray) -> tuple[float, float]:
     sigma2 = float(((y - A @ coef) ** 2).sum()) / dof
     cov = sigma2 * np.linalg.inv(A.T @ A)
     return float(coef[0]), float(math.sqrt(cov[0, 0]))
-
-
-def t_interval(values: Any, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): the two-sided Student-t confidence interval of the mean of k ≥ 2
-    values, mean ± t_{(1+level)/2, k−1} · s / √k (s the sample standard deviation)."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    assert v.ndim == 1 and len(v) >= 2, "t_interval needs at least two values"
-    mean = float(v.mean())
-    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return mean, mean - half, mean + half
 
 
 def slope_summary(records: list[dict[str, Any]], key: str, theory: float,
