@@ -898,12 +898,18 @@ def pivot(summary: list[dict[str, Any]], tasks: list[str], names: list[str]) -> 
     return markdown_table(headers, [[b] + [cell(t, b) for t in tasks] for b in names])
 
 
+def cell_threads(cfg: Config) -> int:
+    """torch threads of each cell (``--train.threads``; 0: 1 when several cells run at once,
+    else 0 = torch's default)."""
+    return cfg.train.threads or (1 if cfg.train.workers > 1 else 0)
+
+
 def _cells_to_run(cfg: Config, names: list[str], tasks: list[str],
                   options: dict[str, dict[str, Any]], data: dict[tuple[str, int], str | None]
                   ) -> list[dict[str, Any]]:
     out = Path(cfg.out_dir)
     rates = list(cfg.train.lr_sweep)
-    threads = cfg.train.threads or (1 if cfg.train.workers > 1 else 0)
+    threads = cell_threads(cfg)
     cells = []
     for seed in cfg.seeds:
         for task in tasks:
@@ -1043,7 +1049,7 @@ def run(cfg: Config) -> dict[str, Any]:
     refs = [r for seed in cfg.seeds for r in references(cfg, tasks, seed)]
     cells = _run_all(cfg, _cells_to_run(cfg, names, tasks, options, data))
     total_s = time.perf_counter() - t_start
-    threads = cfg.train.threads or (1 if cfg.train.workers > 1 else torch.get_num_threads())
+    threads = cell_threads(cfg) or torch.get_num_threads()
     head = (f"{len(names)} backbones x {len(tasks)} tasks x {cfg.n_seeds} seed(s) "
             f"({', '.join(map(str, cfg.seeds))}), device {cfg.train.device}, {cfg.train.workers} "
             f"cell(s) at once with {threads} torch thread(s) each; total {total_s:.0f} s. Every "
