@@ -8,6 +8,7 @@ scored by the same rule on the same pairs. Also the ``icarena evaluate path`` en
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,13 +76,36 @@ def failures_jsonl(
     return ("\n".join(lines) + ("\n" if lines else "")).encode()
 
 
+def trials_npz(pairs: np.ndarray, degree: np.ndarray, valid: np.ndarray) -> bytes:
+    """The model's trials as an ``.npz`` (no pickled objects): ``source``, ``target`` (int64, M),
+    ``degree`` (int64, M; 3 means >= 3) and ``valid`` (bool, M), one entry per sampled
+    completion. Read back with :func:`load_trials`."""
+    buf = io.BytesIO()
+    np.savez(buf, source=pairs[:, 0].astype(np.int64), target=pairs[:, 1].astype(np.int64),
+             degree=np.asarray(degree, dtype=np.int64), valid=np.asarray(valid, dtype=bool))
+    return buf.getvalue()
+
+
+def load_trials(path: str | Path) -> dict[str, np.ndarray]:
+    """A run's ``trials.npz`` as a dict of arrays (``source``, ``target``, ``degree``,
+    ``valid``), loaded without pickle."""
+    path = Path(path)
+    check(path.is_file(), f"no trials file at {path}; it is written by `icarena run alpine` / "
+                          "`icarena evaluate path` (runs scored before it existed: evaluate again)")
+    with np.load(path, allow_pickle=False) as z:
+        trials = {k: z[k] for k in ("source", "target", "degree", "valid")}
+    return trials
+
+
 def evaluate_path_model(
     model: SequenceModel, data: PathDataset, opts: PathEval, seed: int, out_dir: Path,
 ) -> dict[str, Any]:
     """Sample completions for drawn test pairs, score them and the baselines on the same pairs
     (through :func:`icarena.evaluation.evaluate_planners`, as a Python user would).
 
-    Writes ``failures.jsonl`` (every failed model completion with its first invalid step).
+    Writes ``failures.jsonl`` (every failed model completion with its first invalid step) and
+    ``trials.npz`` (:func:`trials_npz`: every model trial's pair, degree and validity, the input
+    of the per-degree statistics over runs).
     """
     from icarena.pretraining.planner import PathPlanner
 
@@ -96,6 +120,8 @@ def evaluate_path_model(
                             temperature=opts.temperature, seed=seed, degree=degree)
     atomic_write_bytes(out_dir / "failures.jsonl", failures_jsonl(
         data, pairs, res.rows["transformer"], res.scores["transformer"]))
+    atomic_write_bytes(out_dir / "trials.npz", trials_npz(
+        pairs, degree, res.scores["transformer"].path_valid))
     return {"transformer": res.summary["transformer"], "bfs": res.summary["BFS"],
             "random_walk": res.summary["random walk"], "n_trials": len(pairs)}
 

@@ -2,8 +2,10 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 
-from icarena.evaluation.planning import load_path_dataset, path_error
+from icarena.evaluation.path_eval import load_trials
+from icarena.evaluation.planning import degrees, load_path_dataset, path_error
 from icarena.experiments import alpine, blocksworld
 
 
@@ -36,6 +38,20 @@ def test_alpine_end_to_end_writes_report_metrics_and_failures(tmp_path):
             assert not err.valid and err.step == f["first_invalid_step"]
     assert "Path validity" in (tmp_path / "report.md").read_text()
     assert result["rows"][1]["planner"] == "BFS"
+    # trials.npz: one entry per trial, agreeing with the failures file and the per-degree table
+    trials = load_trials(tmp_path / "trials.npz")
+    assert trials["valid"].shape == (80,)
+    assert int((~trials["valid"]).sum()) == len(failures)
+    bad = ~trials["valid"]
+    failed = sorted(zip(trials["source"][bad], trials["target"][bad], strict=True))
+    assert failed == sorted((f["source"], f["target"]) for f in failures)
+    pairs = np.stack([trials["source"], trials["target"]], axis=1)
+    assert np.array_equal(trials["degree"], degrees(*data.observed(), pairs))
+    for d, row in ev["transformer"]["per_degree"].items():
+        sel = trials["degree"] == (3 if d == ">=3" else int(d))
+        assert row["count"] == sel.sum()
+        if sel.any():
+            assert row["accuracy"] == pytest.approx(trials["valid"][sel].mean())
 
 
 def test_alpine_reuses_dataset_and_refuses_other_config(tmp_path):
