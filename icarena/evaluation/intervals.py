@@ -1,9 +1,15 @@
-"""Confidence intervals over seeds: the Student-t interval of a mean.
+"""Confidence intervals over seeds: the Student-t interval of a mean, and a two-level bootstrap.
 
 The experiments repeat a measurement over a few seeds (3 to 5), each with its own data,
 initialisation and held-out set, and report the mean with the two-sided Student-t interval
 mean ± t_{(1+level)/2, k−1} · s / √k (s the sample standard deviation of the k values), which
 is exact for normally distributed values and the standard choice at so few of them.
+
+Where the measurement is a pooled rate over nested units (accuracy over the test pairs of
+several graphs, each pair sampled a few times), :func:`two_level_bootstrap` resamples both
+sources of variation: the groups (graphs) with replacement, then within each drawn group its
+units (pairs) with replacement, each draw of a group independently (the nested or "cluster"
+bootstrap; Davison & Hinkley 1997, *Bootstrap Methods and their Application*, Sec. 3.8).
 """
 
 from __future__ import annotations
@@ -25,3 +31,51 @@ def t_interval(values: list[float] | np.ndarray, level: float = 0.95) -> tuple[f
         return mean, mean, mean
     half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
     return mean, mean - half, mean + half
+
+
+def two_level_bootstrap(
+    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_categories: int, n_boot: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Totals of a nested bootstrap: resample groups, then units within each drawn group.
+
+    ``groups``: one ``(category, successes, trials)`` triple per group, each (P_g,) over its
+    units (category an int in [0, n_categories)). A replicate draws len(groups) groups with
+    replacement and, for each draw independently, P_g of that group's units with replacement.
+    Returns ``(successes, trials)``, each float (n_boot, n_categories): per replicate and
+    category, the summed successes and trials; their ratio is the replicate's pooled rate (NaN
+    where a replicate holds no trial of a category).
+    """
+    assert groups and n_categories >= 1 and n_boot >= 1
+    rng = np.random.default_rng([seed, 7])
+    succ = np.zeros((n_boot, n_categories))
+    trials = np.zeros((n_boot, n_categories))
+    eye = np.eye(n_categories)
+    per_group = []
+    for category, s, t in groups:
+        category = np.asarray(category, dtype=np.int64)
+        assert category.ndim == 1 and category.size >= 1
+        onehot = eye[category]  # (P_g, C)
+        per_group.append((onehot * np.asarray(s, float)[:, None],
+                          onehot * np.asarray(t, float)[:, None]))
+    for _ in range(len(groups)):  # one slot of the resampled set of groups
+        pick = rng.integers(0, len(groups), size=n_boot)
+        for g, (s_g, t_g) in enumerate(per_group):
+            rows = np.flatnonzero(pick == g)
+            if rows.size:
+                units = len(s_g)
+                w = rng.multinomial(units, np.full(units, 1.0 / units), size=rows.size)
+                succ[rows] += w @ s_g
+                trials[rows] += w @ t_g
+    return succ, trials
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """(low, high): the percentile interval at ``level`` of bootstrap ``samples`` (B,), NaNs
+    (replicates where the statistic is undefined) left out; NaN, NaN if all are."""
+    v = np.asarray(samples, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(v, [0.5 - level / 2, 0.5 + level / 2])
+    return float(lo), float(hi)

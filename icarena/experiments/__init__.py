@@ -38,6 +38,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "icarena.experiments.alpine",
         "ALPINE path-finding on a random DAG: accuracy by degree, adjacency/reachability probes.",
     ),
+    "alpine-degrees": (
+        "icarena.experiments.alpine_degrees",
+        "ALPINE's accuracy by degree over several graphs and both splits, bootstrap intervals.",
+    ),
     "blocksworld": (
         "icarena.experiments.blocksworld",
         "ALPINE on the 4-block Blocksworld graph, widths 30/60/120, plan validity.",
