@@ -1,4 +1,4 @@
-"""``icarena run alpine-degrees``: ALPINE's transitivity finding over several graphs, with intervals.
+"""``icarena run alpine-degrees``: ALPINE's transitivity finding over graphs, with intervals.
 
 ALPINE (Wang et al. 2024, arXiv 2405.09220) and its multi-token follow-up report that a path
 model fails where a test pair needs reachability it never observed: accuracy falls with the
@@ -62,7 +62,7 @@ class Config:
     graphs: int = 5
     """Graphs (seeds) per train fraction."""
     train_fractions: tuple[float, ...] = (0.5, 0.1)
-    """Train fractions of the reachable pairs (ALPINE's 50% and 10% splits), one set of cells each."""
+    """Train fractions of the reachable pairs (ALPINE's 50% and 10% splits); cells for each."""
     workers: int = 2
     """Cells run at once, each in its own process (1: one after the other in this process)."""
     bootstrap: int = 10_000
@@ -227,7 +227,12 @@ def degree_plot(out: Path, stats: dict[str, dict[str, Any]]) -> None:
 
 @writes_run
 def run(cfg: Config) -> dict[str, Any]:
-    from icarena.evaluation.report import markdown_table, summary_metrics, write_metrics, write_report
+    from icarena.evaluation.report import (
+        markdown_table,
+        summary_metrics,
+        write_metrics,
+        write_report,
+    )
     from icarena.pretraining.data.store import atomic_write_json
 
     cfg.validate()
