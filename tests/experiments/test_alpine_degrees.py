@@ -98,3 +98,24 @@ def test_cli_runs_cells_in_parallel_then_resume_keeps_them(tmp_path):
     assert "..." not in again.stdout  # no cell was started again
     assert weights(run / "cells") == before
     assert json.loads((run / "metrics.json").read_text())["rows"] == metrics["rows"]
+
+
+def test_chained_cells_keep_alpine_degree_labels(tmp_path):
+    from icarena.evaluation.planning import degrees, load_path_dataset
+    from icarena.pretraining import generate as gen
+    from icarena.pretraining.data import alpine as alpine_data
+
+    common = dict(seed=4, nodes=40, p=0.12, paths_per_pair=2, train_fraction=0.2)
+    base = load_path_dataset(gen.generate("alpine", alpine_data.Config(
+        out_dir=str(tmp_path / "base" / "data"), **common)))
+    gen.generate("alpine", alpine_data.Config(out_dir=str(tmp_path / "chain" / "data"),
+                                              chain_lines=400, **common))
+    pairs = base.test_pairs
+    own = load_path_dataset(tmp_path / "chain" / "data").test_degrees()
+    trials = {"source": pairs[:, 0], "target": pairs[:, 1], "degree": own,
+              "valid": np.ones(len(pairs), bool)}
+    expected = degrees(*base.observed(), pairs)
+    assert np.array_equal(ad.alpine_degrees_of(tmp_path / "chain", trials), expected)
+    assert (own < expected).any()  # the chains did observe some of the harder pairs
+    assert np.array_equal(ad.alpine_degrees_of(tmp_path / "base", dict(trials, degree=expected)),
+                          expected)

@@ -88,3 +88,44 @@ def test_blocksworld_dataset(tmp_path):
 def test_cli_registry_names():
     assert {"alpine", "blocksworld"} <= set(gen.GENERATORS)
     assert gen.generator_module("blocksworld").Config().lines == 50_000
+
+
+def test_chained_lines_join_two_train_walks_and_only_add_observations(tmp_path):
+    from icarena.evaluation.planning import degrees, observed_matrices
+
+    base = load_path_dataset(gen.generate("alpine", alpine.Config(
+        out_dir=str(tmp_path / "base"), seed=2, nodes=40, p=0.15, paths_per_pair=3)))
+    path = gen.generate("alpine", alpine.Config(
+        out_dir=str(tmp_path / "chain"), seed=2, nodes=40, p=0.15, paths_per_pair=3,
+        chain_lines=300))
+    ds = load_path_dataset(path)
+    train_pairs = {tuple(p) for p in np.asarray(load_dataset(path)["train/pairs"]).tolist()}
+    lines = _check_lines(ds)  # every line, chained ones included, is a valid simple path
+    assert len(lines) == len(decode_rows(base.train_tokens, base.n)) + 300
+    # ALPINE's lines and the split are unchanged; the chained lines come last
+    assert decode_rows(base.train_tokens, base.n) == lines[:-300]
+    assert np.array_equal(base.test_pairs, ds.test_pairs)
+    for line in lines[-300:]:
+        s, t, walk = line[0], line[1], line[2:]
+        assert (s, t) in train_pairs
+        # some node u of the walk splits it into two train pairs (s, u), (u, t)
+        assert any((s, u) in train_pairs and (u, t) in train_pairs for u in walk[1:-1])
+    # observations only grow, so no test pair's degree rises
+    A0, R0 = observed_matrices(base.train_tokens, base.n)
+    A1, R1 = observed_matrices(ds.train_tokens, ds.n)
+    assert (R1 >= R0).all() and (A1 >= A0).all() and R1.sum() > R0.sum()
+    assert (degrees(A1, R1, ds.test_pairs) <= degrees(A0, R0, ds.test_pairs)).all()
+    # same seed, same bytes
+    again = gen.generate("alpine", alpine.Config(
+        out_dir=str(tmp_path / "again"), seed=2, nodes=40, p=0.15, paths_per_pair=3,
+        chain_lines=300))
+    assert np.array_equal(load_path_dataset(again).train_tokens, ds.train_tokens)
+
+
+def test_chained_lines_refused_when_no_train_pair_can_be_chained(tmp_path):
+    import networkx as nx
+
+    g = nx.DiGraph([(0, 1), (1, 2)])
+    g.add_nodes_from(range(3))
+    with pytest.raises(ConfigError, match="--chain-lines 0"):
+        alpine.chained_paths(g, np.array([[0, 1], [1, 2]]), 5, seed=0)

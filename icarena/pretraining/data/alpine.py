@@ -11,7 +11,12 @@ Recipe (one seed; the stages draw from independent streams ``[seed, k]``):
 3. ``paths_per_pair`` (20) random walks per train pair (ALPINE Alg. 1: each step goes to a
    uniformly random out-neighbour that can still reach the target), in pair order, then (if
    ``edge_lines``) every edge once more as the line ``s t s t``; so every edge is seen;
-4. one random walk per test pair (only its ``s t`` prompt is used for evaluation).
+4. one random walk per test pair (only its ``s t`` prompt is used for evaluation);
+5. (``chain_lines`` > 0, not in ALPINE) that many *chained* training lines, appended last
+   (:func:`chained_paths`): a walk s -> u joined to a walk u -> t, where (s, u), (u, t) and
+   (s, t) are all train pairs, so no test pair is ever a training prompt, but the nodes of the
+   s -> u part are seen on a line towards t. It writes into the data the concatenations of
+   observed reachability that ALPINE finds the model cannot infer.
 
 Arrays written (see :mod:`icarena.envs.planning.tokens` for the token format):
 ``train/tokens`` uint16 (L, block_size + 1), ``train/pairs`` int64 (P, 2), ``test/pairs`` int64
@@ -60,6 +65,9 @@ class Spec:
     """Always put each target's smallest-index reachable source in train (authors' code)."""
     edge_lines: bool = True
     """Add every edge once more as the line 's t s t' (ALPINE)."""
+    chain_lines: int = 0
+    """Chained training lines appended after ALPINE's (0: none, as in ALPINE): a walk s -> u
+    joined to a walk u -> t over train pairs (s, u), (u, t), (s, t)."""
     shard_rows: int | None = None
     """Rows per shard of each array (None: one shard)."""
 
@@ -101,34 +109,84 @@ def lines_bytes(rows: int, width: int) -> int:
     return int(rows) * (4 * int(width) + 2 * (int(width) + 4))
 
 
+def chained_paths(
+    graph: nx.DiGraph, train_pairs: np.ndarray, count: int, *, seed: int,
+    reach: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` walks s -> ... -> u -> ... -> t that join two ALPINE walks through a train pair.
+
+    Each draws a train pair (s, t) uniformly among those with an intermediate u such that (s, u)
+    and (u, t) are train pairs too, then u uniformly among them, then a walk s -> u and a walk
+    u -> t (:func:`icarena.envs.planning.dag.sample_paths`, streams ``[seed, 5]``, ``[seed, 6]``),
+    and joins them at u. On a DAG the result is a path from s to t.
+
+    Returns ``(paths, lengths)``: int32 (count, W) padded with -1 and int64 (count,).
+    """
+    n = graph.number_of_nodes()
+    train = np.zeros((n, n), dtype=bool)
+    train[train_pairs[:, 0], train_pairs[:, 1]] = True
+    via = train.astype(np.int64) @ train.astype(np.int64)  # (s, t) -> how many u
+    eligible = np.argwhere(train & (via > 0))
+    check(len(eligible) > 0, "--chain-lines needs a train pair (s, t) with an intermediate u "
+                             "where (s, u) and (u, t) are train pairs too, and this split has "
+                             "none; raise --train-fraction or --nodes / --p, or pass "
+                             "--chain-lines 0")
+    rng = np.random.default_rng([seed, 4])
+    s, t = eligible[rng.integers(0, len(eligible), size=count)].T
+    candidates = train[s] & train[:, t].T  # (count, n): u with (s, u) and (u, t) in train
+    u = np.argmax(np.where(candidates, rng.random(candidates.shape), -1.0), axis=1)
+    first, len1 = sample_paths(graph, np.stack([s, u], 1), seed=[seed, 5], reach=reach)
+    second, len2 = sample_paths(graph, np.stack([u, t], 1), seed=[seed, 6], reach=reach)
+    lengths = len1 + len2 - 1
+    paths = np.full((count, int(lengths.max(initial=1))), -1, dtype=np.int32)
+    paths[:, :first.shape[1]] = first
+    tail = second[:, 1:]  # u is already the last node of the first walk
+    keep = np.arange(tail.shape[1])[None, :] < (len2 - 1)[:, None]
+    rows = np.broadcast_to(np.arange(count)[:, None], tail.shape)
+    cols = len1[:, None] + np.arange(tail.shape[1])[None, :]
+    paths[rows[keep], cols[keep]] = tail[keep]
+    return paths, lengths
+
+
+def _stack_paths(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate padded (paths, lengths) blocks, padding every block to the widest."""
+    width = max(max(p.shape[1] for p, _ in parts), 2)
+    paths = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=-1)
+                            for p, _ in parts])
+    return paths, np.concatenate([ln for _, ln in parts])
+
+
 def build_lines(
     graph: nx.DiGraph, train_pairs: np.ndarray, test_pairs: np.ndarray, *, paths_per_pair: int,
-    edge_lines: bool, seed: int, reach: np.ndarray | None = None,
+    edge_lines: bool, seed: int, reach: np.ndarray | None = None, chain_lines: int = 0,
 ) -> dict[str, Any]:
     """Sample the training and test paths of an ALPINE dataset and encode them as tokens.
 
-    Returns ``{"train/tokens", "test/tokens", "block_size"}`` (tokens uint16, shared width).
+    Returns ``{"train/tokens", "test/tokens", "block_size"}`` (tokens uint16, shared width); the
+    ``chain_lines`` chained lines (:func:`chained_paths`) are the last rows of train/tokens.
     """
     check(paths_per_pair >= 0, f"paths_per_pair must be >= 0, got {paths_per_pair}")
+    check(isinstance(chain_lines, int) and chain_lines >= 0,
+          f"--chain-lines must be an int >= 0, got {chain_lines!r}")
     n = graph.number_of_nodes()
     # A walk visits each node at most once: on a DAG at most longest-path + 1 nodes.
     width = longest_path_edges(graph) + 1 if is_dag(graph) else n
     rows = len(train_pairs) * paths_per_pair + len(test_pairs)
-    rows += graph.number_of_edges() if edge_lines else 0
+    rows += (graph.number_of_edges() if edge_lines else 0) + chain_lines
     limits.require(lines_bytes(rows, width),
                    f"{rows} path lines of up to {width} nodes",
                    "--paths-per-pair (or --lines), --nodes / --blocks")
     R = reachability(graph) if reach is None else reach
     walk_pairs = np.repeat(train_pairs, paths_per_pair, axis=0)
     tr_paths, tr_len = sample_paths(graph, walk_pairs, seed=[seed, 2], reach=R)
+    parts = [(tr_paths, tr_len)]
     if edge_lines:
         e = edges_array(graph)
-        width = max(tr_paths.shape[1], 2)
-        tr_paths = np.concatenate([np.pad(tr_paths, ((0, 0), (0, width - tr_paths.shape[1])),
-                                          constant_values=-1),
-                                   np.pad(e.astype(np.int32), ((0, 0), (0, width - 2)),
-                                          constant_values=-1)])
-        tr_len = np.concatenate([tr_len, np.full(len(e), 2, dtype=np.int64)])
+        parts.append((e.astype(np.int32), np.full(len(e), 2, dtype=np.int64)))
+    if chain_lines:
+        parts.append(chained_paths(graph, train_pairs, chain_lines, seed=seed, reach=R))
+    if len(parts) > 1:
+        tr_paths, tr_len = _stack_paths(parts)
     te_paths, te_len = sample_paths(graph, test_pairs, seed=[seed, 3], reach=R)
     longest = int(max(tr_len.max(initial=1), te_len.max(initial=1))) + 3
     bs = block_size_for(longest)
@@ -179,7 +237,8 @@ def generate(cfg: Config) -> Path:
           f"the split of a {cfg.nodes}-node graph (p = {cfg.p}) left no test pairs to evaluate "
           "on; raise --nodes or --p, or lower --train-fraction")
     lines = build_lines(graph, train_pairs, test_pairs, paths_per_pair=cfg.paths_per_pair,
-                        edge_lines=cfg.edge_lines, seed=cfg.seed, reach=R)
+                        edge_lines=cfg.edge_lines, seed=cfg.seed, reach=R,
+                        chain_lines=cfg.chain_lines)
     return write_path_dataset(cfg.out_dir, graph, train_pairs, test_pairs, lines,
                               generator="alpine", config=recorded_config(cfg), seed=cfg.seed,
                               shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)
