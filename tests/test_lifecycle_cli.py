@@ -261,3 +261,11 @@ def test_every_training_experiment_resumes_after_kill(tmp_path, name):
 @pytest.mark.slow
 def test_supernet_search_resumes_after_kill(tmp_path):
     kill_and_resume_journey(tmp_path, SEARCH)
+
+
+@pytest.mark.slow
+def test_alpine_degrees_parallel_cells_die_with_the_command_and_resume(tmp_path):
+    # --workers 2: the cells run in spawned processes; a kill -9 of icarena leaves none running
+    args = list(EXPERIMENTS["alpine-degrees"])
+    args[args.index("--workers") + 1] = "2"
+    kill_and_resume_journey(tmp_path, ["run", "alpine-degrees", *args])
