@@ -36,9 +36,17 @@ import numpy as np
 
 from icarena.errors import check
 from icarena.evaluation.path_eval import PathEval, load_trials
+from icarena.evaluation.report import (
+    markdown_table,
+    save_figure,
+    summary_metrics,
+    write_metrics,
+    write_report,
+)
 from icarena.experiments import alpine
 from icarena.lifecycle import writes_run
 from icarena.pretraining.data import alpine as alpine_data
+from icarena.pretraining.data.store import atomic_write_json
 from icarena.pretraining.model import ModelSpec
 from icarena.pretraining.path_lm import alpine_model
 from icarena.pretraining.train import TrainConfig
@@ -222,8 +230,6 @@ def degree_plot(out: Path, stats: dict[str, dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from icarena.evaluation.report import save_figure
-
     fig, ax = plt.subplots(figsize=(5, 3.5))
     x = np.arange(len(DEGREE_NAMES))
     for j, (label, st) in enumerate(stats.items()):
@@ -243,14 +249,6 @@ def degree_plot(out: Path, stats: dict[str, dict[str, Any]]) -> None:
 
 @writes_run
 def run(cfg: Config) -> dict[str, Any]:
-    from icarena.evaluation.report import (
-        markdown_table,
-        summary_metrics,
-        write_metrics,
-        write_report,
-    )
-    from icarena.pretraining.data.store import atomic_write_json
-
     cfg.validate()
     out = Path(cfg.out_dir)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
