@@ -96,6 +96,9 @@ class Config:
               f"train_fractions must be values in (0, 1), got {list(self.train_fractions)}")
         check(len(set(self.train_fractions)) == len(self.train_fractions),
               f"train_fractions lists a value twice: {list(self.train_fractions)}")
+        check(self.data.train_fraction == alpine_data.Spec.train_fraction,
+              "alpine-degrees sets each cell's train fraction from --train-fractions; pass "
+              f"--train-fractions {self.data.train_fraction:g} instead of --data.train-fraction")
         check(isinstance(self.workers, int) and self.workers >= 1,
               f"workers must be an int >= 1, got {self.workers!r}")
         check(isinstance(self.bootstrap, int) and self.bootstrap >= 100,

@@ -65,6 +65,8 @@ def test_degree_statistics_pools_completions_and_judges_the_gap():
 def test_config_errors_name_the_fix(tmp_path):
     assert "train_fractions" in refused("run", "alpine-degrees", "--out-dir", str(tmp_path / "r"),
                                         "--train-fractions", "0.5", "1.5")
+    assert "--train-fractions 0.1" in refused("run", "alpine-degrees", "--out-dir",
+                                              str(tmp_path / "r"), "--data.train-fraction", "0.1")
     assert "workers" in refused("run", "alpine-degrees", "--out-dir", str(tmp_path / "r"),
                                 "--workers", "0")
 
