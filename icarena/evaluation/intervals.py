@@ -39,25 +39,31 @@ def two_level_bootstrap(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Totals of a nested bootstrap: resample groups, then units within each drawn group.
 
-    ``groups``: one ``(category, successes, trials)`` triple per group, each (P_g,) over its
-    units (category an int in [0, n_categories)). A replicate draws len(groups) groups with
+    ``groups``: one ``(category, successes, trials)`` triple per group over its P_g units
+    (category int (P_g,) in [0, n_categories); successes and trials (P_g,), or (P_g, m) for m
+    measurements of the same units, e.g. two models scored on the same pairs, which are then
+    resampled together: a paired bootstrap). A replicate draws len(groups) groups with
     replacement and, for each draw independently, P_g of that group's units with replacement.
-    Returns ``(successes, trials)``, each float (n_boot, n_categories): per replicate and
-    category, the summed successes and trials; their ratio is the replicate's pooled rate (NaN
-    where a replicate holds no trial of a category).
+    Returns ``(successes, trials)``, each float (n_boot, n_categories) (or (n_boot,
+    n_categories, m)): per replicate and category, the summed successes and trials; their ratio
+    is the replicate's pooled rate (NaN where a replicate holds no trial of a category).
     """
     assert groups and n_categories >= 1 and n_boot >= 1
+    paired = np.ndim(groups[0][1]) == 2
+    m = np.shape(groups[0][1])[1] if paired else 1
     rng = np.random.default_rng([seed, 7])
-    succ = np.zeros((n_boot, n_categories))
-    trials = np.zeros((n_boot, n_categories))
+    succ = np.zeros((n_boot, n_categories * m))
+    trials = np.zeros((n_boot, n_categories * m))
     eye = np.eye(n_categories)
     per_group = []
     for category, s, t in groups:
         category = np.asarray(category, dtype=np.int64)
         assert category.ndim == 1 and category.size >= 1
+        s = np.asarray(s, float).reshape(len(category), m)
+        t = np.asarray(t, float).reshape(len(category), m)
         onehot = eye[category]  # (P_g, C)
-        per_group.append((onehot * np.asarray(s, float)[:, None],
-                          onehot * np.asarray(t, float)[:, None]))
+        per_group.append(((onehot[:, :, None] * s[:, None, :]).reshape(len(category), -1),
+                          (onehot[:, :, None] * t[:, None, :]).reshape(len(category), -1)))
     for _ in range(len(groups)):  # one slot of the resampled set of groups
         pick = rng.integers(0, len(groups), size=n_boot)
         for g, (s_g, t_g) in enumerate(per_group):
@@ -67,7 +73,8 @@ def two_level_bootstrap(
                 w = rng.multinomial(units, np.full(units, 1.0 / units), size=rows.size)
                 succ[rows] += w @ s_g
                 trials[rows] += w @ t_g
-    return succ, trials
+    shape = (n_boot, n_categories, m) if paired else (n_boot, n_categories)
+    return succ.reshape(shape), trials.reshape(shape)
 
 
 def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -75,6 +75,10 @@ class Config:
     """Cells run at once, each in its own process (1: one after the other in this process)."""
     bootstrap: int = 10_000
     """Bootstrap replicates of the two-level resample."""
+    compare_to: str = ""
+    """A finished alpine-degrees run dir on the same graphs (e.g. without --data.chain-lines):
+    adds each degree's accuracy difference, this run minus that one, with a paired bootstrap
+    interval over the graphs and test pairs both runs share ('' = no comparison)."""
     overwrite: bool = False
     """Replace the icarena run already in out_dir (anything else there is never deleted)."""
     resume: bool = False
@@ -104,6 +108,11 @@ class Config:
         check(isinstance(self.bootstrap, int) and self.bootstrap >= 100,
               f"bootstrap must be an int >= 100 replicates, got {self.bootstrap!r}")
         self.eval.validate()
+        if self.compare_to:
+            other = Path(self.compare_to)
+            check((other / "config.json").is_file() and (other / "cells").is_dir(),
+                  f"--compare-to {self.compare_to} is not an alpine-degrees run dir (no "
+                  "config.json and cells/ there); pass the --out-dir of a finished run")
 
 
 def cell_dir(out: Path, fraction: float, seed: int) -> Path:
@@ -173,6 +182,55 @@ def alpine_degrees_of(cell: Path, trials: dict[str, np.ndarray]) -> np.ndarray:
     base = data.train_tokens[: len(data.train_tokens) - chained]
     pairs = np.stack([trials["source"], trials["target"]], axis=1)
     return degrees(*observed_matrices(base, data.n), pairs)
+
+
+def cell_trials(cell: Path) -> dict[str, np.ndarray]:
+    """A finished cell's trials with ALPINE degrees (:func:`alpine_degrees_of`) under
+    ``degree`` and the degrees under the cell's own lines under ``own_degree``."""
+    trials = load_trials(cell / "trials.npz")
+    return dict(trials, degree=alpine_degrees_of(cell, trials), own_degree=trials["degree"])
+
+
+def compare_runs(this: dict[tuple[float, int], dict[str, np.ndarray]], other_dir: Path,
+                 n_boot: int, seed: int) -> dict[str, Any]:
+    """Per train fraction and degree: accuracy of ``this`` run's cells (keyed (fraction, graph
+    seed)) minus the other run's on the same graphs, with a paired two-level bootstrap interval
+    (graphs, then pairs, each pair's completions of both runs drawn together)."""
+    from icarena.evaluation.intervals import percentile_interval, two_level_bootstrap
+
+    k = len(DEGREE_NAMES)
+    out: dict[str, Any] = {}
+    for f in sorted({f for f, _ in this}, reverse=True):
+        groups = []
+        for (g_f, s), mine in sorted(this.items()):
+            where = cell_dir(other_dir, g_f, s)
+            if g_f != f or not (where / "trials.npz").is_file():
+                continue
+            theirs = cell_trials(where)
+            same = all(np.array_equal(mine[key], theirs[key])
+                       for key in ("source", "target", "degree"))
+            check(same, f"{where} drew other prompts or degree labels than this run's cell "
+                        f"f{f:g}/seed{s}; compare runs with the same seeds, --data.nodes, "
+                        "--data.p, --data.paths-per-pair and --eval settings")
+            d, v, n = pair_table(mine)
+            _, v2, n2 = pair_table(theirs)
+            groups.append((d, np.stack([v, v2], 1), np.stack([n, n2], 1)))
+        if not groups:
+            continue
+        succ = sum(np.stack([np.bincount(d, weights=v[:, j], minlength=k) for j in (0, 1)], 1)
+                   for d, v, _ in groups)
+        tot = sum(np.stack([np.bincount(d, weights=n[:, j], minlength=k) for j in (0, 1)], 1)
+                  for d, _, n in groups)
+        b_s, b_t = two_level_bootstrap(groups, k, n_boot, seed)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diff = succ[:, 0] / tot[:, 0] - succ[:, 1] / tot[:, 1]
+            b_diff = b_s[..., 0] / b_t[..., 0] - b_s[..., 1] / b_t[..., 1]
+        out[f"{f:g}"] = {"graphs": len(groups), "per_degree": {
+            name: {"difference": float(diff[i]), "ci95": list(percentile_interval(b_diff[:, i]))}
+            for i, name in enumerate(DEGREE_NAMES)}}
+    check(bool(out), f"--compare-to {other_dir} has no finished cell on this run's graphs and "
+                     "train fractions")
+    return out
 
 
 def pair_table(trials: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -261,15 +319,15 @@ def run(cfg: Config) -> dict[str, Any]:
     stats: dict[str, dict[str, Any]] = {}
     per_graph, rows, table = [], [], []
     lowered: list[tuple[int, int]] = []  # (trials whose degree chains lowered, of degree > 0)
+    by_cell: dict[tuple[float, int], dict[str, np.ndarray]] = {}
     for f in cfg.train_fractions:
         tables = []
         for c in cells:
             if c.data.train_fraction != f:
                 continue
-            trials = load_trials(Path(c.out_dir) / "trials.npz")
-            own = trials["degree"]
-            trials = dict(trials, degree=alpine_degrees_of(Path(c.out_dir), trials))
-            moved = own < trials["degree"]  # pairs the chained lines made better observed
+            trials = cell_trials(Path(c.out_dir))
+            by_cell[f, c.seed] = trials
+            moved = trials["own_degree"] < trials["degree"]  # the chained lines observed them
             lowered.append((int(moved.sum()), int((trials["degree"] > 0).sum())))
             t = pair_table(trials)
             tables.append(t)
@@ -304,6 +362,19 @@ def run(cfg: Config) -> dict[str, Any]:
             f"{hard} completions of degree >= 1 pairs."]
     else:
         sections_chain = []
+    comparison = (compare_runs(by_cell, Path(cfg.compare_to), cfg.bootstrap, cfg.seed)
+                  if cfg.compare_to else None)
+    sections_compare = []
+    if comparison:
+        sections_compare = [
+            f"## Difference from {cfg.compare_to}\n\nAccuracy of this run minus that run's on "
+            "the same graphs and drawn prompts, per degree (ALPINE's labels), with 95% paired "
+            "two-level bootstrap intervals.",
+            markdown_table(["train fraction", "graphs"] + [f"degree {d}" for d in DEGREE_NAMES],
+                           [[f, c["graphs"]] + [_interval(c["per_degree"][d]["difference"],
+                                                          c["per_degree"][d]["ci95"])
+                                                for d in DEGREE_NAMES]
+                            for f, c in comparison.items()])]
     headers = (["train fraction", "graphs"] + [f"degree {d} (pairs)" for d in DEGREE_NAMES]
                + ["degree 1 - degree 2", f"gap >= {GAP_CLAIM:.2f}?"])
     graph_headers = list(per_graph[0])
@@ -318,6 +389,7 @@ def run(cfg: Config) -> dict[str, Any]:
         f"ALPINE's transitivity finding (degree 2 at least {GAP_CLAIM:.2f} below degree 1): "
         + "; ".join(f"train fraction {f:g}: **{stats[f'train fraction {f:g}']['finding']}**"
                     for f in cfg.train_fractions) + ".",
+        *sections_compare,
         "## Per graph\n\n" + markdown_table(graph_headers, [list(r.values()) for r in per_graph],
                                              digits=3),
         "![accuracy by degree](degree_accuracy.png)",
@@ -326,7 +398,7 @@ def run(cfg: Config) -> dict[str, Any]:
     write_metrics(out, {"conditions": {f"{f:g}": stats[f"train fraction {f:g}"]
                                        for f in cfg.train_fractions},
                         "per_graph": per_graph, "gap_claim": GAP_CLAIM,
-                        "chain_lines": chains,
+                        "chain_lines": chains, "comparison": comparison,
                         "chain_lowered_degree": ([int(sum(m for m, _ in lowered)),
                                                   int(sum(h for _, h in lowered))]
                                                  if chains else None),

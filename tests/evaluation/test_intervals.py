@@ -66,3 +66,17 @@ def test_two_level_bootstrap_deterministic_and_degenerate_cases():
     s, t = two_level_bootstrap(groups, 3, 4000, seed=2)
     total = sum(np.bincount(c, weights=tr, minlength=3) for c, _, tr in groups)
     assert np.allclose(t.mean(axis=0), total, rtol=0.03)
+
+
+def test_paired_columns_resample_the_same_units_together():
+    groups = make_groups(4)
+    # column 0: the data; column 1: the same units with one more success wherever possible
+    paired = [(c, np.stack([s, np.minimum(s + 1, t)], 1), np.stack([t, t], 1))
+              for c, s, t in groups]
+    s2, t2 = two_level_bootstrap(paired, 3, 500, seed=3)
+    assert s2.shape == t2.shape == (500, 3, 2)
+    # the first column is exactly the unpaired bootstrap (same draws)
+    s1, t1 = two_level_bootstrap(groups, 3, 500, seed=3)
+    assert np.array_equal(s2[..., 0], s1) and np.array_equal(t2[..., 0], t1)
+    # paired: in every replicate the second column's rate is at least the first's
+    assert (s2[..., 1] / t2[..., 1] >= s2[..., 0] / t2[..., 0] - 1e-12).all()

@@ -121,3 +121,26 @@ def test_chained_cells_keep_alpine_degree_labels(tmp_path):
     assert (own < expected).any()  # the chains did observe some of the harder pairs
     assert np.array_equal(ad.alpine_degrees_of(tmp_path / "base", dict(trials, degree=expected)),
                           expected)
+
+
+def test_compare_to_gives_paired_differences_on_the_same_prompts(tmp_path):
+    base, chained = tmp_path / "base", tmp_path / "chained"
+    assert TINY[:2] == ["--graphs", "2"]
+    args = ["--train-fractions", "0.3", "--workers", "1", *TINY]
+    ok("run", "alpine-degrees", "--out-dir", str(base), *args)
+    ok("run", "alpine-degrees", "--out-dir", str(chained), *args, "--data.chain-lines", "200",
+       "--compare-to", str(base))
+    comp = json.loads((chained / "metrics.json").read_text())["comparison"]["0.3"]
+    assert comp["graphs"] == 2
+    mine = [ad.cell_trials(chained / "cells" / "f0.3" / f"seed{s}") for s in (0, 1)]
+    theirs = [ad.cell_trials(base / "cells" / "f0.3" / f"seed{s}") for s in (0, 1)]
+    for i, name in enumerate(ad.DEGREE_NAMES):
+        a = np.concatenate([t["valid"][t["degree"] == i] for t in mine])
+        b = np.concatenate([t["valid"][t["degree"] == i] for t in theirs])
+        assert len(a) == len(b)  # same prompts, same labels
+        if len(a):
+            assert comp["per_degree"][name]["difference"] == pytest.approx(a.mean() - b.mean())
+    assert "Difference from" in (chained / "report.md").read_text()
+    assert "not an alpine-degrees run dir" in refused(
+        "run", "alpine-degrees", "--out-dir", str(tmp_path / "x"), "--compare-to",
+        str(tmp_path / "nothing"))
