@@ -60,7 +60,9 @@ GAP_CLAIM = 0.20
 class Config:
     """ALPINE's per-degree accuracy over several graphs and both splits, with bootstrap intervals.
 
-    Cost: one ``icarena run alpine`` per cell (graphs x train fractions), ``workers`` at once.
+    Cost: one ``icarena run alpine`` per cell (graphs x train fractions), ``workers`` at once;
+    the defaults (10 cells at n = 100, 2 workers) take about 35 min on a 2-core CPU
+    (``docs/results/runtimes.metrics.json``).
     """
 
     out_dir: str = "runs/alpine-degrees"
