@@ -129,3 +129,38 @@ def test_chained_lines_refused_when_no_train_pair_can_be_chained(tmp_path):
     g.add_nodes_from(range(3))
     with pytest.raises(ConfigError, match="--chain-lines 0"):
         alpine.chained_paths(g, np.array([[0, 1], [1, 2]]), 5, seed=0)
+
+
+def test_cover_chains_observe_every_reachable_pair_a_train_prompt_can_carry(tmp_path):
+    from icarena.evaluation.planning import observed_matrices
+
+    common = dict(seed=5, nodes=40, p=0.12, paths_per_pair=2, train_fraction=0.2)
+    base = load_path_dataset(gen.generate("alpine", alpine.Config(
+        out_dir=str(tmp_path / "base"), **common)))
+    path = gen.generate("alpine", alpine.Config(out_dir=str(tmp_path / "cover"), chain_lines=3000,
+                                                chain_mode="cover", **common))
+    ds = load_path_dataset(path)
+    lines = _check_lines(ds)
+    train_pairs = np.asarray(load_dataset(path)["train/pairs"])
+    assert all((line[0], line[1]) in set(map(tuple, train_pairs.tolist())) for line in lines)
+    # observed_reachability (from node paths) agrees with the evaluation's token-based reading
+    n = ds.n
+    rows = decode_rows(ds.train_tokens, n)
+    width = max(len(r) - 2 for r in rows)
+    paths = np.full((len(rows), width), -1)
+    for i, r in enumerate(rows):
+        paths[i, :len(r) - 2] = r[2:]
+    lengths = np.array([len(r) - 2 for r in rows])
+    assert np.array_equal(alpine.observed_reachability(paths, lengths, n),
+                          observed_matrices(ds.train_tokens, n)[1])
+    # every reachable (u, t) that a train prompt (s, t) with s -> u could carry is now observed
+    R = reachability(ds.graph)
+    train = np.zeros((n, n), bool)
+    train[train_pairs[:, 0], train_pairs[:, 1]] = True
+    carried = R & ((R.T.astype(int) @ train.astype(int)) > 0)
+    R_base = observed_matrices(base.train_tokens, n)[1]
+    R_cover = observed_matrices(ds.train_tokens, n)[1]
+    assert (carried & ~R_base.T).sum() > 0  # there was something to cover
+    assert not (carried & ~R_cover.T).any()
+    with pytest.raises(ConfigError, match="--chain-mode"):
+        alpine.chained_paths(ds.graph, train_pairs, 5, seed=0, mode="greedy")

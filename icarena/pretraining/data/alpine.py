@@ -13,10 +13,13 @@ Recipe (one seed; the stages draw from independent streams ``[seed, k]``):
    ``edge_lines``) every edge once more as the line ``s t s t``; so every edge is seen;
 4. one random walk per test pair (only its ``s t`` prompt is used for evaluation);
 5. (``chain_lines`` > 0, not in ALPINE) that many *chained* training lines, appended last
-   (:func:`chained_paths`): a walk s -> u joined to a walk u -> t, where (s, u), (u, t) and
-   (s, t) are all train pairs, so no test pair is ever a training prompt, but the nodes of the
-   s -> u part are seen on a line towards t. It writes into the data the concatenations of
-   observed reachability that ALPINE finds the model cannot infer.
+   (:func:`chained_paths`): a walk s -> u joined to a walk u -> t whose prompt (s, t) is a
+   train pair, so no test pair is ever a training prompt, but the nodes of the s -> u part are
+   seen on a line towards t. It writes into the data concatenations of observed reachability,
+   which ALPINE finds the model cannot infer. ``chain_mode`` picks u: ``uniform`` joins two train
+   pairs (s, u), (u, t); ``cover`` takes u from the reachable pairs (u, t) that no line of
+   steps 3-4 observes (u on a line towards t), each once before any repeats, with s a train
+   source of t that reaches u; it uses the graph, never the split of (u, t).
 
 Arrays written (see :mod:`icarena.envs.planning.tokens` for the token format):
 ``train/tokens`` uint16 (L, block_size + 1), ``train/pairs`` int64 (P, 2), ``test/pairs`` int64
@@ -67,7 +70,10 @@ class Spec:
     """Add every edge once more as the line 's t s t' (ALPINE)."""
     chain_lines: int = 0
     """Chained training lines appended after ALPINE's (0: none, as in ALPINE): a walk s -> u
-    joined to a walk u -> t over train pairs (s, u), (u, t), (s, t)."""
+    joined to a walk u -> t, the prompt (s, t) a train pair."""
+    chain_mode: str = "uniform"
+    """How a chained line picks u: 'uniform' ((s, u), (u, t) train pairs) or 'cover' (u, t
+    reachable but on no training line yet, each such pair once before repeats)."""
     shard_rows: int | None = None
     """Rows per shard of each array (None: one shard)."""
 
@@ -111,32 +117,51 @@ def lines_bytes(rows: int, width: int) -> int:
 
 def chained_paths(
     graph: nx.DiGraph, train_pairs: np.ndarray, count: int, *, seed: int,
-    reach: np.ndarray | None = None,
+    reach: np.ndarray | None = None, mode: str = "uniform",
+    observed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` walks s -> ... -> u -> ... -> t that join two ALPINE walks through a train pair.
+    """``count`` walks s -> ... -> u -> ... -> t joined at u, each prompt (s, t) a train pair.
 
-    Each draws a train pair (s, t) uniformly among those with an intermediate u such that (s, u)
-    and (u, t) are train pairs too, then u uniformly among them, then a walk s -> u and a walk
-    u -> t (:func:`icarena.envs.planning.dag.sample_paths`, streams ``[seed, 5]``, ``[seed, 6]``),
-    and joins them at u. On a DAG the result is a path from s to t.
+    ``mode='uniform'``: (s, t) uniform among the train pairs with an intermediate u such that
+    (s, u) and (u, t) are train pairs too, then u uniform among those. ``mode='cover'``: (u, t)
+    runs through the reachable pairs that ``observed`` (bool (n, n), ``observed[t, u]``: u on a
+    training line towards t) lacks and that some train pair (s, t) with s reaching u can carry,
+    in a random order, each once before any repeats; s uniform among those sources. Then a walk
+    s -> u and a walk u -> t (:func:`icarena.envs.planning.dag.sample_paths`, streams
+    ``[seed, 5]``, ``[seed, 6]``), joined at u: on a DAG a path from s to t.
 
     Returns ``(paths, lengths)``: int32 (count, W) padded with -1 and int64 (count,).
     """
+    check(mode in ("uniform", "cover"), f"--chain-mode must be 'uniform' or 'cover', got {mode!r}")
     n = graph.number_of_nodes()
+    R = reachability(graph) if reach is None else reach
     train = np.zeros((n, n), dtype=bool)
     train[train_pairs[:, 0], train_pairs[:, 1]] = True
-    via = train.astype(np.int64) @ train.astype(np.int64)  # (s, t) -> how many u
-    eligible = np.argwhere(train & (via > 0))
-    check(len(eligible) > 0, "--chain-lines needs a train pair (s, t) with an intermediate u "
-                             "where (s, u) and (u, t) are train pairs too, and this split has "
-                             "none; raise --train-fraction or --nodes / --p, or pass "
-                             "--chain-lines 0")
     rng = np.random.default_rng([seed, 4])
-    s, t = eligible[rng.integers(0, len(eligible), size=count)].T
-    candidates = train[s] & train[:, t].T  # (count, n): u with (s, u) and (u, t) in train
-    u = np.argmax(np.where(candidates, rng.random(candidates.shape), -1.0), axis=1)
-    first, len1 = sample_paths(graph, np.stack([s, u], 1), seed=[seed, 5], reach=reach)
-    second, len2 = sample_paths(graph, np.stack([u, t], 1), seed=[seed, 6], reach=reach)
+    if mode == "uniform":
+        via = train.astype(np.int64) @ train.astype(np.int64)  # (s, t) -> how many u
+        eligible = np.argwhere(train & (via > 0))
+        what = "a train pair (s, t) with an intermediate u where (s, u) and (u, t) are train pairs"
+    else:
+        assert observed is not None, "mode='cover' needs the observed reachability"
+        # (u, t) reachable, not yet observed, and carried by a train pair (s, t) with s -> u
+        carriers = R.T.astype(np.int64) @ train.astype(np.int64)  # (u, t) -> how many s
+        eligible = np.argwhere(R & ~observed.T & (carriers > 0))
+        what = "a reachable pair (u, t) on no training line that a train pair (s, t) can carry"
+    check(len(eligible) > 0, f"--chain-lines needs {what}, and this dataset has none; pass "
+                             "--chain-lines 0, another --chain-mode, or raise --train-fraction")
+    if mode == "uniform":
+        s, t = eligible[rng.integers(0, len(eligible), size=count)].T
+        candidates = train[s] & train[:, t].T  # (count, n): u with (s, u) and (u, t) in train
+        u = np.argmax(np.where(candidates, rng.random(candidates.shape), -1.0), axis=1)
+    else:
+        order = np.concatenate([rng.permutation(len(eligible))
+                                for _ in range(-(-count // len(eligible)))])[:count]
+        u, t = eligible[order].T
+        candidates = R[:, u].T & train[:, t].T  # (count, n): s with s -> u and (s, t) in train
+        s = np.argmax(np.where(candidates, rng.random(candidates.shape), -1.0), axis=1)
+    first, len1 = sample_paths(graph, np.stack([s, u], 1), seed=[seed, 5], reach=R)
+    second, len2 = sample_paths(graph, np.stack([u, t], 1), seed=[seed, 6], reach=R)
     lengths = len1 + len2 - 1
     paths = np.full((count, int(lengths.max(initial=1))), -1, dtype=np.int32)
     paths[:, :first.shape[1]] = first
@@ -146,6 +171,21 @@ def chained_paths(
     cols = len1[:, None] + np.arange(tail.shape[1])[None, :]
     paths[rows[keep], cols[keep]] = tail[keep]
     return paths, lengths
+
+
+def observed_reachability(paths: np.ndarray, lengths: np.ndarray, n: int) -> np.ndarray:
+    """(n, n) bool ``O[t, v]``: v is a node after the start of some line ending at t (ALPINE's
+    observed reachability of a training line ``s t s ... t``, from its node paths)."""
+    paths = np.asarray(paths)
+    lengths = np.asarray(lengths)
+    O = np.zeros((n, n), dtype=bool)
+    if len(paths) == 0:
+        return O
+    target = paths[np.arange(len(paths)), lengths - 1]
+    col = np.arange(paths.shape[1])[None, :]
+    on = (col >= 1) & (col < lengths[:, None])
+    O[np.broadcast_to(target[:, None], paths.shape)[on], paths[on]] = True
+    return O
 
 
 def _stack_paths(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -159,6 +199,7 @@ def _stack_paths(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
 def build_lines(
     graph: nx.DiGraph, train_pairs: np.ndarray, test_pairs: np.ndarray, *, paths_per_pair: int,
     edge_lines: bool, seed: int, reach: np.ndarray | None = None, chain_lines: int = 0,
+    chain_mode: str = "uniform",
 ) -> dict[str, Any]:
     """Sample the training and test paths of an ALPINE dataset and encode them as tokens.
 
@@ -184,7 +225,10 @@ def build_lines(
         e = edges_array(graph)
         parts.append((e.astype(np.int32), np.full(len(e), 2, dtype=np.int64)))
     if chain_lines:
-        parts.append(chained_paths(graph, train_pairs, chain_lines, seed=seed, reach=R))
+        seen = (observed_reachability(*_stack_paths(parts), n) if chain_mode == "cover"
+                else None)
+        parts.append(chained_paths(graph, train_pairs, chain_lines, seed=seed, reach=R,
+                                   mode=chain_mode, observed=seen))
     if len(parts) > 1:
         tr_paths, tr_len = _stack_paths(parts)
     te_paths, te_len = sample_paths(graph, test_pairs, seed=[seed, 3], reach=R)
@@ -238,7 +282,7 @@ def generate(cfg: Config) -> Path:
           "on; raise --nodes or --p, or lower --train-fraction")
     lines = build_lines(graph, train_pairs, test_pairs, paths_per_pair=cfg.paths_per_pair,
                         edge_lines=cfg.edge_lines, seed=cfg.seed, reach=R,
-                        chain_lines=cfg.chain_lines)
+                        chain_lines=cfg.chain_lines, chain_mode=cfg.chain_mode)
     return write_path_dataset(cfg.out_dir, graph, train_pairs, test_pairs, lines,
                               generator="alpine", config=recorded_config(cfg), seed=cfg.seed,
                               shard_rows=cfg.shard_rows, overwrite=cfg.overwrite)
