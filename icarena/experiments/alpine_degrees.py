@@ -193,17 +193,35 @@ def cell_trials(cell: Path) -> dict[str, np.ndarray]:
     return dict(trials, degree=alpine_degrees_of(cell, trials), own_degree=trials["degree"])
 
 
+def _paired_differences(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int,
+                        n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """Per category of the paired ``groups`` (column 0 minus column 1): the pooled difference,
+    its 95% paired two-level bootstrap interval and the number of distinct pairs."""
+    from icarena.evaluation.intervals import percentile_interval, two_level_bootstrap
+
+    succ = sum(np.stack([np.bincount(d, weights=v[:, j], minlength=k) for j in (0, 1)], 1)
+               for d, v, _ in groups)
+    tot = sum(np.stack([np.bincount(d, weights=n[:, j], minlength=k) for j in (0, 1)], 1)
+              for d, _, n in groups)
+    pairs = sum(np.bincount(d, minlength=k) for d, _, _ in groups)
+    b_s, b_t = two_level_bootstrap(groups, k, n_boot, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diff = succ[:, 0] / tot[:, 0] - succ[:, 1] / tot[:, 1]
+        b_diff = b_s[..., 0] / b_t[..., 0] - b_s[..., 1] / b_t[..., 1]
+    return [{"difference": float(diff[i]), "ci95": list(percentile_interval(b_diff[:, i])),
+             "pairs": int(pairs[i])} for i in range(k)]
+
+
 def compare_runs(this: dict[tuple[float, int], dict[str, np.ndarray]], other_dir: Path,
                  n_boot: int, seed: int) -> dict[str, Any]:
     """Per train fraction and degree: accuracy of ``this`` run's cells (keyed (fraction, graph
     seed)) minus the other run's on the same graphs, with a paired two-level bootstrap interval
-    (graphs, then pairs, each pair's completions of both runs drawn together)."""
-    from icarena.evaluation.intervals import percentile_interval, two_level_bootstrap
-
+    (graphs, then pairs, each pair's completions of both runs drawn together); and the same
+    restricted to the pairs whose degree this run's chained lines lowered (``observed``)."""
     k = len(DEGREE_NAMES)
     out: dict[str, Any] = {}
     for f in sorted({f for f, _ in this}, reverse=True):
-        groups = []
+        groups, split = [], []
         for (g_f, s), mine in sorted(this.items()):
             where = cell_dir(other_dir, g_f, s)
             if g_f != f or not (where / "trials.npz").is_file():
@@ -214,22 +232,19 @@ def compare_runs(this: dict[tuple[float, int], dict[str, np.ndarray]], other_dir
             check(same, f"{where} drew other prompts or degree labels than this run's cell "
                         f"f{f:g}/seed{s}; compare runs with the same seeds, --data.nodes, "
                         "--data.p, --data.paths-per-pair and --eval settings")
-            d, v, n = pair_table(mine)
-            _, v2, n2 = pair_table(theirs)
-            groups.append((d, np.stack([v, v2], 1), np.stack([n, n2], 1)))
+            moved = (mine["own_degree"] < mine["degree"]).astype(np.int64)
+            for target, trials in ((groups, mine), (split, dict(mine, degree=mine["degree"]
+                                                                  + k * moved))):
+                d, v, n = pair_table(trials)
+                _, v2, n2 = pair_table(dict(theirs, degree=trials["degree"]))
+                target.append((d, np.stack([v, v2], 1), np.stack([n, n2], 1)))
         if not groups:
             continue
-        succ = sum(np.stack([np.bincount(d, weights=v[:, j], minlength=k) for j in (0, 1)], 1)
-                   for d, v, _ in groups)
-        tot = sum(np.stack([np.bincount(d, weights=n[:, j], minlength=k) for j in (0, 1)], 1)
-                  for d, _, n in groups)
-        b_s, b_t = two_level_bootstrap(groups, k, n_boot, seed)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            diff = succ[:, 0] / tot[:, 0] - succ[:, 1] / tot[:, 1]
-            b_diff = b_s[..., 0] / b_t[..., 0] - b_s[..., 1] / b_t[..., 1]
-        out[f"{f:g}"] = {"graphs": len(groups), "per_degree": {
-            name: {"difference": float(diff[i]), "ci95": list(percentile_interval(b_diff[:, i]))}
-            for i, name in enumerate(DEGREE_NAMES)}}
+        every = _paired_differences(groups, k, n_boot, seed)
+        observed = _paired_differences(split, 2 * k, n_boot, seed)[k:]
+        out[f"{f:g}"] = {"graphs": len(groups),
+                         "per_degree": dict(zip(DEGREE_NAMES, every, strict=True)),
+                         "observed_by_chains": dict(zip(DEGREE_NAMES, observed, strict=True))}
     check(bool(out), f"--compare-to {other_dir} has no finished cell on this run's graphs and "
                      "train fractions")
     return out
@@ -368,15 +383,21 @@ def run(cfg: Config) -> dict[str, Any]:
                   if cfg.compare_to else None)
     sections_compare = []
     if comparison:
+        def cells(c: dict[str, Any]) -> list[str]:
+            return [f"{_interval(c[d]['difference'], c[d]['ci95'])} ({c[d]['pairs']})"
+                    for d in DEGREE_NAMES]
+
         sections_compare = [
             f"## Difference from {cfg.compare_to}\n\nAccuracy of this run minus that run's on "
             "the same graphs and drawn prompts, per degree (ALPINE's labels), with 95% paired "
-            "two-level bootstrap intervals.",
-            markdown_table(["train fraction", "graphs"] + [f"degree {d}" for d in DEGREE_NAMES],
-                           [[f, c["graphs"]] + [_interval(c["per_degree"][d]["difference"],
-                                                          c["per_degree"][d]["ci95"])
-                                                for d in DEGREE_NAMES]
-                            for f, c in comparison.items()])]
+            "two-level bootstrap intervals (distinct pairs); second line of a split: only the "
+            "pairs whose degree this run's chained lines lowered.",
+            markdown_table(["train fraction", "pairs", "graphs"]
+                           + [f"degree {d}" for d in DEGREE_NAMES],
+                           [row for f, c in comparison.items() for row in (
+                               [f, "all", c["graphs"], *cells(c["per_degree"])],
+                               [f, "observed by chains", c["graphs"],
+                                *cells(c["observed_by_chains"])])])]
     headers = (["train fraction", "graphs"] + [f"degree {d} (pairs)" for d in DEGREE_NAMES]
                + ["degree 1 - degree 2", f"gap >= {GAP_CLAIM:.2f}?"])
     graph_headers = list(per_graph[0])

@@ -140,6 +140,13 @@ def test_compare_to_gives_paired_differences_on_the_same_prompts(tmp_path):
         assert len(a) == len(b)  # same prompts, same labels
         if len(a):
             assert comp["per_degree"][name]["difference"] == pytest.approx(a.mean() - b.mean())
+        # restricted to the pairs the chained lines observed
+        moved = [(t["own_degree"] < t["degree"]) & (t["degree"] == i) for t in mine]
+        a = np.concatenate([t["valid"][m] for t, m in zip(mine, moved, strict=True)])
+        b = np.concatenate([t["valid"][m] for t, m in zip(theirs, moved, strict=True)])
+        if len(a):
+            assert comp["observed_by_chains"][name]["difference"] == \
+                pytest.approx(a.mean() - b.mean())
     assert "Difference from" in (chained / "report.md").read_text()
     assert "not an alpine-degrees run dir" in refused(
         "run", "alpine-degrees", "--out-dir", str(tmp_path / "x"), "--compare-to",
