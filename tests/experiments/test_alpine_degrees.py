@@ -147,6 +147,7 @@ def test_compare_to_gives_paired_differences_on_the_same_prompts(tmp_path):
         if len(a):
             assert comp["observed_by_chains"][name]["difference"] == \
                 pytest.approx(a.mean() - b.mean())
+    assert sum(r["pairs"] for r in comp["observed_by_chains"].values()) > 0  # the check ran
     assert "Difference from" in (chained / "report.md").read_text()
     assert "not an alpine-degrees run dir" in refused(
         "run", "alpine-degrees", "--out-dir", str(tmp_path / "x"), "--compare-to",
