@@ -19,7 +19,7 @@ whole interval is at or above 0.20, *does not hold* when it is entirely below, a
 Cells run ``--workers`` at a time, each in its own process; ``--resume`` keeps finished cells
 and resumes the others. Every ``alpine`` flag (``--data.*``, ``--model.*``, ``--train.*``,
 ``--eval.*``) sets the cells (``--data.nodes 200`` for the larger graph; ``--data.train-fraction``
-is replaced by ``--train-fractions``). Measured numbers: ``docs/results/alpine.md``.
+is replaced by ``--train-fractions``). Measured numbers: ``docs/results/alpine-degrees.md``.
 """
 
 from __future__ import annotations
