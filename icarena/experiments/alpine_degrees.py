@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from icarena.errors import check
+from icarena.evaluation.intervals import percentile_interval, two_level_bootstrap
 from icarena.evaluation.path_eval import PathEval, load_trials
 from icarena.evaluation.report import (
     markdown_table,
@@ -193,17 +194,22 @@ def cell_trials(cell: Path) -> dict[str, np.ndarray]:
     return dict(trials, degree=alpine_degrees_of(cell, trials), own_degree=trials["degree"])
 
 
+def pooled(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Summed valid completions and completions per degree over ``groups`` (:func:`pair_table`
+    triples; (k,), or (k, m) for m paired columns) and the distinct pairs per degree (k,)."""
+    eye = np.eye(k)
+    succ = sum(eye[d].T @ v for d, v, _ in groups)
+    tot = sum(eye[d].T @ n for d, _, n in groups)
+    pairs = sum(np.bincount(d, minlength=k) for d, _, _ in groups)
+    return succ, tot, pairs
+
+
 def _paired_differences(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int,
                         n_boot: int, seed: int) -> list[dict[str, Any]]:
     """Per category of the paired ``groups`` (column 0 minus column 1): the pooled difference,
     its 95% paired two-level bootstrap interval and the number of distinct pairs."""
-    from icarena.evaluation.intervals import percentile_interval, two_level_bootstrap
-
-    succ = sum(np.stack([np.bincount(d, weights=v[:, j], minlength=k) for j in (0, 1)], 1)
-               for d, v, _ in groups)
-    tot = sum(np.stack([np.bincount(d, weights=n[:, j], minlength=k) for j in (0, 1)], 1)
-              for d, _, n in groups)
-    pairs = sum(np.bincount(d, minlength=k) for d, _, _ in groups)
+    succ, tot, pairs = pooled(groups, k)
     b_s, b_t = two_level_bootstrap(groups, k, n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         diff = succ[:, 0] / tot[:, 0] - succ[:, 1] / tot[:, 1]
@@ -267,12 +273,8 @@ def degree_statistics(tables: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n
     """Pooled accuracy per degree over the graphs' ``tables`` (:func:`pair_table`) with 95%
     two-level bootstrap intervals, and the degree 1 - degree 2 gap with its interval and the
     finding's verdict."""
-    from icarena.evaluation.intervals import percentile_interval, two_level_bootstrap
-
     k = len(DEGREE_NAMES)
-    succ = sum(np.bincount(d, weights=v, minlength=k) for d, v, _ in tables)
-    tot = sum(np.bincount(d, weights=c, minlength=k) for d, _, c in tables)
-    pairs = sum(np.bincount(d, minlength=k) for d, _, _ in tables)
+    succ, tot, pairs = pooled(tables, k)
     b_succ, b_tot = two_level_bootstrap(tables, k, n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = np.where(tot > 0, succ / np.maximum(tot, 1), np.nan)
@@ -348,12 +350,11 @@ def run(cfg: Config) -> dict[str, Any]:
             lowered.append((int(moved.sum()), int((trials["degree"] > 0).sum())))
             t = pair_table(trials)
             tables.append(t)
-            d, v, n = t
-            g_acc = {name: (round(float(v[d == i].sum() / n[d == i].sum()), 3)
-                            if (d == i).any() else "—") for i, name in enumerate(DEGREE_NAMES)}
+            g_succ, g_tot, g_pairs = pooled([t], len(DEGREE_NAMES))
             per_graph.append({"train fraction": f, "graph seed": c.seed,
-                              **{f"deg {k}": a for k, a in g_acc.items()},
-                              **{f"deg {k} pairs": int((d == i).sum())
+                              **{f"deg {k}": round(float(g_succ[i] / g_tot[i]), 3)
+                                 if g_tot[i] else "—" for i, k in enumerate(DEGREE_NAMES)},
+                              **{f"deg {k} pairs": int(g_pairs[i])
                                  for i, k in enumerate(DEGREE_NAMES)}})
         st = degree_statistics(tables, cfg.bootstrap, seed=cfg.seed)
         stats[f"train fraction {f:g}"] = st
