@@ -47,6 +47,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "ALPINE on the 4-block Blocksworld graph, widths 30/60/120, plan validity.",
     ),
     "backbones": ("icarena.experiments.backbones", "Every backbone x regression/ALPINE/ICGP"),
+    "sepnorm-query": (
+        "icarena.experiments.sepnorm_query",
+        "SepNorm vs ShareNorm on regression read at a query token, paired over seeds.",
+    ),
     "search": ("icarena.experiments.search", "S3-style evolutionary search over the supernet"),
 }
 
