@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import TINY as DOC_TINY
-from cli_helpers import kill_and_resume_journey, ok, refused, weights
+from cli_helpers import ok, refused, weights
 from scipy import stats
 
 from icarena.envs.regression import make_family
@@ -124,7 +124,3 @@ def test_cli_run_then_resume_keeps_every_cell(tmp_path):
     assert weights(run / "cells") == before
     assert json.loads((run / "metrics.json").read_text())["rows"] == metrics["rows"]
 
-
-@pytest.mark.slow
-def test_kill_and_resume_gives_the_same_weights(tmp_path):
-    kill_and_resume_journey(tmp_path, ["run", "sepnorm-query", *TINY, "--train.steps", "200"])
