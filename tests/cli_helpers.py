@@ -152,6 +152,7 @@ TINY: dict[str, list[str]] = {
     "run regression-families": ["--data.d", "2", "--data.families", "linear", "--model.d-model",
                                 "16", "--model.n-layers", "1", "--model.n-heads", "1",
                                 "--train.steps", "20", "--family-steps.linear", "20",
+                                "--family-steps.decision-tree", "20",
                                 "--eval.n-prompts", "16", "--eval.n-boot", "5", *TRAIN_TINY],
     "run icgp-decentralized": ["--data.n-values", "1", "2", "--data.episodes", "4",
                                "--data.trajectories-per-game", "1", "--model.d-model", "8",

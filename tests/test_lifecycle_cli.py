@@ -216,7 +216,7 @@ EXPERIMENTS = {
                           "--train.eval-every", "0", *TRAIN],
     "regression-families": ["--data.d", "2", "--train.steps", "100", "--eval.n-prompts", "16",
                             "--eval.n-boot", "10", "--family-steps.sparse-linear", "100",
-                            "--family-steps.linear", "100",
+                            "--family-steps.linear", "100", "--family-steps.decision-tree", "100",
                             "--family-batch-size.sparse-linear", "16", *TRAIN],
     "regression-rate": ["--data.log2-n-min", "5", "--data.log2-n-max", "6", "--train.steps",
                         "200", "--train.eval-every", "20", "--eval.n-test", "100",
