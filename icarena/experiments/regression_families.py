@@ -24,8 +24,8 @@ ReLU nets and trees it is no worse than 3-NN at the largest k.
 Scaled to a CPU: d = 5, k = 11 for linear families and 21 for ReLU nets and trees, the tiny
 GPT (3 layers, width 64, 2 heads), Garg et al.'s dimension curriculum (2 active input dims,
 +1 every 1,000 steps) on every Gaussian-input family, 8,000 steps of batch 64 per family, except
-linear and decision trees with 16,000 steps (at 8,000 their checks failed at one and two of three
-seeds; trees stay on a loss plateau for a number of steps that varies with the seed) and sparse
+linear and decision trees with 16,000 steps (with 8,000 their checks failed at some seeds; trees
+stay on a loss plateau for a number of steps that varies with the seed) and sparse
 linear s = 1 (Garg et al.'s s/d = 3/20 at d = 5) with 20,000 steps of batch 128: without the
 curriculum it stayed on its loss plateau far longer, and with a smaller budget its check passed
 on one data stream and failed on another.
@@ -102,8 +102,8 @@ class Config:
     steps), except the per-family overrides below."""
     family_steps: dict[str, int] = field(default_factory=lambda: {
         "linear": 16_000, "sparse_linear": 20_000, "decision_tree": 16_000})
-    """Per-family overrides of train.steps (linear and decision_tree: 8,000 missed their checks
-    at 1 and 2 of 3 seeds; sparse_linear needs longer to beat least squares)."""
+    """Per-family overrides of train.steps (linear, sparse_linear and decision_tree need longer
+    than train.steps to pass their checks; measured: docs/results/regression-families.md)."""
     family_batch_size: dict[str, int] = field(default_factory=lambda: {"sparse_linear": 128})
     """Per-family overrides of train.batch_size (sparse_linear: less gradient noise)."""
     eval: RegressionEval = field(default_factory=RegressionEval)
