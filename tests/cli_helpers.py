@@ -165,7 +165,7 @@ TINY: dict[str, list[str]] = {
                              "--data.chunks", "1", "--data.workers", "1",
                              "--data.context-options", "mwu_iters", "5", "--model.d-model", "8",
                              "--model.n-layers", "1", "--model.n-heads", "2",
-                             "--model.read-out-options", "hidden", "8", "head_dim", "4",
+                             "--model.read-out-options", "width", "8",
                              "--eval.n-games", "2", "--train.steps", "20",
                              "--train.batch-size", "4", *TRAIN_TINY],
     "run sepnorm-query": ["--n-seeds", "2", "--variants", "sharenorm", "sepnorm", "--data.d", "2",

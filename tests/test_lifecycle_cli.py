@@ -238,7 +238,7 @@ EXPERIMENTS = {
     "icgp-centralized": ["--data.n-values", "2", "--data.episodes", "4", "--model.d-model", "16",
                          "--model.n-layers", "1", "--eval.n-games", "2", "--data.workers", "1",
                          "--data.context-options", "mwu_iters", "5",
-                         "--model.read-out-options", "hidden", "8", "head_dim", "4",
+                         "--model.read-out-options", "width", "8",
                          "--train.steps", "300", "--train.batch-size", "4", *TRAIN],
     "sepnorm-query": ["--n-seeds", "2", "--variants", "sharenorm", "sepnorm", "--data.d", "2",
                       "--data.k", "4", "--model.d-model", "16", "--model.n-layers", "1",

@@ -236,7 +236,7 @@ def run_icgp(cfg: Any, setting: str, *, title: str) -> dict[str, Any]:
                    setting=setting, backbone=spec.backbone, **summary_metrics(summary["rows"]))
     write_metrics(out, metrics)
     read_out = spec.read_out + (" " + json.dumps(spec.read_out_options)
-                                if spec.read_out == "query" else "")
+                                if spec.read_out != "linear" else "")
     report = write_report(out, title, [
         f"Setting **{setting}**, games H={data.H}, S={data.S}, A={data.A}, B={data.B}; "
         f"K = {data.episodes} episodes; context algorithm **{summary['context']}**; backbone "

@@ -59,7 +59,7 @@ Read-out (``--model.read-out``), H·S·n_out logits per position reshaped to (H,
 softmax over the last axis; n_out = A, B or A·B:
 
 * ``"linear"`` (default; the paper's): one ``Linear(d → H·S·n_out)`` from the position's state.
-* ``"query"`` (icgp-centralized's default): one causal attention query per (h, s)
+* ``"query"``: one causal attention query per (h, s)
   (:class:`icarena.pretraining.readouts.QueryReadOut`): each state's query averages (learned)
   values over the prefix, weighted by learned scores of the inputs and states, then an MLP
   shared by the states maps that to the state's logits. VI-ULCB's policy at (h, s) is a function
@@ -67,6 +67,14 @@ softmax over the last axis; n_out = A, B or A·B:
   the 8 states); read from one width-d position, the linear read-out stayed at uniform play
   however the model was sized, while the per-state read-out learns the map once for every state
   (measurements in :mod:`icarena.experiments.icgp_centralized`).
+* ``"cells"`` (icgp-centralized's default): the query read-out's attention with fixed
+  per-action-cell values read from the step token (was cell c taken, its reward, was c taken
+  at the previous step and which state followed) and a head that treats every action cell of a
+  state alike (:class:`icarena.pretraining.readouts.CellReadOut`; needs a ``slot*`` token).
+  VI-ULCB's map from a state's per-cell counts, mean rewards and next-state values to its
+  equilibrium policy does not depend on how the actions are numbered; a head with that symmetry
+  learns it from far fewer games and steps. ``--train.positions`` computes the loss (and the
+  read-out) at a random subset of positions per batch, which keeps its cost down.
 
 Loss (``--train.labels``), averaged over steps t and all (h, s) (the paper's augmentation: labels
 for unvisited states too, Lin–Bai–Mei 2023):
@@ -292,9 +300,11 @@ def icgp_model_config(
     Defaults follow DPT (Lee et al. 2023, arXiv 2306.14892) and Lin, Bai & Mei 2023
     (arXiv 2310.08566): d_model 32, 4 layers, 4 heads, dropout 0.
     ``backbone_cfg`` overrides/extends the backbone options; ``causal`` is always True.
-    ``read_out``: "linear" (one Linear(d, H·S·n), as in the paper) or "query" (one causal attention
+    ``read_out``: "linear" (one Linear(d, H·S·n), as in the paper), "query" (one causal attention
     query per (h, s), :class:`icarena.pretraining.readouts.QueryReadOut`; ``read_out_cfg``
-    sets its heads, head_dim, hidden, summary).
+    sets its heads, head_dim, hidden, summary) or "cells"
+    (:class:`icarena.pretraining.readouts.CellReadOut`, its token layout from
+    :func:`cell_layout`; ``read_out_cfg`` sets heads, width, layers, summary).
     """
     H, S, A, B = dims
     cfg: dict[str, Any] = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads,
@@ -304,13 +314,29 @@ def icgp_model_config(
           "in-context game players must be causal (the policy at step t may use only D_{t-1}); "
           "drop causal=False from backbone_cfg")
     cfg["causal"] = True
-    check("groups" not in (read_out_cfg or {}), "the query read-out's groups are the H·S "
-          "states; drop 'groups' from read_out_cfg")
+    layout = ({"groups": H * S} if read_out == "query" else
+              cell_layout(stream, H, S, A, B, embedding) if read_out == "cells" else {})
+    fixed = sorted(set(layout) & set(read_out_cfg or {}))
+    check(not fixed, f"the {read_out} read-out's {fixed} follow from the game and the token "
+          f"(H·S states, the action and reward slots); drop them from read_out_cfg")
     return ModelConfig(backbone=backbone, backbone_cfg=cfg, input_kind="vectors",
                        input_dim=token_dim(stream, H, S, A, B, embedding),
                        output_dim=H * S * n_actions(stream, A, B), read_out=read_out,
-                       read_out_cfg=({"groups": H * S} if read_out == "query" else {})
-                       | dict(read_out_cfg or {}))
+                       read_out_cfg=layout | dict(read_out_cfg or {}))
+
+
+def cell_layout(stream: str, H: int, S: int, A: int, B: int, embedding: str) -> dict[str, int]:
+    """Where the 'cells' read-out (:class:`icarena.pretraining.readouts.CellReadOut`) finds a
+    step token's state, action(s) and reward slot: the token starts [e_h, e_s, own action(s),
+    reward slot, ...] for the 'slot', 'slot_prob' and 'slot_policy' embeddings."""
+    check(embedding in ("slot", "slot_prob", "slot_policy"),
+          f"the 'cells' read-out reads the reward from the action's slot: it needs the 'slot', "
+          f"'slot_prob' or 'slot_policy' embedding, got {embedding!r}")
+    n = n_actions(stream, A, B)
+    joint = stream == "joint"
+    return {"groups": H * S, "states": S, "rows": A if joint else n, "action_a": H + S,
+            "action_b": H + S + A if joint else -1,
+            "reward_slot": H + S + (A + B if joint else n), "state_at": H}
 
 
 class GamePolicyTask:
@@ -324,8 +350,11 @@ class GamePolicyTask:
     """
 
     def __init__(self, tokens: np.ndarray, targets: np.ndarray, *, labels: str = "soft",
-                 val_tokens: np.ndarray | None = None, val_targets: np.ndarray | None = None):
+                 val_tokens: np.ndarray | None = None, val_targets: np.ndarray | None = None,
+                 positions: int = 0):
         check(labels in LABELS, f"labels must be one of {LABELS}, got {labels!r}")
+        check(isinstance(positions, int) and positions >= 0,
+              f"positions must be an int >= 0 (0: every position), got {positions!r}")
         check(tokens.ndim == 3 and targets.ndim == 5 and tokens.shape[:2] == targets.shape[:2],
               f"tokens (M, T, D) and targets (M, T, H, S, n) must share (M, T), got "
               f"{tokens.shape} and {targets.shape}")
@@ -335,6 +364,7 @@ class GamePolicyTask:
         self.labels = labels
         self.val_tokens, self.val_targets = val_tokens, val_targets
         self.T = tokens.shape[1]
+        self.positions = positions if 0 < positions < self.T else 0
         self.H, self.S, self.n = targets.shape[2:]
         self.tokens_per_sample = self.T
         self.device_tokens: torch.Tensor | None = None  # set by ``to``
@@ -350,15 +380,23 @@ class GamePolicyTask:
 
     def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         idx = rng.integers(0, self.tokens.shape[0], size=batch_size)
+        pos = (np.sort(rng.choice(self.T, size=self.positions, replace=False))
+               if self.positions else None)
         if self.device_tokens is not None:  # the same rows, gathered on the device
             idx_t = torch.from_numpy(idx).to(self.device_tokens.device, non_blocking=True)
             batch = {"x": model_inputs(self.device_tokens[idx_t], self.T)}
             if self.device_targets is not None:
-                batch["p"] = self.device_targets[idx_t]
+                p_t = self.device_targets[idx_t]
+                if pos is not None:
+                    pos_t = torch.from_numpy(pos).to(p_t.device)
+                    batch["pos"], p_t = pos_t, p_t[:, pos_t]
+                batch["p"] = p_t
                 return batch
         else:
             batch = {"x": torch.from_numpy(model_inputs(self.tokens[idx], self.T))}
         p = self.targets[idx]
+        if pos is not None:
+            batch["pos"], p = torch.from_numpy(pos), p[:, pos]
         if self.labels == "soft":
             batch["p"] = torch.from_numpy(p)
         else:
@@ -372,7 +410,11 @@ class GamePolicyTask:
         return logits_to_log_policy(model(x), self.H, self.S, self.n)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logq = self.log_policy(model, batch["x"])
+        """Cross-entropy over the batch's positions (all, or ``batch["pos"]``: a random
+        subset of ``positions`` per batch, shared by its sequences)."""
+        logq = (self.log_policy(model, batch["x"]) if "pos" not in batch else
+                logits_to_log_policy(model(batch["x"], positions=batch["pos"]),
+                                     self.H, self.S, self.n))
         if "p" in batch:
             return -(batch["p"] * logq).sum(-1).mean()
         return F.nll_loss(logq.reshape(-1, self.n), batch["a"].reshape(-1))
@@ -506,11 +548,13 @@ class GameModel(ModelSpec):
     'slot_prob' (+ own probability of the action taken; what icgp-decentralized uses: EXP3 /
     V-learning players need it), 'slot_policy', 'cell' (icarena.pretraining.game_lm)."""
     read_out: str = "linear"
-    """Read-out: 'linear' (all (h, s) from one Linear, as in ICGP) or 'query' (one causal
-    attention query per (h, s); icgp-centralized's default)."""
+    """Read-out: 'linear' (all (h, s) from one Linear, as in ICGP), 'query' (one causal
+    attention query per (h, s)) or 'cells' (per-action-cell values and an action-symmetric head;
+    icgp-centralized's default)."""
     read_out_options: Options = field(default_factory=dict)
     """Options of the 'query' read-out, e.g. --model.read-out-options hidden 64 head_dim 16
-    (icarena.pretraining.readouts.QueryReadOut: heads, head_dim, hidden, summary)."""
+    (icarena.pretraining.readouts.QueryReadOut: heads, head_dim, hidden, summary), or of the
+    'cells' read-out (CellReadOut: heads, width, layers, summary)."""
 
     def validate(self) -> None:
         _check_options(self.options, "model.options")
@@ -523,9 +567,9 @@ class GameModel(ModelSpec):
         check(self.read_out in READ_OUTS,
               f"model.read_out must be one of {READ_OUTS}, got {self.read_out!r}")
         _check_options(self.read_out_options, "model.read_out_options")
-        check(self.read_out == "query" or not self.read_out_options,
-              f"model.read_out_options sets options of the 'query' read-out; drop it or pass "
-              f"--model.read-out query (read_out is {self.read_out!r})")
+        check(self.read_out != "linear" or not self.read_out_options,
+              "model.read_out_options sets options of the 'query' or 'cells' read-out; drop it "
+              "or pass --model.read-out query (or cells); the read-out is 'linear'")
 
 
 @dataclass
@@ -540,10 +584,17 @@ class GameTrainConfig(TrainConfig):
     """Processes training the streams side by side (decentralized: 2 trains the max and min
     models at once, each on cpu_count // 2 threads unless --train.threads is set; same results
     as 1 for the same thread count)."""
+    positions: int = 0
+    """Positions per trajectory the loss is computed at: a random subset of this size per
+    batch, drawn by the trainer's seeded generator (0: every position). The read-out then runs
+    at those positions only, which is what makes the 'cells' read-out affordable on a CPU."""
 
     def validate(self) -> None:
         super().validate()
         check(self.labels in LABELS, f"train.labels must be one of {LABELS}, got {self.labels!r}")
+        check(isinstance(self.positions, int) and self.positions >= 0,
+              f"train.positions must be an int >= 0 (0: every position), got "
+              f"{self.positions!r}")
         check(isinstance(self.stream_workers, int) and self.stream_workers >= 1,
               f"train.stream_workers must be an int >= 1, got {self.stream_workers!r}")
 
@@ -751,7 +802,7 @@ def fit_icgp_models(
     for i, stream in enumerate(STREAMS[setting]):
         task = GamePolicyTask(
             step_tokens(rec, stream, H, S, A, B, spec.embedding), policy_targets(rec, stream),
-            labels=train.labels,
+            labels=train.labels, positions=train.positions,
             val_tokens=None if val is None else step_tokens(val, stream, H, S, A, B,
                                                             spec.embedding),
             val_targets=None if val is None else policy_targets(val, stream),

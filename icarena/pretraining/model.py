@@ -73,10 +73,13 @@ class ModelConfig:
     tie_weights: bool = False
     """Tie the read-out to the token embedding (tokens only; needs output_dim == input_dim)."""
     read_out: str = "linear"
-    """'linear' (Linear(d, output_dim) per position) or 'query' (a per-group causal attention
-    read-out over the inputs and states, :class:`icarena.pretraining.readouts.QueryReadOut`)."""
+    """'linear' (Linear(d, output_dim) per position), 'query' (a per-group causal attention
+    read-out over the inputs and states, :class:`icarena.pretraining.readouts.QueryReadOut`) or
+    'cells' (the same with per-action-cell values and an action-symmetric head,
+    :class:`icarena.pretraining.readouts.CellReadOut`)."""
     read_out_cfg: dict[str, Any] = field(default_factory=dict)
-    """Options of the read-out ('query': groups (required), heads, head_dim, hidden, summary)."""
+    """Options of the read-out ('query': groups (required), heads, head_dim, hidden, summary;
+    'cells': the token layout (required) and heads, width, layers, summary)."""
 
     def validate(self) -> None:
         check(self.input_kind in ("tokens", "vectors"),
@@ -173,9 +176,14 @@ class SequenceModel(nn.Module):
         *,
         pad_mask: torch.Tensor | None = None,
         special_mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Outputs (B, T, output_dim); with ``positions`` (1-D long, increasing) only those
+        positions' (B, len(positions), output_dim), the read-out computed there alone."""
         z = self.hidden(x, pad_mask=pad_mask, special_mask=special_mask)
-        return self.read_out(z) if self.cfg.read_out == "linear" else self.read_out(x, z)
+        if self.cfg.read_out == "linear":
+            return self.read_out(z if positions is None else z[:, positions])
+        return self.read_out(x, z, positions=positions)
 
     @property
     def incremental(self) -> bool:

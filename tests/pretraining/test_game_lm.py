@@ -141,6 +141,33 @@ def test_soft_loss_is_the_policy_cross_entropy():
     assert torch.allclose(loss, expected, atol=1e-6)
 
 
+class _FixedAt(_Fixed):
+    def forward(self, x, positions=None):
+        out = super().forward(x)
+        return out if positions is None else out[:, positions]
+
+
+def test_loss_at_a_subset_of_positions_is_the_cross_entropy_there():
+    task = _task()
+    task.positions = 3
+    batch = task.sample_batch(np.random.default_rng(1), 4)
+    pos = batch["pos"]
+    assert pos.shape == (3,) and bool((pos[1:] > pos[:-1]).all()) and int(pos.max()) < 6
+    assert torch.equal(task.sample_batch(np.random.default_rng(1), 4)["pos"], pos)
+    assert batch["p"].shape == (4, 3, 2, 2, 3)
+    logits = torch.randn(4, 6, 12)
+    logq = F.log_softmax(logits.reshape(4, 6, 2, 2, 3), -1)[:, pos]
+    expected = -(batch["p"] * logq).sum(-1).mean()
+    assert torch.allclose(task.loss(_FixedAt(logits), batch), expected, atol=1e-6)
+    task.to("cpu")  # the device path draws the same rows and positions
+    on_device = task.sample_batch(np.random.default_rng(1), 4)
+    assert torch.equal(on_device["pos"], pos) and torch.equal(on_device["p"], batch["p"])
+    with pytest.raises(ConfigError, match="positions must be an int >= 0"):
+        gl.GamePolicyTask(task.tokens, task.targets, positions=-1)
+    with pytest.raises(ConfigError, match="train.positions"):
+        gl.GameTrainConfig(positions=-2).validate()
+
+
 def test_sampled_labels_follow_the_policy_and_are_seeded():
     task = _task("sampled", M=1, T=1, H=1, S=1, n=3)
     task.targets[:] = np.array([0.6, 0.3, 0.1], np.float32)
@@ -326,7 +353,7 @@ def test_option_flags_are_typed_key_value_pairs():
     assert cfg.model.read_out_options == {"hidden": 8, "summary": True}
     assert cfg.model.options == {"mlp_ratio": 2}
     cen = icgp_centralized.Config
-    assert cen().model.read_out_options == {"hidden": 64, "head_dim": 16}
+    assert cen().model.read_out_options == {"width": 16}
     assert tyro.cli(cen, args=["--model.read-out-options", "heads", "2"]).model.read_out_options \
         == {"heads": 2}
     assert tyro.cli(cen, args=["--model.read-out-options"]).model.read_out_options == {}

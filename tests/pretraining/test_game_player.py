@@ -21,6 +21,10 @@ from icarena.pretraining.game_player import InContextGamePlayer
 from icarena.pretraining.model import SequenceModel
 from icarena.pretraining.readouts import READ_OUTS
 
+# every token with every read-out that can read it (the 'cells' read-out needs a slot* token)
+TOKEN_READ_OUTS = [(e, r) for e in EMBEDDINGS for r in READ_OUTS
+                   if r != "cells" or e.startswith("slot")]
+
 
 def _player(setting, H=2, S=2, A=3, B=4, K=6, seed=0, embedding="slot", read_out="linear"):
     """A randomly initialised player (its weights make every input matter)."""
@@ -49,8 +53,7 @@ def _cut(hist, t):
     return {k: v[:, :t] for k, v in hist.items()}
 
 
-@pytest.mark.parametrize("read_out", READ_OUTS)
-@pytest.mark.parametrize("embedding", EMBEDDINGS)
+@pytest.mark.parametrize("embedding,read_out", TOKEN_READ_OUTS)
 @pytest.mark.parametrize("setting", ["decentralized", "centralized"])
 def test_policy_at_a_step_depends_only_on_the_history_before_it(setting, embedding, read_out):
     H, S, A, B, K = 2, 2, 3, 4, 6
@@ -77,8 +80,7 @@ def test_policy_at_a_step_depends_only_on_the_history_before_it(setting, embeddi
         assert np.allclose(moved[:, 0], full[:, 0], atol=1e-6)
 
 
-@pytest.mark.parametrize("read_out", READ_OUTS)
-@pytest.mark.parametrize("embedding", EMBEDDINGS)
+@pytest.mark.parametrize("embedding,read_out", TOKEN_READ_OUTS)
 def test_decentralized_players_never_see_the_opponents_actions(embedding, read_out):
     H, S, A, B, K = 2, 2, 3, 4, 6
     player = _player("decentralized", H, S, A, B, K, embedding=embedding, read_out=read_out)
