@@ -150,7 +150,9 @@ class CellReadOut(nn.Module):
     depends on the next states' values: the head runs H times with shared weights, and each run
     adds to every cell Σ_s' P(s' | c) σ(h + 1, s'), where σ (``summary`` wide) is the previous
     run's summary of state (h + 1, s'): its cell features averaged under its own softmax policy
-    (zero for h = H). Relabelling the actions permutes the logits the same way.
+    (zero for h = H). The head is symmetric: relabelling the actions in its inputs permutes its
+    logits the same way. The backbone state z_t and the scores read the action labels too, so
+    the model as a whole can still learn label-specific behaviour.
 
     Input shapes: x (B, L, input_dim), z (B, L, d_model); output (B, L, output_dim). Position t
     uses positions ≤ t only. ``positions`` (1-D, increasing) computes the head at those positions
