@@ -36,8 +36,8 @@ model never left uniform play; the per-state query read-out (``--model.read-out 
 it but needed a GPU budget (4,000 games, 8,000 steps of batch 32) to come within 1.1x of
 VI-ULCB. That equilibrium map does not change when the actions are renumbered; a head with the
 same symmetry learns one rule for all 25 cells and 8 states instead of each separately, and
-reaches that ratio on 2 CPU cores. With 10 or 20 games the trajectories are memorised. Measured
-gaps, ratios and the variants tried, with commands, seeds and machines:
+comes to about that ratio on 2 CPU cores. With 10 or 20 games the trajectories are memorised.
+Measured gaps, ratios and the variants tried, with commands, seeds and machines:
 ``docs/results/icgp-centralized.md``.
 """
 

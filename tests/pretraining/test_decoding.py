@@ -18,6 +18,11 @@ from icarena.pretraining.readouts import READ_OUTS
 
 INCREMENTAL = [n for n in backbones.available() if backbones.incremental(n)]
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
+# each read-out on 5-wide input vectors and 12 outputs (cells: 3 states x a 2 x 2 action grid,
+# its token slots laid over the random features)
+READ_OUT_CFG = {"linear": {}, "query": {"groups": 3},
+                "cells": {"groups": 3, "states": 3, "rows": 2, "action_a": 0, "action_b": 2,
+                          "reward_slot": 1, "state_at": 2}}
 
 
 def _vector_model(backbone: str, read_out: str, dtype: torch.dtype, T: int) -> SequenceModel:
@@ -25,8 +30,15 @@ def _vector_model(backbone: str, read_out: str, dtype: torch.dtype, T: int) -> S
     cfg = ModelConfig(backbone=backbone, input_kind="vectors", input_dim=5, output_dim=12,
                       backbone_cfg=dict(d_model=16, n_layers=2, n_heads=2, max_len=T,
                                         causal=True),
-                      read_out=read_out, read_out_cfg={"groups": 3} if read_out == "query" else {})
+                      read_out=read_out, read_out_cfg=READ_OUT_CFG[read_out])
     return SequenceModel(cfg).to(dtype).eval()
+
+
+def _inputs(shape: tuple[int, ...], dtype: torch.dtype, read_out: str) -> torch.Tensor:
+    """Random input vectors; non-negative for the cells read-out, whose slots hold one-hots
+    and rewards in [0, 1] (its counts are logs of them)."""
+    x = torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    return x.abs() if read_out == "cells" else x
 
 
 def _decode_in_pieces(model: SequenceModel, x: torch.Tensor, pieces: list[int]) -> torch.Tensor:
@@ -51,7 +63,7 @@ def test_decode_equals_full_recomputation_at_every_position(backbone, read_out, 
     T = 150  # > the linear backbone's chunk of 64 positions
     model = _vector_model(backbone, read_out, dtype, T)
     assert model.incremental
-    x = torch.randn(3, T, 5, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    x = _inputs((3, T, 5), dtype, read_out)
     with torch.no_grad():
         full = model(x)
         # a prompt, a few positions after a cache, single tokens, a piece across the linear
@@ -70,7 +82,7 @@ def test_backbones_without_a_state_decode_by_recomputation(backbone, read_out):
     except Exception as e:  # a backbone that cannot be causal refuses at build time
         pytest.skip(f"{backbone}: {e}")
     assert not model.incremental
-    x = torch.randn(2, T, 5, dtype=torch.float64)
+    x = _inputs((2, T, 5), torch.float64, read_out)
     with torch.no_grad():
         torch.testing.assert_close(_decode_in_pieces(model, x, [3, 1, 1, 7]), model(x),
                                    atol=1e-10, rtol=0)
