@@ -567,6 +567,9 @@ class GameModel(ModelSpec):
         check(self.read_out in READ_OUTS,
               f"model.read_out must be one of {READ_OUTS}, got {self.read_out!r}")
         _check_options(self.read_out_options, "model.read_out_options")
+        check(self.read_out != "cells" or self.embedding.startswith("slot"),
+              f"the 'cells' read-out reads the reward from the action's slot: pass "
+              f"--model.embedding slot (or slot_prob / slot_policy), not {self.embedding!r}")
         check(self.read_out != "linear" or not self.read_out_options,
               "model.read_out_options sets options of the 'query' or 'cells' read-out; drop it "
               "or pass --model.read-out query (or cells); the read-out is 'linear'")

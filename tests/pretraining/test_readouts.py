@@ -187,6 +187,9 @@ def test_cells_head_is_symmetric_in_the_action_labels(stream):
 def test_cells_read_out_config_errors():
     with pytest.raises(ConfigError, match="reads the reward from the action's slot"):
         icgp_model_config("joint", (H, S, A, B), 10, read_out="cells", embedding="concat")
+    from icarena.pretraining.game_lm import GameModel
+    with pytest.raises(ConfigError, match="--model.embedding slot"):
+        GameModel(read_out="cells", embedding="concat").validate()
     with pytest.raises(ConfigError, match="follow from the game"):
         icgp_model_config("joint", (H, S, A, B), 10, read_out="cells",
                           read_out_cfg={"rows": 2})
