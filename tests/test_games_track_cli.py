@@ -74,3 +74,13 @@ def test_pretrain_refuses_what_is_not_a_games_dataset(tmp_path):
     assert "no dataset" in refused("pretrain", "icgp", "--data", str(tmp_path / "none"),
                                    "--out-dir", str(tmp_path / "r"), *PRETRAIN)
     assert not (tmp_path / "r").exists()
+
+
+def test_experiment_refuses_a_bad_model_before_generating_data(tmp_path):
+    out = tmp_path / "cen"
+    err = refused("run", "icgp-centralized", "--out-dir", str(out), "--model.embedding", "concat")
+    assert "--model.embedding slot" in err
+    assert not (out / "data").exists()
+    err = refused("run", "icgp-decentralized", "--out-dir", str(tmp_path / "dec"),
+                  "--train.positions", "-1")
+    assert "train.positions" in err and not (tmp_path / "dec" / "data").exists()

@@ -203,6 +203,8 @@ def run_icgp(cfg: Any, setting: str, *, title: str) -> dict[str, Any]:
     check(len(data.n_values) >= 1 and all(n >= 1 for n in data.n_values),
           f"data.n_values must be one or more ints >= 1, got {data.n_values}")
     ev.validate()
+    spec.validate()  # before any data is generated, so a bad --model.* flag costs nothing
+    cfg.train.validate()
     out = Path(cfg.out_dir)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     t0 = time.perf_counter()
