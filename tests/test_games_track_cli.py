@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from cli_helpers import TINY, ok, refused
 
 GAMES = ["--setting", "centralized", "--n-games", "3", "--episodes", "3",
@@ -84,3 +85,25 @@ def test_experiment_refuses_a_bad_model_before_generating_data(tmp_path):
     err = refused("run", "icgp-decentralized", "--out-dir", str(tmp_path / "dec"),
                   "--train.positions", "-1")
     assert "train.positions" in err and not (tmp_path / "dec" / "data").exists()
+
+
+def test_evaluate_averages_play_draws(tmp_path):
+    """--eval.plays R: each game's gaps are the mean of R draws with play seeds p .. p + R - 1,
+    the same numbers as R one-draw evaluations averaged by hand."""
+    data, run = tmp_path / "games", tmp_path / "run"
+    ok("generate", "games", *GAMES, "--out-dir", str(data))
+    ok("pretrain", "icgp", "--data", str(data), "--out-dir", str(run), *PRETRAIN)
+    curves = {}
+    for name, args in (("p3", ["--eval.play-seed", "3"]), ("p4", ["--eval.play-seed", "4"]),
+                       ("both", ["--eval.play-seed", "3", "--eval.plays", "2"])):
+        ok("evaluate", "icgp", "--run-dir", str(run), *EVAL, *args, "--out-dir",
+           str(tmp_path / name))
+        curves[name] = json.loads((tmp_path / name / "icgp_eval.json").read_text())
+    assert curves["both"]["plays"] == 2 and curves["p3"]["plays"] == 1
+    for key, mean in curves["both"]["mean_curves"].items():
+        by_hand = [(a + b) / 2 for a, b in zip(curves["p3"]["mean_curves"][key],
+                                               curves["p4"]["mean_curves"][key], strict=True)]
+        assert mean == pytest.approx(by_hand, rel=1e-12, abs=1e-15), key
+    assert curves["p3"]["mean_curves"] != curves["p4"]["mean_curves"]  # the draws differ
+    assert "--eval.plays" in refused("evaluate", "icgp", "--run-dir", str(run), *EVAL,
+                                     "--eval.plays", "0", "--out-dir", str(tmp_path / "zero"))

@@ -9,6 +9,10 @@ every method plays K episodes with the **same** random-draw seed (the protocol o
 * the context algorithm it imitates (EXP3 / V-learning / VI-ULCB, the run's own settings),
 * uniform play by both players (a constant curve).
 
+With ``plays`` > 1 (``--eval.plays``) every method plays each game that many times, with play
+seeds ``seed, seed + 1, ...`` shared by every method, and each game's curves are the mean over its
+draws: with 10 games, one draw moves a final gap (and a ratio of two) by a few percent.
+
 Curves (G, K), from :func:`icarena.evaluation.nash.record_gap_curves` (games helper):
 
 * ``last``: gap of the per-episode Markov pair -- for a transformer its read-out at every (h, s)
@@ -157,6 +161,7 @@ def evaluate_players(
     query: str = "episode",
     device: str = "cpu",
     data: Mapping[str, str | os.PathLike] | None = None,
+    plays: int = 1,
 ) -> dict[str, Any]:
     """Play every run and the context algorithm on the same held-out games; return the curves.
 
@@ -170,14 +175,19 @@ def evaluate_players(
         device: torch device of the forward passes.
         data: label -> the dataset a run was trained on, where it is not the path the run
             recorded (its manifest hash is checked either way: :func:`check_run_dataset`).
+        plays: play draws per game, with play seeds ``seed, seed + 1, ..., seed + plays - 1``;
+            each game's curves are the mean over its draws, so a method's mean gap (and a ratio
+            of two) averages out the randomness of play, which one draw of 10 games does not.
     Returns:
         ``{"meta", "K", "gaps": {method: {"last": (G, K), "avg": (G, K)[, "cert"]}},
-        "uniform": (G,), "context": name}``.
+        "uniform": (G,), "context": name, "plays": plays}``.
     """
     from icarena.pretraining.game_player import InContextGamePlayer
 
     check(len(run_dirs) >= 1, "give at least one run dir to evaluate")
     check(n_games >= 1, f"n_games must be >= 1, got {n_games}")
+    check(isinstance(plays, int) and plays >= 1, f"plays must be an int >= 1, got {plays!r}",
+          fields="plays")
     metas = {label: read_meta(d) for label, d in run_dirs.items()}
     for label, d in run_dirs.items():
         check_run_dataset(d, (data or {}).get(label))
@@ -205,9 +215,13 @@ def evaluate_players(
     players: dict[str, Any] = {label: InContextGamePlayer.load(d, device=device)
                                for label, d in run_dirs.items()}
     players[ctx] = (ctx, ref.get("context_cfg") or {})
-    curves = evaluate_game_players(games, players, episodes=K, seed=seed, query=query)
-    return {"meta": ref, "K": K, "H": H, "gaps": curves.gaps, "uniform": curves.uniform,
-            "context": ctx, "n_games": n_games, "eval_seed": eval_seed, "seed": seed}
+    draws = [evaluate_game_players(games, players, episodes=K, seed=seed + r, query=query)
+             for r in range(plays)]
+    gaps = {name: {kind: np.mean([d.gaps[name][kind] for d in draws], axis=0) for kind in g}
+            for name, g in draws[0].gaps.items()}
+    return {"meta": ref, "K": K, "H": H, "gaps": gaps, "uniform": draws[0].uniform,
+            "context": ctx, "n_games": n_games, "eval_seed": eval_seed, "seed": seed,
+            "plays": plays}
 
 
 def check_run_dataset(run_dir: str | os.PathLike,
@@ -257,7 +271,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                  "ratio_avg_to_context": u / ctx_avg if ctx_avg > 0 else float("nan")})
     return {"rows": rows, "curves": curves, "context": ctx, "context_avg_gap": ctx_avg,
             "uniform_gap": u, "K": result["K"], "H": H, "n_games": result["n_games"],
-            "eval_seed": result["eval_seed"], "seed": result["seed"]}
+            "eval_seed": result["eval_seed"], "seed": result["seed"],
+            "plays": result.get("plays", 1)}
 
 
 def write_outputs(out_dir: str | os.PathLike, result: dict[str, Any],
@@ -318,6 +333,9 @@ class GamesEval:
     """K episodes of play (0: the pretraining K)."""
     play_seed: int | None = None
     """Seed of the random draws during play, shared by every method (None: the run's seed)."""
+    plays: int = 1
+    """Play draws per held-out game (play seeds play_seed, play_seed + 1, ...); each game's
+    curves are averaged over them, so the gaps and ratios do not hang on one draw."""
     query: str = "episode"
     """'episode' (read the policy once per episode) or 'step' (before every step)."""
     device: str = ""
@@ -327,6 +345,8 @@ class GamesEval:
     def validate(self) -> None:
         check(self.n_games >= 1, f"eval.n_games must be >= 1, got {self.n_games}")
         check(self.episodes >= 0, f"eval.episodes must be >= 0, got {self.episodes}")
+        check(isinstance(self.plays, int) and self.plays >= 1,
+              f"--eval.plays must be an int >= 1 (play draws per game), got {self.plays!r}")
         check(self.query in ("episode", "step"),
               f"eval.query must be 'episode' or 'step', got {self.query!r}")
         check(self.seed >= 0 and (self.play_seed is None or self.play_seed >= 0),
@@ -384,14 +404,18 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     res = evaluate_players(run_dirs, n_games=ev.n_games, eval_seed=ev.seed,
                            episodes=ev.episodes or None, seed=play_seed, query=ev.query,
                            device=ev.device or "cpu",
-                           data={next(iter(run_dirs)): cfg.data} if cfg.data else None)
+                           data={next(iter(run_dirs)): cfg.data} if cfg.data else None,
+                           plays=ev.plays)
     summary = summarize(res)
     with claim_run(out, overwrite=cfg.overwrite, resumable=False):
         write_outputs(out, res, summary)
         write_metrics(out, {k: v for k, v in summary.items() if k != "curves"})
         report = write_report(out, "In-context game players: Nash gap on held-out games", [
             f"{summary['n_games']} held-out games (eval seed {summary['eval_seed']}), K = "
-            f"{summary['K']}, context algorithm {summary['context']}.",
+            f"{summary['K']}, context algorithm {summary['context']}; play seed "
+            f"{summary['seed']}" + (f" and the next {summary['plays'] - 1} (each game's gaps "
+                                    f"averaged over {summary['plays']} draws)"
+                                    if summary["plays"] > 1 else "") + ".",
             table_markdown(summary["rows"]),
             "![per-episode](gap_last.png)\n\n![averaged](gap_avg.png)",
         ])

@@ -227,7 +227,8 @@ def run_icgp(cfg: Any, setting: str, *, title: str) -> dict[str, Any]:
                               episodes=ev.episodes or data.episodes,
                               seed=cfg.seed if ev.play_seed is None else ev.play_seed,
                               query=ev.query,
-                              device=ev.device or str(resolve_device(cfg.train.device)))
+                              device=ev.device or str(resolve_device(cfg.train.device)),
+                              plays=ev.plays)
     timings["evaluate_s"] = time.perf_counter() - t1
     summary = summarize(result)
     write_outputs(out, result, summary)
@@ -247,7 +248,9 @@ def run_icgp(cfg: Any, setting: str, *, title: str) -> dict[str, Any]:
         f"read-out {read_out}; N ∈ {list(data.n_values)} pretraining games × "
         f"{data.trajectories_per_game} trajectories; {cfg.train.steps} steps of batch "
         f"{cfg.train.batch_size} per model.",
-        f"## Final-episode Nash gap on {ev.n_games} held-out games (mean)\n\n"
+        f"## Final-episode Nash gap on {ev.n_games} held-out games (mean"
+        + (f"; each game's gaps averaged over {ev.plays} play draws" if ev.plays > 1 else "")
+        + ")\n\n"
         "gap = duality gap (NashConv); `avg` = state-wise running-average policy, `last` = "
         "per-episode policy; ratio = avg gap / context algorithm's avg gap.\n\n"
         + table_markdown(summary["rows"]),
