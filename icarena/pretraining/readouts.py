@@ -287,17 +287,20 @@ def prefix_attention(score: torch.Tensor, value: torch.Tensor, sink_logit: torch
     return mean, sink_weight
 
 
+def _bounded_weight(logit: torch.Tensor) -> torch.Tensor:
+    """exp(σ − 8) of the logit bounded to σ = 8 tanh(logit / 8) in (−8, 8): an attention weight
+    in (e^{-16}, 1), so prefix sums of weights neither overflow nor underflow."""
+    return torch.exp(_SCORE_BOUND * torch.tanh(logit / _SCORE_BOUND) - _SCORE_BOUND)
+
+
 def _prefix_attention(
     score: torch.Tensor, value: torch.Tensor, sink_logit: torch.Tensor, sink_value: torch.Tensor,
     carry: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """:func:`prefix_attention` continuing the sums ``carry`` = (Σ w v (B, G, K, Dh), Σ w
     (B, G, K)) of earlier positions; also returns the sums after the last position."""
-    sigma = _SCORE_BOUND * torch.tanh(score / _SCORE_BOUND)
-    sink = _SCORE_BOUND * torch.tanh(sink_logit / _SCORE_BOUND)
-    # both bounded by 8, so e^{σ − 8} >= e^{-16}: the prefix sums cannot underflow
-    w = torch.exp(sigma - _SCORE_BOUND)
-    w_sink = torch.exp(sink - _SCORE_BOUND)[..., None]                            # (G, K, 1)
+    w = _bounded_weight(score)
+    w_sink = _bounded_weight(sink_logit)[..., None]                               # (G, K, 1)
     wv = w.unsqueeze(-1) * value.unsqueeze(2)                                     # (B,L,G,K,Dh)
     if carry is not None:  # add the earlier sums to the first position: the same running sum
         wv = torch.cat([wv[:, :1] + carry[0][:, None], wv[:, 1:]], dim=1)
@@ -315,8 +318,7 @@ def _attention_at(score: torch.Tensor, value: torch.Tensor, sink_logit: torch.Te
     prefix sums over every position. Returns mean (B, P, G, K, Dv) and sink_weight (B, P, G, K).
     """
     Bsz, L, G, K = score.shape
-    w = torch.exp(_SCORE_BOUND * torch.tanh(score / _SCORE_BOUND) - _SCORE_BOUND)
-    w_sink = torch.exp(_SCORE_BOUND * torch.tanh(sink_logit / _SCORE_BOUND) - _SCORE_BOUND)
+    w, w_sink = _bounded_weight(score), _bounded_weight(sink_logit)
     mask = (torch.arange(L, device=score.device)[None, :] <= positions[:, None]).to(w.dtype)
     wm = mask[None, :, None, :] * w.flatten(2).transpose(1, 2)[:, None]         # (B,P,GK,L)
     num = (wm.flatten(1, 2) @ value).view(Bsz, -1, G, K, value.shape[-1])
