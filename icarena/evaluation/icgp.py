@@ -11,7 +11,7 @@ every method plays K episodes with the **same** random-draw seed (the protocol o
 
 With ``plays`` > 1 (``--eval.plays``) every method plays each game that many times, with play
 seeds ``seed, seed + 1, ...`` shared by every method, and each game's curves are the mean over its
-draws: with 10 games, one draw moves a final gap (and a ratio of two) by a few percent.
+draws: one draw of a few games leaves the randomness of play in every final gap and ratio.
 
 Curves (G, K), from :func:`icarena.evaluation.nash.record_gap_curves` (games helper):
 
