@@ -199,5 +199,6 @@ TINY: dict[str, list[str]] = {
                    "--train.steps", "20", "--train.threads", "1", "--eval.n-val", "16",
                    "--eval.n-test", "16", "--search.population", "3", "--search.top-k", "2",
                    "--search.n-mutations", "1", "--search.n-crossovers", "1",
-                   "--search.generations", "1"],
+                   "--search.generations", "1", "--compare.steps", "4", "--compare.gpt-layers",
+                   "1", "--compare.gpt-width", "16"],
 }

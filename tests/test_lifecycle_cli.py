@@ -254,7 +254,8 @@ SEARCH = ["search", "--data.d", "2", "--data.k", "4", "--model.d-model", "16",
           "--train.steps", "400", "--eval.n-val", "16", "--eval.n-test", "16",
           "--search.population", "4", "--search.top-k", "2", "--search.n-mutations", "1",
           "--search.n-crossovers", "1", "--search.generations", "1", "--train.threads", "1",
-          "--train.retrain-steps", "40"]
+          "--train.retrain-steps", "40", "--compare.steps", "40", "--compare.gpt-layers", "1",
+          "--compare.gpt-width", "16"]
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ search``), rebuilds its task and validation prompts from the recorded settings, 
 evolutionary search, the random-search control and the extraction of the winner
 (:func:`icarena.pretraining.search.search_trained`) into its own directory (``RUN/eval`` by
 default). With the run's seed and prompts (the defaults) it repeats the search that ``icarena run
-search`` made.
+search`` made; ``--compare.steps N`` adds the from-scratch comparison with a hand-set GPT.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from icarena.errors import check
 from icarena.lifecycle import claim_run, eval_out_dir
 from icarena.pretraining.model import load_model
 from icarena.pretraining.search import (
+    Comparison,
     Evolution,
     SearchConfig,
     SearchData,
@@ -62,6 +63,8 @@ class EvalConfig:
     """The evolutionary search."""
     retrain_steps: int = 0
     """Steps to retrain the extracted winner from its inherited weights (0: none)."""
+    compare: Comparison = field(default_factory=lambda: Comparison(steps=0))
+    """Retrain the winners from scratch next to a hand-set GPT (steps 0: no comparison)."""
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
@@ -81,7 +84,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         train=dataclasses.replace(SearchTrain(**recorded["train"]),
                                   retrain_steps=cfg.retrain_steps),
         eval=SearchEval(**{**recorded["eval"], **{k: v for k, v in dataclasses.asdict(
-            cfg.eval).items() if v is not None}}), search=cfg.search)
+            cfg.eval).items() if v is not None}}), search=cfg.search, compare=cfg.compare)
     run_cfg.validate()
     out = eval_out_dir(cfg.run_dir, cfg.out_dir)
     with claim_run(out, overwrite=cfg.overwrite, resumable=False):

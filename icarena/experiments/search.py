@@ -2,8 +2,9 @@
 
 A preset over :func:`icarena.pretraining.search.search` (its docstring holds the pipeline:
 supernet training, evolution with inherited weights, random-search control, extraction of the
-winner), registered here so that the search is run, resumed, overwritten and reported like every
-other experiment. Measured results: ``docs/results/search.md``.
+winner, and S3's claim as a comparison: the winners retrained from scratch next to a hand-set GPT
+under the same parameter cap), registered here so that the search is run, resumed, overwritten
+and reported like every other experiment. Measured results: ``docs/results/search.md``.
 """
 
 from __future__ import annotations

@@ -29,11 +29,18 @@ RegressionTask`, Garg et al. prompts):
    ``SuperTransformer.extract``, read-in rows and read-out columns sliced to its embed); its
    outputs are checked to equal the supernet's, and it is written as a run dir
    ``<out_dir>/winner`` (loadable with :func:`icarena.pretraining.model.load_model`), after an
-   optional retraining of ``retrain_steps`` steps from the inherited weights (S3 step 5).
+   optional retraining of ``retrain_steps`` steps from the inherited weights.
+6. **Comparison** (:class:`Comparison`, S3 step 5: the searched architecture is retrained from
+   scratch): the evolution winner, the random-search winner and a hand-set GPT (the ``gpt``
+   backbone at a fixed shape, under the same parameter cap) are each trained from a fresh
+   initialisation for the same steps, on the same batches (same seed), and scored on the test
+   prompts. This is S3's claim ("a searched sub-network beats a hand-set one at the same size")
+   in a form that separates the architecture from the weight sharing.
 
 Not implemented: the S3 search-space evolution (E-T error, range shifts) outer loop.
 
-Writes ``config.json``, ``search.json`` (all results) and ``report.md`` into ``out_dir``;
+Writes ``config.json``, ``search.json`` (all results) and ``report.md`` into ``out_dir`` (and
+the comparison's run dirs ``scratch-evolution``, ``scratch-random``, ``handset-gpt``);
 returns ``{"report": path, "rows": [...], **results}``.
 """
 
@@ -73,10 +80,10 @@ class SearchData:
 
     family: str = "linear"
     """Regression function family (linear, sparse_linear, relu_2nn, decision_tree, holder, ...)."""
-    d: int = 5
+    d: int = 3
     """Input dimension."""
-    k: int = 11
-    """Points per prompt."""
+    k: int = 7
+    """Points per prompt (the last one is read at k = 2d examples at the defaults)."""
 
 
 @dataclass
@@ -110,7 +117,7 @@ class SearchModel:
 class SearchTrain:
     """Supernet training (one sampled sub-network per step) and the winner's retraining."""
 
-    steps: int = 2000
+    steps: int = 6000
     """Supernet training steps."""
     batch_size: int = 64
     """Prompts per step."""
@@ -158,8 +165,26 @@ class Evolution:
     """Mutation probability of each per-layer gene (heads, MLP ratio)."""
     param_min: int = 0
     """Smallest legal backbone sub-network (parameters)."""
-    param_max: int = 150_000
-    """Largest legal backbone sub-network (parameters): the cap."""
+    param_max: int = 151_000
+    """Largest legal backbone sub-network (parameters): the cap (at the defaults just above the
+    comparison's hand-set GPT, 150,976)."""
+
+
+@dataclass
+class Comparison:
+    """S3 step 5 and its controls: the searched winners retrained from scratch next to a
+    hand-set GPT under the same parameter cap (same steps, batch, learning rate and batches)."""
+
+    steps: int = 4000
+    """Training steps of each from-scratch model (0: no comparison)."""
+    gpt_layers: int = 3
+    """Depth of the hand-set GPT."""
+    gpt_width: int = 64
+    """Width (d_model) of the hand-set GPT."""
+    gpt_heads: int = 2
+    """Attention heads of the hand-set GPT."""
+    gpt_mlp_ratio: float = 4.0
+    """MLP ratio of the hand-set GPT."""
 
 
 @dataclass
@@ -185,6 +210,8 @@ class SearchConfig:
     """Validation (fitness) and test prompts."""
     search: Evolution = field(default_factory=Evolution)
     """The evolutionary search."""
+    compare: Comparison = field(default_factory=Comparison)
+    """The winners retrained from scratch against a hand-set GPT under the same cap."""
 
     def validate(self) -> None:
         groups = {"data": ("d", "k"), "eval": ("n_val", "n_test"),
@@ -196,7 +223,7 @@ class SearchConfig:
                 check(v >= 1, f"{group}.{name} must be >= 1, got {v}")
         for group, name in (("search", "n_mutations"), ("search", "n_crossovers"),
                             ("train", "retrain_steps"), ("search", "param_min"),
-                            ("train", "warmup_steps")):
+                            ("train", "warmup_steps"), ("compare", "steps")):
             v = getattr(getattr(self, group), name)
             check(v >= 0, f"{group}.{name} must be >= 0, got {v}")
         ev = self.search
@@ -207,6 +234,19 @@ class SearchConfig:
             check(0.0 <= v <= 1.0, f"search.{name} must be in [0, 1], got {v}")
         check(ev.param_min <= ev.param_max,
               f"search.param_min ({ev.param_min}) must be <= search.param_max ({ev.param_max})")
+        c = self.compare
+        if c.steps > 0:
+            for name in ("gpt_layers", "gpt_width", "gpt_heads"):
+                v = getattr(c, name)
+                check(v >= 1, f"compare.{name} must be >= 1, got {v}")
+            check(c.gpt_width % c.gpt_heads == 0, f"compare.gpt_width ({c.gpt_width}) must be "
+                  f"a multiple of compare.gpt_heads ({c.gpt_heads})")
+            n = handset_params(self)
+            check(ev.param_min <= n <= ev.param_max,
+                  f"the hand-set GPT ({c.gpt_layers} layers, width {c.gpt_width}) has {n} "
+                  f"backbone parameters, outside the search's range [{ev.param_min}, "
+                  f"{ev.param_max}]: the comparison needs both under the same cap; change "
+                  "--compare.gpt-layers / --compare.gpt-width or --search.param-max")
 
     def backbone_cfg(self) -> dict[str, Any]:
         m = self.model
@@ -219,6 +259,23 @@ class SearchConfig:
                 "causal": m.causal, "max_len": 2 * self.data.k}
 
 
+    def handset_model_cfg(self) -> ModelConfig:
+        """The hand-set GPT of the comparison, as a regression task model."""
+        c = self.compare
+        return ModelConfig(backbone="gpt", backbone_cfg={
+            "d_model": c.gpt_width, "n_layers": c.gpt_layers, "n_heads": c.gpt_heads,
+            "mlp_ratio": c.gpt_mlp_ratio, "causal": self.model.causal,
+            "max_len": 2 * self.data.k}, input_kind="vectors", input_dim=self.data.d,
+            output_dim=1)
+
+
+def handset_params(cfg: SearchConfig) -> int:
+    """Backbone parameters of the comparison's hand-set GPT (the search's cap counts the same)."""
+    from icarena.pretraining.backbones import build
+
+    return build("gpt", **cfg.handset_model_cfg().backbone_cfg).num_params()
+
+
 def quick_config(out_dir: str) -> SearchConfig:
     """A tiny search that finishes in seconds (for quickstart and tests)."""
     return SearchConfig(
@@ -227,7 +284,8 @@ def quick_config(out_dir: str) -> SearchConfig:
         train=SearchTrain(steps=30, batch_size=16, warmup_steps=5, threads=1),
         eval=SearchEval(n_val=64, n_test=64),
         search=Evolution(population=6, top_k=2, n_mutations=2, n_crossovers=2, generations=2,
-                         param_max=20_000))
+                         param_max=20_000),
+        compare=Comparison(steps=10, gpt_layers=2, gpt_width=16))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,11 +508,11 @@ def save_model_dir(model: SequenceModel, out: Path, extra: dict[str, Any]) -> No
 
 def _report(results: dict[str, Any]) -> str:
     lines = ["# S3-style search", "",
-             "| method | val loss | test err (mean over k) | params | config |",
-             "| --- | --- | --- | --- | --- |"]
+             "| method | val loss | test err (mean over k) | test err (last k) | params | config |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for row in results["rows"]:
         lines.append(f"| {row['method']} | {row['val_loss']:.4f} | {row['test_err']:.4f} | "
-                     f"{row['params']} | {row['config']} |")
+                     f"{row['err_last']:.4f} | {row['params']} | {row['config']} |")
     lines += ["", f"Distinct sub-networks evaluated (budget of both methods): "
               f"{results['n_evaluations']}; parameter cap {results['param_range']}.", "",
               "| generation | best val loss | top-k mean val loss |", "| --- | --- | --- |"]
@@ -495,8 +553,8 @@ class SupernetConfig:
     """Validation prompts (logged for the max / min sub-networks) and test prompts."""
 
     def validate(self) -> None:
-        SearchConfig(**{f.name: getattr(self, f.name)
-                        for f in dataclasses.fields(self)}).validate()
+        SearchConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                     compare=Comparison(steps=0)).validate()
 
     backbone_cfg = SearchConfig.backbone_cfg
 
@@ -602,21 +660,26 @@ def search_trained(sn: SupernetProblem, cfg: SearchConfig, out: Path,
         save_model_dir(winner, winner_dir, extra)
 
     # test metrics: only now, only for the two winners
-    test_err = {}
+    test_err, test_curve = {}, {}
     for name, sub in (("evolution", best), ("random", rnd["best"])):
         net.set_active(sub)
-        test_err[name] = sn.task.evaluate(model)["err_mean"]
+        test_curve[name] = sn.task.evaluate(model)
+        test_err[name] = test_curve[name]["err_mean"]
     if retrain > 0:
         test_err["evolution (retrained)"] = sn.task.evaluate(winner)["err_mean"]
     net.set_active(net.max_config())
 
     rows = [
         {"method": "evolution", "val_loss": evo["best_val_loss"], "test_err":
-         test_err["evolution"], "params": net.count_params(best), "config": _short(best)},
+         test_err["evolution"], "err_last": _err_last(test_curve["evolution"]),
+         "params": net.count_params(best), "config": _short(best)},
         {"method": "random search", "val_loss": rnd["best_val_loss"], "test_err":
-         test_err["random"], "params": net.count_params(rnd["best"]),
-         "config": _short(rnd["best"])},
+         test_err["random"], "err_last": _err_last(test_curve["random"]),
+         "params": net.count_params(rnd["best"]), "config": _short(rnd["best"])},
     ]
+    compare = compare_from_scratch(sn, cfg, out, {"evolution": best, "random search":
+                                                  rnd["best"]}, winner.cfg)
+    rows += compare
     results: dict[str, Any] = {
         "best": best.to_dict(), "best_val_loss": evo["best_val_loss"],
         "best_params": net.count_params(best),
@@ -625,6 +688,7 @@ def search_trained(sn: SupernetProblem, cfg: SearchConfig, out: Path,
         "n_evaluations": len(evo["evaluated"]), "history": evo["history"],
         "test_err": test_err, "param_range": [cfg.search.param_min, cfg.search.param_max],
         "extract_max_abs_diff": diff, "supernet_dir": str(supernet_dir),
+        "compare": compare, "test_curves": test_curve,
         "winner_dir": str(winner_dir), "search_seconds": time.perf_counter() - t0,
         "rows": rows,
         "columns": list(rows[0]),  # the table order for `icarena report` (keys are sorted on disk)
@@ -634,6 +698,54 @@ def search_trained(sn: SupernetProblem, cfg: SearchConfig, out: Path,
     atomic_write_bytes(report, _report(results).encode())
     results["report"] = str(report)
     return results
+
+
+def _err_last(curve: dict[str, float]) -> float:
+    """The test error at the prompt's last point (k - 1 examples in context)."""
+    return curve[f"err_k{sum(key.startswith('err_k') for key in curve) - 1}"]
+
+
+def compare_from_scratch(sn: SupernetProblem, cfg: SearchConfig, out: Path,
+                         winners: dict[str, SubnetConfig],
+                         like: ModelConfig) -> list[dict[str, Any]]:
+    """S3 step 5 with its controls: each winner's architecture and the hand-set GPT, trained
+    from a fresh initialisation for ``cfg.compare.steps`` steps on the same batches (same
+    seed), into ``out/scratch-evolution``, ``out/scratch-random`` and ``out/handset-gpt``;
+    returns one result row per model (none when ``compare.steps`` is 0).
+
+    ``like`` is the extracted winner's task-model config (read-in / read-out as the search's);
+    a random-search winner equal to the evolution winner is not trained twice.
+    """
+    if cfg.compare.steps == 0:
+        return []
+    models: list[tuple[str, str, ModelConfig, str]] = []
+    for (name, sub), dirname in zip(winners.items(), ("scratch-evolution", "scratch-random"),
+                                    strict=True):
+        dense = sn.net.extract(sub).config
+        mcfg = dataclasses.replace(like, backbone_cfg=json.loads(json.dumps(
+            dataclasses.asdict(dense))))
+        models.append((f"{name}, retrained from scratch", dirname, mcfg, _short(sub)))
+    c = cfg.compare
+    models.append(("hand-set GPT", "handset-gpt", cfg.handset_model_cfg(),
+                   f"GPT L{c.gpt_layers} E{c.gpt_width} H{c.gpt_heads} R{c.gpt_mlp_ratio:g}"))
+    rows: list[dict[str, Any]] = []
+    done: dict[str, dict[str, Any]] = {}
+    for method, dirname, mcfg, short in models:
+        if short in done:  # the same architecture: the same run
+            rows.append({**done[short], "method": method})
+            continue
+        seed_everything(cfg.seed)
+        model = SequenceModel(mcfg)
+        trained = train(model, sn.task, _train_config(cfg, c.steps), out / dirname,
+                        resume=cfg.resume, config={"model": dataclasses.asdict(mcfg),
+                                                   "search": dataclasses.asdict(cfg)})
+        model.eval()
+        curve = trained.final_eval
+        done[short] = {"method": method, "val_loss": sn.val_loss(model),
+                       "test_err": curve["err_mean"], "err_last": _err_last(curve),
+                       "params": model.backbone.num_params(), "config": short}
+        rows.append(done[short])
+    return rows
 
 
 @writes_run

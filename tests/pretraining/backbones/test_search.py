@@ -80,11 +80,15 @@ def test_search_end_to_end_extracts_an_identical_standalone_winner(tmp_path, mon
 
     monkeypatch.setattr(RegressionTask, "evaluate", spy)
     res = S.search(_tiny(tmp_path / "a"))
-    assert len(calls) == 2
+    # the two winners, then one final evaluation per model trained from scratch
+    trained = len({r["config"] for r in res["compare"]})
+    assert len(calls) == 2 + trained
     assert res["extract_max_abs_diff"] <= 1e-6
     saved = json.loads((tmp_path / "a" / "search.json").read_text())
     assert saved["best"] == res["best"] and (tmp_path / "a" / "report.md").is_file()
-    assert [r["method"] for r in res["rows"]] == ["evolution", "random search"]
+    assert [r["method"] for r in res["rows"]] == [
+        "evolution", "random search", "evolution, retrained from scratch",
+        "random search, retrained from scratch", "hand-set GPT"]
 
     # independent check: the winner run dir, loaded alone, equals the supernet at that config
     winner, _ = load_model(tmp_path / "a" / "winner")
@@ -103,6 +107,43 @@ def test_search_end_to_end_extracts_an_identical_standalone_winner(tmp_path, mon
     assert again["best"] == res["best"] and again["best_val_loss"] == res["best_val_loss"]
     with pytest.raises((ConfigError, CheckpointError), match="overwrite"):
         S.search(_tiny(tmp_path / "a"))
+
+
+def test_comparison_retrains_the_winners_from_scratch_next_to_a_hand_set_gpt(tmp_path):
+    cfg = _tiny(tmp_path / "a")
+    res = S.search(cfg)
+    rows = {r["method"]: r for r in res["compare"]}
+    task = RegressionTask(S.make_family(cfg.data.family, cfg.data.d), cfg.data.k,
+                          n_eval=cfg.eval.n_test, eval_seed=cfg.eval.test_seed)
+    inherited, _ = load_model(tmp_path / "a" / "winner")
+    for method, dirname in (("evolution, retrained from scratch", "scratch-evolution"),
+                            ("hand-set GPT", "handset-gpt")):
+        model, _ = load_model(tmp_path / "a" / dirname)
+        row = rows[method]
+        # an independent evaluation of the saved model gives the reported test errors
+        curve = task.evaluate(model)
+        assert row["test_err"] == pytest.approx(curve["err_mean"], rel=1e-6)
+        assert row["err_last"] == pytest.approx(curve[f"err_k{cfg.data.k - 1}"], rel=1e-6)
+        assert row["params"] == model.backbone.num_params() <= cfg.search.param_max
+    scratch, _ = load_model(tmp_path / "a" / "scratch-evolution")
+    # the searched architecture, with its own (fresh) weights, not the inherited ones
+    assert scratch.cfg.backbone_cfg == inherited.cfg.backbone_cfg
+    assert rows["evolution, retrained from scratch"]["params"] == res["best_params"]
+    assert not torch.equal(scratch.backbone.blocks[0].attn.qkv.weight,
+                           inherited.backbone.blocks[0].attn.qkv.weight)
+    gpt, _ = load_model(tmp_path / "a" / "handset-gpt")
+    assert gpt.cfg.backbone == "gpt" and rows["hand-set GPT"]["params"] == S.handset_params(cfg)
+    # the comparison is seeded: a second search trains the same models
+    again = S.search(_tiny(tmp_path / "b"))
+    assert again["compare"] == res["compare"]
+
+
+def test_hand_set_gpt_over_the_cap_is_refused_before_training(tmp_path):
+    cfg = _tiny(tmp_path / "a")
+    cfg = dataclasses.replace(cfg, compare=dataclasses.replace(cfg.compare, gpt_width=64))
+    with pytest.raises(ConfigError, match="--compare.gpt-width"):
+        S.search(cfg)
+    assert not (tmp_path / "a").exists()
 
 
 def test_validation_prompts_are_not_the_test_prompts():
@@ -142,4 +183,5 @@ def test_config_errors():
         S.search(S.SearchConfig(search=S.Evolution(param_min=10, param_max=5)))
     with pytest.raises(ConfigError, match="misses the space"):  # refused before any training
         cfg = S.quick_config("unused")
-        S.search(dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, param_max=10)))
+        S.search(dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, param_max=10),
+                                     compare=S.Comparison(steps=0)))
