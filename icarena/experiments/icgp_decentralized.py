@@ -11,7 +11,8 @@ on the same games with the same seeds, and uniform play.
 CPU default vs paper: the paper uses K = 3000 episodes (T = 3000 tokens) and 100 epochs on a GPU.
 The default here is **K = 300** (T = 300), a 3-layer width-32 GPT (4 heads), soft labels, the
 ``slot_prob`` token (the player's own probability of the action it took rides along with the
-action and reward; :mod:`icarena.pretraining.game_lm`), 5 EXP3 trajectories per pretraining
+action and reward; :mod:`icarena.pretraining.game_lm`), the action-symmetric ``cells`` read-out
+(:class:`icarena.pretraining.readouts.CellReadOut`), 5 EXP3 trajectories per pretraining
 game, N ∈ (10, 20, 100) and 1,500 AdamW steps of batch 16 per model, the max and min models
 trained side by side (``--train.stream-workers 2``, one core each), a budget sized for 2 CPU cores.
 ``--preset paper`` is the paper's scale (K = 3000, N = 10 and 20, batch 32, lr 5e-4, 100 epochs;
@@ -23,10 +24,19 @@ frequency tracks its current probability, and the model learned that shortcut, w
 update puts little weight on an action played more often than its probability (importance-weighted
 losses grow with that excess). In play the shortcut feeds itself. More steps, off-policy
 pretraining histories and DAgger-style relabelling of the model's own histories did not fix it;
-giving the model the probabilities that EXP3's update divides by did. With 10 games the
-trajectories are memorised, and the gap falls with N as the paper reports. Measured gaps and
-ratios at the defaults (two seeds), the variants that chose the defaults, and the probe of the
-shortcut, with commands and machines: ``docs/results/icgp-decentralized.md``.
+giving the model the probabilities that EXP3's update divides by did.
+
+Why the cells read-out: with a linear read-out the N = 100 models imitated EXP3 on held-out
+trajectories equally well at every seed, yet in closed-loop play some seeds drifted well past
+EXP3's gap. EXP3 treats its actions alike (relabelling them permutes its policy the same way); a
+linear read-out can learn label-specific habits of its pretraining games, which in play feed
+themselves. The cells read-out computes per action the visit share and the mean reward and maps
+them to the action's logit by one network shared by all actions, so the learned rule is the same
+for every action.
+
+Measured gaps and ratios at the defaults (five seeds), those of the former linear read-out, the
+variants that chose the defaults and the probe of the shortcut, with commands and machines:
+``docs/results/icgp-decentralized.md``.
 
 The pipeline chains the stages, per N: ``icarena generate games`` into ``out_dir/data/N<n>/``
 (:func:`icarena.pretraining.data.games.generate`; reused by ``--resume``), then
@@ -95,7 +105,7 @@ def _data() -> IcgpData:
 
 def _model() -> GameModel:
     return GameModel(backbone="gpt", d_model=32, n_layers=3, n_heads=4, embedding="slot_prob",
-                     read_out="linear")
+                     read_out="cells")
 
 
 def _train_cfg() -> GameTrainConfig:

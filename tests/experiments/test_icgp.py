@@ -42,8 +42,8 @@ def test_every_backbone_runs_the_experiment(tmp_path, backbone, setting):
     stream = "max" if setting == "decentralized" else "joint"
     model = json.loads((out / "N2" / stream / "config.json").read_text())["model"]
     assert model["backbone"] == backbone
-    # each experiment's default read-out: the centralized one reads out per state and cell
-    assert model["read_out"] == ("linear" if setting == "decentralized" else "cells")
+    # both experiments read out with the action-symmetric cells read-out (per action / per cell)
+    assert model["read_out"] == "cells"
     for f in ("report.md", "gap_last.png", "gap_avg.png", "icgp_eval.json"):
         assert (out / f).is_file()
     assert any((out / "tb_icgp").iterdir())
