@@ -258,7 +258,6 @@ class SearchConfig:
                 "mlp_ratio_choices": list(m.mlp_ratio_choices),
                 "causal": m.causal, "max_len": 2 * self.data.k}
 
-
     def handset_model_cfg(self) -> ModelConfig:
         """The hand-set GPT of the comparison, as a regression task model."""
         c = self.compare
@@ -671,10 +670,10 @@ def search_trained(sn: SupernetProblem, cfg: SearchConfig, out: Path,
 
     rows = [
         {"method": "evolution", "val_loss": evo["best_val_loss"], "test_err":
-         test_err["evolution"], "err_last": _err_last(test_curve["evolution"]),
+         test_err["evolution"], "err_last": _err_last(test_curve["evolution"], cfg.data.k),
          "params": net.count_params(best), "config": _short(best)},
         {"method": "random search", "val_loss": rnd["best_val_loss"], "test_err":
-         test_err["random"], "err_last": _err_last(test_curve["random"]),
+         test_err["random"], "err_last": _err_last(test_curve["random"], cfg.data.k),
          "params": net.count_params(rnd["best"]), "config": _short(rnd["best"])},
     ]
     compare = compare_from_scratch(sn, cfg, out, {"evolution": best, "random search":
@@ -700,9 +699,9 @@ def search_trained(sn: SupernetProblem, cfg: SearchConfig, out: Path,
     return results
 
 
-def _err_last(curve: dict[str, float]) -> float:
-    """The test error at the prompt's last point (k - 1 examples in context)."""
-    return curve[f"err_k{sum(key.startswith('err_k') for key in curve) - 1}"]
+def _err_last(curve: dict[str, float], k: int) -> float:
+    """The test error at the last point of a k-point prompt (k - 1 examples in context)."""
+    return curve[f"err_k{k - 1}"]
 
 
 def compare_from_scratch(sn: SupernetProblem, cfg: SearchConfig, out: Path,
@@ -742,7 +741,7 @@ def compare_from_scratch(sn: SupernetProblem, cfg: SearchConfig, out: Path,
         model.eval()
         curve = trained.final_eval
         done[short] = {"method": method, "val_loss": sn.val_loss(model),
-                       "test_err": curve["err_mean"], "err_last": _err_last(curve),
+                       "test_err": curve["err_mean"], "err_last": _err_last(curve, cfg.data.k),
                        "params": model.backbone.num_params(), "config": short}
         rows.append(done[short])
     return rows
