@@ -66,6 +66,7 @@ from icarena.lifecycle import (
     recorded_config,
     writes_run,
 )
+from icarena.pretraining.backbones import build
 from icarena.pretraining.backbones.supernet import SubnetConfig, SuperTransformer
 from icarena.pretraining.data.regression import RegressionTask, tokenize
 from icarena.pretraining.model import ModelConfig, SequenceModel
@@ -270,8 +271,6 @@ class SearchConfig:
 
 def handset_params(cfg: SearchConfig) -> int:
     """Backbone parameters of the comparison's hand-set GPT (the search's cap counts the same)."""
-    from icarena.pretraining.backbones import build
-
     return build("gpt", **cfg.handset_model_cfg().backbone_cfg).num_params()
 
 
