@@ -107,3 +107,12 @@ def test_evaluate_averages_play_draws(tmp_path):
     assert curves["p3"]["mean_curves"] != curves["p4"]["mean_curves"]  # the draws differ
     assert "--eval.plays" in refused("evaluate", "icgp", "--run-dir", str(run), *EVAL,
                                      "--eval.plays", "0", "--out-dir", str(tmp_path / "zero"))
+    # one torch thread (for evaluations sharing the cores) plays the same games to the same gaps
+    ok("evaluate", "icgp", "--run-dir", str(run), *EVAL, "--eval.play-seed", "3", "--threads",
+       "1", "--out-dir", str(tmp_path / "one-thread"))
+    one = json.loads((tmp_path / "one-thread" / "icgp_eval.json").read_text())["mean_curves"]
+    for key, curve in curves["p3"]["mean_curves"].items():
+        assert one[key] == pytest.approx(curve, rel=1e-6, abs=1e-9), key
+    assert "--threads" in refused("evaluate", "icgp", "--run-dir", str(run), *EVAL, "--threads",
+                                  "-1", "--out-dir", str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()

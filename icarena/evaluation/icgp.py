@@ -376,6 +376,9 @@ class EvalConfig:
     for one run dir; required for several). The runs' own files are never changed."""
     overwrite: bool = False
     """Replace an earlier evaluation in out_dir."""
+    threads: int = 0
+    """torch CPU threads of the players' forward passes (0: leave torch's default). Set 1 when
+    several evaluations or a training share the machine's cores."""
     eval: GamesEval = field(default_factory=GamesEval)
     """Evaluation protocol."""
 
@@ -395,12 +398,18 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
           "checked against the datasets they recorded)")
     ev = cfg.eval
     ev.validate()
+    check(isinstance(cfg.threads, int) and cfg.threads >= 0,
+          f"--threads must be an int >= 0 (0: torch's default), got {cfg.threads!r}")
     out = eval_out_dir(dirs[0], cfg.out_dir)
     check_run_target(out, overwrite=cfg.overwrite, resumable=False)  # refuse before the work
     # the runs' own seed by default; with several runs the smallest, so that the result does
     # not depend on the order they are listed in
     play_seed = ev.play_seed if ev.play_seed is not None else min(
         int(read_meta(d).get("seed", 0)) for d in dirs)
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     res = evaluate_players(run_dirs, n_games=ev.n_games, eval_seed=ev.seed,
                            episodes=ev.episodes or None, seed=play_seed, query=ev.query,
                            device=ev.device or "cpu",
