@@ -554,7 +554,9 @@ class GameModel(ModelSpec):
     read_out_options: Options = field(default_factory=dict)
     """Options of the 'query' read-out, e.g. --model.read-out-options hidden 64 head_dim 16
     (icarena.pretraining.readouts.QueryReadOut: heads, head_dim, hidden, summary), or of the
-    'cells' read-out (CellReadOut: heads, width, layers, summary)."""
+    'cells' read-out (CellReadOut: heads, width, layers, summary). The flag replaces the whole
+    default (the keys it leaves out take the read-out's own defaults), so to change one key of
+    an experiment's default give them all, e.g. width 16 layers 4 heads 4."""
 
     def validate(self) -> None:
         _check_options(self.options, "model.options")
