@@ -353,7 +353,7 @@ def test_option_flags_are_typed_key_value_pairs():
     assert cfg.model.read_out_options == {"hidden": 8, "summary": True}
     assert cfg.model.options == {"mlp_ratio": 2}
     cen = icgp_centralized.Config
-    assert cen().model.read_out_options == {"width": 16}
+    assert cen().model.read_out_options == {"width": 16, "layers": 4}
     assert tyro.cli(cen, args=["--model.read-out-options", "heads", "2"]).model.read_out_options \
         == {"heads": 2}
     assert tyro.cli(cen, args=["--model.read-out-options"]).model.read_out_options == {}
