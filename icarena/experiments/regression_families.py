@@ -24,11 +24,11 @@ ReLU nets and trees it is no worse than 3-NN at the largest k.
 Scaled to a CPU: d = 5, k = 11 for linear families and 21 for ReLU nets and trees, the tiny
 GPT (3 layers, width 64, 2 heads), Garg et al.'s dimension curriculum (2 active input dims,
 +1 every 1,000 steps) on every Gaussian-input family, 8,000 steps of batch 64 per family, except
-linear and decision trees with 16,000 steps (with 8,000 their checks failed at some seeds; trees
-stay on a loss plateau for a number of steps that varies with the seed) and sparse
-linear s = 1 (Garg et al.'s s/d = 3/20 at d = 5) with 20,000 steps of batch 128: without the
-curriculum it stayed on its loss plateau far longer, and with a smaller budget its check passed
-on one data stream and failed on another.
+linear regression with 16,000 steps (with 8,000 its check failed at some seeds), decision trees
+with 16,000 steps and 4 heads (with 2 heads, or with 8,000 steps, the model stayed on a loss
+plateau past the end at some seeds) and sparse linear s = 1 (Garg et al.'s s/d = 3/20 at
+d = 5) with 20,000 steps of batch 128: without the curriculum it stayed on its loss plateau
+far longer, and with a smaller budget its check passed on one data stream and failed on another.
 
 Each family's model run dir is ``out_dir/<family>``; ``out_dir`` holds config.json, metrics.json,
 report.md and one PNG per family. Measured errors per family, both seeds and training times, with
@@ -106,6 +106,9 @@ class Config:
     than train.steps to pass their checks; measured: docs/results/regression-families.md)."""
     family_batch_size: dict[str, int] = field(default_factory=lambda: {"sparse_linear": 128})
     """Per-family overrides of train.batch_size (sparse_linear: less gradient noise)."""
+    family_heads: dict[str, int] = field(default_factory=lambda: {"decision_tree": 4})
+    """Per-family overrides of model.n_heads (decision_tree: with 2 heads its loss plateau lasted
+    past 16,000 steps at some seeds; measured: docs/results/regression-families.md)."""
     eval: RegressionEval = field(default_factory=RegressionEval)
     """Evaluation protocol (held-out prompts per family)."""
 
@@ -121,10 +124,14 @@ class Config:
         check(data.d >= 1, f"data.d must be >= 1, got {data.d}")
         check(data.k_linear >= 2 and data.k_nonlinear >= 2,
               "data.k_linear and data.k_nonlinear must be >= 2")
-        for option in ("family_steps", "family_batch_size"):
+        for option in ("family_steps", "family_batch_size", "family_heads"):
             for f, n in getattr(self, option).items():
                 check(f in FAMILY_NAMES and n >= 1,
                       f"{option} needs known families and values >= 1, got {f!r}: {n}")
+        for f, n in self.family_heads.items():
+            check(self.model.d_model % n == 0,
+                  f"family_heads[{f!r}] = {n} does not divide model.d_model = "
+                  f"{self.model.d_model}; choose a divisor (e.g. --family-heads.decision-tree 2)")
         self.train.validate()
         self.eval.validate()
         dimension_curriculum(data.curriculum_start, data.curriculum_every, data.d)
@@ -134,7 +141,7 @@ def quick_config(out_dir: str) -> Config:
     """A tiny version for quickstart and tests; checks not expected to pass."""
     return Config(out_dir=out_dir, data=FamiliesData(k_nonlinear=11, curriculum_every=10),
                   train=dataclasses.replace(_default_train(), steps=40, progress=False),
-                  family_steps={}, family_batch_size={},
+                  family_steps={}, family_batch_size={}, family_heads={},
                   eval=RegressionEval(n_prompts=64, n_boot=100))
 
 
@@ -188,11 +195,13 @@ def run(cfg: Config) -> dict[str, Any]:
         k = cfg.data.k_linear if name in ("linear", "sparse_linear") else cfg.data.k_nonlinear
         steps = cfg.family_steps.get(name, cfg.train.steps)
         batch_size = cfg.family_batch_size.get(name, cfg.train.batch_size)
+        model = dataclasses.replace(
+            cfg.model, n_heads=cfg.family_heads.get(name, cfg.model.n_heads))
         tcfg = dataclasses.replace(cfg.train, steps=steps, batch_size=batch_size, seed=cfg.seed,
                                    warmup_steps=min(cfg.train.warmup_steps, steps),
                                    ckpt_every=min(cfg.train.ckpt_every, steps))
         reg, task, result = train_model(
-            family, k, out / name, cfg.model, tcfg, n_eval=cfg.eval.n_prompts,
+            family, k, out / name, model, tcfg, n_eval=cfg.eval.n_prompts,
             eval_seed=cfg.eval.seed, resume=cfg.resume, experiment=dataclasses.asdict(cfg),
             curriculum=_curriculum(name, cfg),
         )
@@ -208,7 +217,7 @@ def run(cfg: Config) -> dict[str, Any]:
         check_text, passed = _family_check(name, mean, cfg.data.d, k)
         metrics[name] = {"k": k, "normaliser": family.normaliser, "curves": stats,
                          "check": {"text": check_text, "passed": passed},
-                         "steps": steps, "batch_size": batch_size,
+                         "steps": steps, "batch_size": batch_size, "n_heads": model.n_heads,
                          "train_seconds": result.seconds}
         names = list(errors)
         ks = np.arange(k)
@@ -222,8 +231,8 @@ def run(cfg: Config) -> dict[str, Any]:
             [[int(i)] + [f"{stats[m]['mean'][i]:.3f} [{stats[m]['ci90_low'][i]:.3f}, "
                          f"{stats[m]['ci90_high'][i]:.3f}]" for m in names] for i in ks])
         sections.append(
-            f"## {name}\n\nk = {k}, normaliser {family.normaliser:g}, trained {steps} steps of "
-            f"batch {batch_size} "
+            f"## {name}\n\nk = {k}, normaliser {family.normaliser:g}, {model.n_heads} heads, "
+            f"trained {steps} steps of batch {batch_size} "
             f"in {result.seconds:.0f} s.\n\n"
             f"Check: {check_text} — **{'PASS' if passed else 'FAIL'}**"
             f"\n\n{table}\n\n![{name}]({name}.png)")
@@ -236,7 +245,8 @@ def run(cfg: Config) -> dict[str, Any]:
         f"d = {cfg.data.d}; {cfg.model.backbone} "
         f"{cfg.model.n_layers}L/{cfg.model.d_model}/{cfg.model.n_heads}H, {cfg.train.steps} steps "
         f"per family (overrides: steps {cfg.family_steps or 'none'}, batch size "
-        f"{cfg.family_batch_size or 'none'}); dimension curriculum "
+        f"{cfg.family_batch_size or 'none'}, heads {cfg.family_heads or 'none'}); "
+        f"dimension curriculum "
         f"{_curriculum_text(cfg)}; {cfg.eval.n_prompts} held-out prompts; normalised squared "
         "error, mean [bootstrap 90% interval]. The summary row per family is at the largest k.",
         *sections,
@@ -273,7 +283,7 @@ def paper_config() -> Config:
         model=ModelSpec(d_model=256, n_layers=12, n_heads=8),
         train=dataclasses.replace(_default_train(), steps=500_000, batch_size=64, lr=1e-4,
                                   min_lr=1e-4, warmup_steps=0, ckpt_every=5000),
-        family_steps={}, family_batch_size={})
+        family_steps={}, family_batch_size={}, family_heads={})
 
 
 PRESETS = {"paper": paper_config}

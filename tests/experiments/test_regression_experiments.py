@@ -102,6 +102,10 @@ def test_regression_families_tiny(tmp_path):
     assert "lasso(0.01)" in m["sparse_linear"]["curves"]
     assert m["sparse_linear"]["steps"] == 7 and m["decision_tree"]["steps"] == 5
     assert m["sparse_linear"]["batch_size"] == 8 and m["decision_tree"]["batch_size"] == 64
+    # decision trees get 4 heads by default (family_heads), the other families model.n_heads
+    assert m["sparse_linear"]["n_heads"] == 2 and m["decision_tree"]["n_heads"] == 4
+    tree_cfg = json.loads((tmp_path / "rf" / "decision_tree" / "config.json").read_text())
+    assert tree_cfg["model"]["backbone_cfg"]["n_heads"] == 4, tree_cfg["model"]
     # s = 1: two points identify the coordinate, so the Bayes floor is ~0 from k = 2 while
     # least squares still errs at k = 2 < d
     bayes = np.array(m["sparse_linear"]["curves"]["Bayes optimal"]["mean"])
@@ -114,6 +118,9 @@ def test_regression_families_tiny(tmp_path):
     assert m["decision_tree"]["check"]["passed"] == bool(tr[-1] <= knn[-1])
     with pytest.raises(ConfigError, match="unknown function family 'cubic'"):
         mod.run(mod.Config(out_dir=str(tmp_path / "x"), data=mod.FamiliesData(families=["cubic"])))
+    with pytest.raises(ConfigError, match=r"family_heads\['decision_tree'\] = 3 does not divide"):
+        mod.run(mod.Config(out_dir=str(tmp_path / "x"), family_heads={"decision_tree": 3}))
+    assert not (tmp_path / "x").exists()
 
 
 def test_regression_rate_tiny_and_slope_fit(tmp_path):
