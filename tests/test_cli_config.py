@@ -125,3 +125,12 @@ def test_unknown_preset_or_preset_with_config_is_refused(tmp_path):
                                  str(tmp_path / "config.json"))
     assert "needs a value" in refused("run", "alpine", "--preset")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_head_count_that_does_not_divide_the_width_is_refused_before_writing(tmp_path):
+    out = tmp_path / "rf"
+    msg = refused("run", "regression-families", "--family-heads.decision-tree", "3",
+                  "--out-dir", str(out))
+    assert "family_heads['decision_tree'] = 3 does not divide model.d_model = 64" in msg
+    assert "--family-heads.decision-tree" in msg
+    assert not out.exists()
