@@ -246,7 +246,7 @@ def run(cfg: Config) -> dict[str, Any]:
         f"{cfg.model.n_layers}L/{cfg.model.d_model}/{cfg.model.n_heads}H, {cfg.train.steps} steps "
         f"per family (overrides: steps {cfg.family_steps or 'none'}, batch size "
         f"{cfg.family_batch_size or 'none'}, heads {cfg.family_heads or 'none'}); "
-        f"dimension curriculum "
+        "dimension curriculum "
         f"{_curriculum_text(cfg)}; {cfg.eval.n_prompts} held-out prompts; normalised squared "
         "error, mean [bootstrap 90% interval]. The summary row per family is at the largest k.",
         *sections,
